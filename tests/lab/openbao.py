@@ -30,8 +30,20 @@ def free_port():
         return sock.getsockname()[1]
 
 
-def http(method, url, payload=None, token=None, timeout=10):
-    """(status, parsed JSON or None) — the harness's own raw client, independent of the collection."""
+def http(method, url, payload=None, token=None, timeout=10, attempts=3):
+    """(status, parsed JSON or None) — the harness's own raw client, independent of the collection.
+
+    A server that was just (re)started may reset a connection: such errors are retried a few times."""
+    for attempt in range(attempts):
+        try:
+            return _http_once(method, url, payload, token, timeout)
+        except (ConnectionError, urllib.error.URLError):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.5)
+
+
+def _http_once(method, url, payload, token, timeout):
     data = json.dumps(payload).encode() if payload is not None else None
     req = urllib.request.Request(url, data=data, method=method)
     if token:
@@ -96,7 +108,8 @@ class BaoServer(object):
     def render_config(self):
         joins = ''.join('  retry_join {\n    leader_api_addr = "%s"\n  }\n' % url for url in self.retry_join)
         return (
-            'storage "raft" {\n  path = "%s"\n  node_id = "%s"\n%s}\n'
+            # performance_multiplier 1: raft timings for loopback, not the WAN-safe default of 5.
+            'storage "raft" {\n  path = "%s"\n  node_id = "%s"\n  performance_multiplier = 1\n%s}\n'
             'listener "tcp" {\n  address = "127.0.0.1:%d"\n  cluster_address = "127.0.0.1:%d"\n'
             '  tls_disable = true\n}\n'
             'api_addr = "%s"\ncluster_addr = "http://127.0.0.1:%d"\n'

@@ -1,0 +1,112 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, trustroot.ops contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Files that must never be half-written: atomic writes (temp file + rename), checksums, age encryption."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import contextlib
+import hashlib
+import os
+import tempfile
+
+CHUNK = 1024 * 1024
+AGE_ARMOR_HEADER = b'-----BEGIN AGE ENCRYPTED FILE-----'
+
+
+class FileError(Exception):
+    pass
+
+
+def check_writable_target(path, overwrite=True):
+    """Return None when ``path`` can be written atomically, else the reason (for a field error)."""
+    directory = os.path.dirname(os.path.abspath(path)) or '.'
+    if not os.path.isdir(directory):
+        return 'directory %s does not exist' % directory
+    if not os.access(directory, os.W_OK | os.X_OK):
+        return 'directory %s is not writable' % directory
+    if os.path.isdir(path):
+        return '%s is a directory' % path
+    if not overwrite and os.path.exists(path):
+        return '%s already exists' % path
+    return None
+
+
+@contextlib.contextmanager
+def atomic_writer(path, mode=0o600):
+    """Yield a binary file; on success it replaces ``path`` whole, on any error nothing is left behind.
+
+    The temp file lives in the target directory (same filesystem, so the rename is atomic) and has its
+    final mode from the start, so a secret is never readable by others even for a moment.
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp_path = tempfile.mkstemp(dir=directory, prefix='.%s.' % os.path.basename(path), suffix='.part')
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, 'wb') as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_path, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp_path)
+        raise
+    _fsync_directory(directory)
+
+
+def atomic_write(path, data, mode=0o600):
+    with atomic_writer(path, mode) as handle:
+        handle.write(data)
+
+
+def _fsync_directory(directory):
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def sha256_file(path):
+    digest = hashlib.sha256()
+    with open(path, 'rb') as handle:
+        for chunk in iter(lambda: handle.read(CHUNK), b''):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def is_age_encrypted(data):
+    return data.lstrip().startswith(AGE_ARMOR_HEADER) or data.startswith(b'age-encryption.org/')
+
+
+def age_encrypt(module, data, recipients):
+    """Encrypt bytes to age recipients (ASCII armor) with the ``age`` CLI; raises FileError."""
+    age = module.get_bin_path('age')
+    if not age:
+        raise FileError('age_recipients needs the age command on the host that runs the module')
+    argv = [age, '--armor']
+    for recipient in recipients:
+        argv += ['--recipient', recipient]
+    rc, out, err = module.run_command(argv, data=data, binary_data=True, encoding=None)
+    if rc != 0:
+        raise FileError('age could not encrypt to age_recipients: %s' % _text(err).strip())
+    return out
+
+
+def age_decrypt(module, data, identity_file):
+    age = module.get_bin_path('age')
+    if not age:
+        raise FileError('decrypting needs the age command on the host that runs the module')
+    rc, out, err = module.run_command([age, '--decrypt', '--identity', identity_file], data=data,
+                                      binary_data=True, encoding=None)
+    if rc != 0:
+        raise FileError('age could not decrypt with age_identity %s: %s' % (identity_file, _text(err).strip()))
+    return out
+
+
+def _text(value):
+    return value.decode('utf-8', 'replace') if isinstance(value, bytes) else (value or '')
