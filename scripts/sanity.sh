@@ -12,7 +12,8 @@ shim=~/.ansible/test/cache/get_pip_${pip_version//./_}.py
 mkdir -p "$(dirname "$shim")"
 cmp -s scripts/get_pip_shim.py "$shim" || cp scripts/get_pip_shim.py "$shim"
 
-dest=$ROOT/.cache/sanity/ansible_collections/trustroot/ops
+# SANITY_ROOT lets concurrent runs use separate copies.
+dest=${SANITY_ROOT:-$ROOT/.cache/sanity}/ansible_collections/trustroot/ops
 rm -rf "$dest" && mkdir -p "$dest"
 # Tracked and new (not ignored) files, as they are in the work tree; nothing else.
 git ls-files -z --cached --others --exclude-standard | rsync -a --from0 --files-from=- ./ "$dest/"
