@@ -1,0 +1,111 @@
+"""vault_init against real OpenBao: Shamir, auto-unseal, check mode, idempotency, bad input."""
+import json
+import os
+import stat
+import subprocess
+
+import pytest
+
+from tests.lab.openbao import http
+
+
+def read_json(path):
+    with open(path) as handle:
+        return json.load(handle)
+
+
+def test_check_mode_then_init_then_idempotent(ansible, bao_single, tmp_path):
+    out = str(tmp_path / 'init.json')
+    args = {'url': bao_single.url, 'secret_shares': 3, 'secret_threshold': 2, 'output_path': out}
+
+    checked = ansible.module('vault_init', args, check=True, diff=True)
+    assert checked['changed'] is True and not checked.get('failed'), checked
+    assert checked['diff']['after'] == {'initialized': True, 'shares': 3, 'threshold': 2}
+    assert bao_single.seal_status()['initialized'] is False
+    assert not os.path.exists(out)
+
+    done = ansible.module('vault_init', args)
+    assert done['changed'] is True and done['initialized'] is True, done
+    assert stat.S_IMODE(os.stat(out).st_mode) == 0o600
+    material = read_json(out)
+    assert material['format'] == 'trustroot.ops/vault-init/v1' and material['kind'] == 'init'
+    assert len(material['unseal_keys_b64']) == 3 and material['unseal_threshold'] == 2
+    assert material['root_token']
+    for secret in material['unseal_keys_b64'] + material['unseal_keys_hex'] + [material['root_token']]:
+        assert secret not in done['_stdout']
+        assert secret not in json.dumps({k: v for k, v in done.items() if k != '_stdout'})
+    assert bao_single.seal_status()['initialized'] is True
+
+    before = os.stat(out).st_mtime_ns
+    again = ansible.module('vault_init', dict(args, overwrite_output=True))
+    assert again['changed'] is False and again['initialized'] is True
+    assert (again['shares'], again['threshold']) == (3, 2)
+    assert os.stat(out).st_mtime_ns == before, 'an initialized server must leave the material alone'
+
+
+def test_age_encrypted_material(ansible, bao_single, tmp_path):
+    identity = tmp_path / 'operator.agekey'
+    subprocess.run(['age-keygen', '-o', str(identity)], check=True, capture_output=True)
+    recipient = subprocess.run(['age-keygen', '-y', str(identity)], check=True, capture_output=True,
+                               text=True).stdout.strip()
+    out = str(tmp_path / 'init.json.age')
+    done = ansible.module('vault_init', {'url': bao_single.url, 'secret_shares': 1, 'secret_threshold': 1,
+                                         'output_path': out, 'age_recipients': [recipient]})
+    assert done['changed'] is True, done
+    with open(out, 'rb') as handle:
+        raw = handle.read()
+    assert raw.startswith(b'-----BEGIN AGE ENCRYPTED FILE-----')
+    plain = subprocess.run(['age', '-d', '-i', str(identity), out], check=True, capture_output=True).stdout
+    material = json.loads(plain)
+    assert len(material['unseal_keys_b64']) == 1
+    assert material['root_token'].encode() not in raw
+
+
+@pytest.mark.parametrize('args, field', [
+    ({'secret_shares': 3, 'secret_threshold': 4}, 'secret_threshold'),
+    ({'secret_shares': 3, 'secret_threshold': 1}, 'secret_threshold'),
+    ({'secret_shares': 0, 'secret_threshold': 0}, 'secret_shares'),
+    ({'pgp_keys': ['a', 'b']}, 'pgp_keys'),
+    ({'recovery_shares': 3}, 'recovery_shares'),
+    ({'age_recipients': ['not-an-age-recipient']}, 'age_recipients'),
+])
+def test_bad_input_names_field_and_leaves_server_uninitialized(ansible, bao_single, tmp_path, args, field):
+    out = str(tmp_path / 'init.json')
+    result = ansible.module('vault_init', dict({'url': bao_single.url, 'output_path': out}, **args))
+    assert result['failed'] is True
+    assert field in result['msg'], result['msg']
+    assert bao_single.seal_status()['initialized'] is False
+    assert not os.path.exists(out)
+
+
+def test_unwritable_output_fails_before_init(ansible, bao_single, tmp_path):
+    result = ansible.module('vault_init', {'url': bao_single.url, 'output_path': str(tmp_path / 'no' / 'x.json')})
+    assert result['failed'] is True and 'output_path' in result['msg']
+    assert bao_single.seal_status()['initialized'] is False
+
+
+def test_existing_output_is_not_overwritten(ansible, bao_single, tmp_path):
+    out = tmp_path / 'init.json'
+    out.write_text('keys of another cluster')
+    result = ansible.module('vault_init', {'url': bao_single.url, 'output_path': str(out)})
+    assert result['failed'] is True and 'output_path' in result['msg'] and 'exists' in result['msg']
+    assert out.read_text() == 'keys of another cluster'
+    assert bao_single.seal_status()['initialized'] is False
+
+
+def test_stopped_server_is_a_clear_error(ansible, bao_single, tmp_path):
+    bao_single.stop()
+    result = ansible.module('vault_init', {'url': bao_single.url, 'output_path': str(tmp_path / 'i.json')})
+    assert result['failed'] is True
+    assert bao_single.url in result['msg'] and 'unreachable' in result['msg']
+
+
+def test_auto_unseal_gets_recovery_keys(ansible, bao_autounseal_single, tmp_path):
+    out = str(tmp_path / 'recovery.json')
+    done = ansible.module('vault_init', {'url': bao_autounseal_single.url, 'recovery_shares': 3,
+                                         'recovery_threshold': 2, 'output_path': out})
+    assert done['changed'] is True and done['seal_type'] == 'transit', done
+    material = read_json(out)
+    assert len(material['recovery_keys_b64']) == 3 and 'unseal_keys_b64' not in material
+    status = http('GET', bao_autounseal_single.url + '/v1/sys/seal-status')[1]
+    assert status['initialized'] is True and status['sealed'] is False and status['recovery_seal'] is True
