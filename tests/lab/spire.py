@@ -364,7 +364,7 @@ telemetry {
     def healthcheck(self):
         """True when ``spire-server healthcheck`` succeeds on this server's socket."""
         proc = subprocess.run([self.binary, 'healthcheck', '-socketPath', self.socket_path],
-                              capture_output=True, text=True, timeout=30)
+                              capture_output=True, text=True, timeout=30, check=False)
         return proc.returncode == 0
 
     def stop(self):
@@ -387,7 +387,7 @@ telemetry {
             argv += ['-output', 'json']
         if isinstance(data, (dict, list)):
             data = json.dumps(data)
-        return subprocess.run(argv, input=data, capture_output=True, text=True, timeout=timeout)
+        return subprocess.run(argv, input=data, capture_output=True, text=True, timeout=timeout, check=False)
 
     def cli(self, args, data=None, check=True, timeout=300):
         """Run ``spire-server <args> -socketPath <socket> -output json`` and return the parsed JSON.
@@ -584,7 +584,7 @@ health_checks {
 
     def healthcheck(self):
         proc = subprocess.run([self.binary, 'healthcheck', '-socketPath', self.socket_path],
-                              capture_output=True, text=True, timeout=30)
+                              capture_output=True, text=True, timeout=30, check=False)
         return proc.returncode == 0
 
     def stop(self):
@@ -612,7 +612,7 @@ health_checks {
                 os.setgid(gid)
                 os.setuid(uid)
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, preexec_fn=preexec,
-                              cwd='/')
+                              cwd='/', check=False)
         try:
             body = json.loads(proc.stdout)
         except ValueError:

@@ -1,0 +1,383 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, trustroot.ops contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The SPIRE server CLI runner: every SPIRE server module calls ``spire-server`` through this file.
+
+Commands are argv lists (never a shell string). ``-socketPath`` and ``-output json`` are added here,
+the JSON on stdout is parsed (never scraped), and batch answers are read result by result: with
+``-output json`` a batch in which some results failed still exits 0. Documentation of the shared
+options is the ``trustroot.ops.spire_server`` doc fragment.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import codecs
+import json
+import os
+import re
+import subprocess
+import tempfile
+import threading
+
+from ansible.module_utils.basic import env_fallback
+from ansible.module_utils.common.text.converters import to_bytes, to_text
+
+DEFAULT_SERVER_SOCKET = '/tmp/spire-server/private/api.sock'
+MAX_BATCH = 50            # create/update per CLI call (spire-controller-manager's sizes)
+MAX_DELETE_BATCH = 200
+
+# Places spire-server is commonly installed when it is not on PATH.
+BINARY_DIRS = ['/opt/spire/bin', '/usr/local/bin', '/usr/bin']
+
+# gRPC status codes that batch results carry.
+CODE_NAMES = {
+    0: 'OK', 1: 'CANCELED', 2: 'UNKNOWN', 3: 'INVALID_ARGUMENT', 4: 'DEADLINE_EXCEEDED', 5: 'NOT_FOUND',
+    6: 'ALREADY_EXISTS', 7: 'PERMISSION_DENIED', 8: 'RESOURCE_EXHAUSTED', 9: 'FAILED_PRECONDITION',
+    10: 'ABORTED', 11: 'OUT_OF_RANGE', 12: 'UNIMPLEMENTED', 13: 'INTERNAL', 14: 'UNAVAILABLE',
+    15: 'DATA_LOSS', 16: 'UNAUTHENTICATED',
+}
+ALREADY_EXISTS = 6
+NOT_FOUND = 5
+
+_RPC_ERROR = re.compile(r'rpc error: code = (\w+) desc = (.*)', re.S)
+_UNREACHABLE_HINTS = ('connection error', 'error while dialing', 'no such file or directory',
+                      'connection refused', 'permission denied', 'unable to determine health')
+_READ_SIZE = 1 << 20
+
+
+class SpireError(Exception):
+    """A failed spire-server call. ``message`` is safe to show (no secrets, no stdin data);
+    ``failures`` lists failed batch results ({'item', 'code', 'message'}); ``grpc_code`` is the gRPC
+    status name parsed from the CLI's error text when there is one (for example ``NotFound``)."""
+
+    def __init__(self, message, failures=None, grpc_code=None, stderr=None):
+        super(SpireError, self).__init__(message)
+        self.message = message
+        self.failures = list(failures or [])
+        self.grpc_code = grpc_code
+        self.stderr = stderr
+
+
+def server_argument_spec():
+    """Options every SPIRE server module accepts (documented in the trustroot.ops.spire_server fragment)."""
+    return dict(
+        socket_path=dict(type='path', default=DEFAULT_SERVER_SOCKET,
+                         fallback=(env_fallback, ['SPIRE_SERVER_SOCKET'])),
+        spire_server_path=dict(type='path'),
+        timeout=dict(type='int', default=60),
+    )
+
+
+def grpc_error(text):
+    """(code name, description) from a CLI error text such as 'rpc error: code = NotFound desc = ...',
+    or (None, None)."""
+    match = _RPC_ERROR.search(text or '')
+    if not match:
+        return None, None
+    return match.group(1), match.group(2).strip()
+
+
+def looks_unreachable(text):
+    lowered = (text or '').lower()
+    return any(hint in lowered for hint in _UNREACHABLE_HINTS)
+
+
+def describe_command(args):
+    """The command for messages: ``spire-server`` and its arguments (stdin data is never shown)."""
+    return 'spire-server ' + ' '.join(to_text(a) for a in args)
+
+
+def clean_stderr(text):
+    """The CLI's error text without its 'Error: ' prefix and usage dump, on one line."""
+    text = to_text(text or '').strip()
+    lines = []
+    for line in text.splitlines():
+        if line.startswith('Usage of '):
+            break
+        lines.append(line.strip())
+    text = ' '.join(line for line in lines if line)
+    return text[len('Error: '):] if text.startswith('Error: ') else text
+
+
+class SpireServerCLI(object):
+    """Runs ``spire-server`` for a module: finds the binary, adds ``-socketPath`` and ``-output json``."""
+
+    def __init__(self, module):
+        self.module = module
+        self.socket_path = module.params.get('socket_path') or DEFAULT_SERVER_SOCKET
+        self.timeout = module.params.get('timeout') or 60
+        path = module.params.get('spire_server_path')
+        if path:
+            if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+                module.fail_json(msg='spire_server_path: %s is not an executable file' % path)
+            self.binary = path
+        else:
+            self.binary = module.get_bin_path('spire-server', opt_dirs=BINARY_DIRS)
+            if not self.binary:
+                module.fail_json(msg='spire-server was not found on PATH nor in %s: set spire_server_path'
+                                 % ', '.join(BINARY_DIRS))
+
+    # -- argv
+    def _argv(self, args, output_json):
+        argv = [self.binary] + [to_text(a) for a in args] + ['-socketPath', self.socket_path]
+        if output_json:
+            argv += ['-output', 'json']
+        return argv
+
+    def _env(self):
+        env = dict(os.environ)
+        env.update(LANG='C', LC_ALL='C')
+        return env
+
+    def _error(self, args, rc, stderr, stdout=''):
+        text = clean_stderr(stderr) or clean_stderr(stdout) or 'exit status %s' % rc
+        code, desc = grpc_error(text)
+        if code == 'Unavailable' or (code is None and looks_unreachable(text)):
+            message = 'SPIRE server not reachable on socket_path %s (%s): %s' % (
+                self.socket_path, describe_command(args), text)
+        else:
+            message = '%s failed (socket_path %s): %s' % (describe_command(args), self.socket_path, text)
+        return SpireError(message, grpc_code=code, stderr=text)
+
+    # -- runs
+    def _run(self, args, data, output_json):
+        argv = self._argv(args, output_json)
+        if data is not None and not isinstance(data, bytes):
+            data = to_bytes(data)
+        try:
+            proc = subprocess.Popen(argv, stdin=subprocess.PIPE if data is not None else subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=self._env(),
+                                    close_fds=True)
+        except OSError as err:
+            raise SpireError('%s could not start: %s' % (describe_command(args), err))
+        try:
+            out, err = proc.communicate(input=data, timeout=self.timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            raise SpireError('%s timed out after %ss (socket_path %s)' % (
+                describe_command(args), self.timeout, self.socket_path))
+        return proc.returncode, out, err
+
+    def run_json(self, args, data=None):
+        """Run ``spire-server <args> -socketPath <socket_path> -output json`` and return the parsed JSON.
+
+        ``data`` (bytes or str) is fed on stdin: put ``-data -`` or ``-file -`` in ``args``."""
+        rc, out, err = self._run(args, data, output_json=True)
+        if rc != 0:
+            raise self._error(args, rc, to_text(err, errors='surrogate_or_replace'),
+                              to_text(out, errors='surrogate_or_replace'))
+        try:
+            return json.loads(to_text(out, errors='surrogate_or_strict'))
+        except ValueError:
+            raise SpireError('%s did not print JSON (socket_path %s): %s' % (
+                describe_command(args), self.socket_path, clean_stderr(to_text(err)) or to_text(out)[:200]))
+
+    def run_plain(self, args):
+        """Run ``spire-server <args> -socketPath <socket_path>`` without ``-output``: (rc, stdout, stderr)."""
+        rc, out, err = self._run(args, None, output_json=False)
+        return rc, to_text(out, errors='surrogate_or_replace'), to_text(err, errors='surrogate_or_replace')
+
+    def run_bare(self, args):
+        """Run ``spire-server <args>`` with no added flags (for ``--version``): (rc, stdout, stderr)."""
+        try:
+            proc = subprocess.Popen([self.binary] + list(args), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, env=self._env(), close_fds=True)
+            out, err = proc.communicate(timeout=self.timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            raise SpireError('%s timed out after %ss' % (describe_command(args), self.timeout))
+        except OSError as err:
+            raise SpireError('%s could not start: %s' % (describe_command(args), err))
+        return proc.returncode, to_text(out, errors='surrogate_or_replace'), to_text(err, errors='surrogate_or_replace')
+
+    def stream_json_array(self, args, key, data=None):
+        """Run like run_json and yield the elements of the top-level array ``key`` one at a time while
+        stdout is read, so a large answer (``entry show`` of 100,000 entries) is never held whole.
+        Raises SpireError when the command fails (after any elements already yielded)."""
+        argv = self._argv(args, output_json=True)
+        errfile = tempfile.TemporaryFile()
+        proc = watchdog = None
+        try:
+            try:
+                proc = subprocess.Popen(argv, stdin=subprocess.PIPE if data is not None else subprocess.DEVNULL,
+                                        stdout=subprocess.PIPE, stderr=errfile, env=self._env(), close_fds=True)
+            except OSError as err:
+                raise SpireError('%s could not start: %s' % (describe_command(args), err))
+            fired = []
+
+            def expire():
+                fired.append(True)
+                proc.kill()
+            watchdog = threading.Timer(self.timeout, expire)
+            watchdog.daemon = True
+            watchdog.start()
+            if data is not None:
+                proc.stdin.write(data if isinstance(data, bytes) else to_bytes(data))
+                proc.stdin.close()
+            parse_error = None
+            try:
+                yield from iter_json_array(_reader(proc.stdout), key)
+            except ValueError as err:
+                parse_error = err
+            proc.stdout.close()
+            rc = proc.wait()
+            watchdog.cancel()
+            if fired:
+                raise SpireError('%s timed out after %ss (socket_path %s)' % (
+                    describe_command(args), self.timeout, self.socket_path))
+            if rc != 0:
+                errfile.seek(0)
+                raise self._error(args, rc, to_text(errfile.read(), errors='surrogate_or_replace'))
+            if parse_error is not None:
+                raise SpireError('%s did not print the expected JSON (socket_path %s): %s' % (
+                    describe_command(args), self.socket_path, parse_error))
+        finally:
+            if watchdog is not None:
+                watchdog.cancel()
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            errfile.close()
+
+
+def _reader(stream):
+    decoder = codecs.getincrementaldecoder('utf-8')()
+    while True:
+        chunk = stream.read(_READ_SIZE)
+        if not chunk:
+            tail = decoder.decode(b'', final=True)
+            if tail:
+                yield tail
+            return
+        yield decoder.decode(chunk)
+
+
+_WS = ' \t\r\n'
+
+
+def iter_json_array(chunks, key):
+    """Pure. Yield the elements of the array under ``key`` in a JSON object that arrives as text
+    ``chunks`` (any split). Other members are skipped; a missing or null ``key`` yields nothing.
+    Raises ValueError on malformed or truncated input."""
+    decoder = json.JSONDecoder()
+    state = {'buf': '', 'pos': 0, 'eof': False}
+    source = iter(chunks)
+
+    def more():
+        if state['eof']:
+            return False
+        try:
+            chunk = next(source)
+        except StopIteration:
+            state['eof'] = True
+            return False
+        state['buf'] = state['buf'][state['pos']:] + chunk
+        state['pos'] = 0
+        return True
+
+    def skip_ws():
+        while True:
+            buf, pos = state['buf'], state['pos']
+            while pos < len(buf) and buf[pos] in _WS:
+                pos += 1
+            state['pos'] = pos
+            if pos < len(buf):
+                return buf[pos]
+            if not more():
+                return None
+
+    def expect(char):
+        found = skip_ws()
+        if found != char:
+            raise ValueError('expected %r, found %r' % (char, found))
+        state['pos'] += 1
+
+    def value():
+        while True:
+            skip_ws()
+            try:
+                obj, end = decoder.raw_decode(state['buf'], state['pos'])
+            except ValueError:
+                if more():
+                    continue
+                raise
+            if end >= len(state['buf']) and not state['eof'] and not isinstance(obj, (dict, list, str)):
+                # A number or literal that touches the end of the buffer may continue in the next chunk.
+                if more():
+                    continue
+            state['pos'] = end
+            return obj
+
+    expect('{')
+    if skip_ws() == '}':
+        return
+    while True:
+        name = value()
+        if not isinstance(name, str):
+            raise ValueError('expected a member name')
+        expect(':')
+        if name == key and skip_ws() == '[':
+            state['pos'] += 1
+            if skip_ws() == ']':
+                state['pos'] += 1
+            else:
+                while True:
+                    yield value()
+                    sep = skip_ws()
+                    state['pos'] += 1
+                    if sep == ']':
+                        break
+                    if sep != ',':
+                        raise ValueError('expected , or ] in %s, found %r' % (key, sep))
+        else:
+            value()
+        sep = skip_ws()
+        state['pos'] += 1
+        if sep == '}':
+            return
+        if sep != ',':
+            raise ValueError('expected , or } found %r' % sep)
+
+
+def result_failures(results, describe):
+    """Pure. ``results`` is the ``results`` list of a batch answer; returns a list of
+    {'item': describe(result), 'code': int, 'message': str} for every result whose status.code != 0."""
+    failures = []
+    for result in results or []:
+        status = result.get('status') or {}
+        code = int(status.get('code') or 0)
+        if code != 0:
+            failures.append({'item': describe(result), 'code': code,
+                             'message': to_text(status.get('message') or CODE_NAMES.get(code, 'failed'))})
+    return failures
+
+
+def format_failures(failures):
+    return '; '.join('%s: %s (%s)' % (f['item'], f['message'], CODE_NAMES.get(f['code'], f['code']))
+                     for f in failures)
+
+
+def check_results(results, describe):
+    """Raises SpireError listing every failed result (batch commands exit 0 even when some fail)."""
+    failures = result_failures(results, describe)
+    if failures:
+        raise SpireError('%d of %d results failed: %s' % (len(failures), len(results), format_failures(failures)),
+                         failures=failures)
+
+
+def chunked(items, size):
+    """Pure generator of lists of at most ``size`` items."""
+    if size < 1:
+        raise ValueError('size must be at least 1')
+    batch = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
