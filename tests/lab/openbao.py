@@ -264,6 +264,11 @@ def _cli_up(args):
     os.makedirs(args.dir, exist_ok=True)
     state_path = os.path.join(args.dir, 'lab.json')
     if os.path.exists(state_path):
+        with open(state_path) as handle:
+            state = json.load(handle)
+        if all(_is_bao(node['pid']) for node in state['nodes']):
+            print(json.dumps(dict(state, reused=True)))
+            return
         _cli_down(args)
     cluster = BaoCluster(os.path.abspath(args.dir), size=args.nodes).start()
     state = {'nodes': [{'id': n.node_id, 'url': n.url, 'pid': n.pid, 'log': n.log_path} for n in cluster.nodes]}
@@ -283,14 +288,21 @@ def _cli_down(args):
     os.remove(state_path)
 
 
-def _stop_pid(pid):
-    """Stop a server this lab started, identified by PID and checked to be a bao process."""
+def _is_bao(pid):
     try:
         with open('/proc/%d/cmdline' % pid, 'rb') as handle:
-            if b'bao' not in handle.read():
-                return
-        os.kill(pid, signal.SIGTERM)
+            return handle.read().split(b'\0')[0].endswith(b'bao')
     except (OSError, IOError):
+        return False
+
+
+def _stop_pid(pid):
+    """Stop a server this lab started, identified by PID and checked to be a bao process."""
+    if not _is_bao(pid):
+        return
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except OSError:
         return
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
