@@ -1,0 +1,352 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, trustroot.ops contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Rekeying unseal or recovery keys: input rules, which API, and the init -> update -> verify sequence.
+
+Two API families do the same thing:
+
+- ``rekey``: HashiCorp Vault and OpenBao < 2.5.0, unauthenticated ``sys/rekey/{init,update,verify}``
+  (recovery keys: ``sys/rekey-recovery-key/...``). OpenBao >= 2.5.0 turns them off unless the listener
+  sets ``disable_unauthed_rekey_endpoints = false``; they then answer 405 "unsupported operation".
+- ``rotate_root``: OpenBao >= 2.4.0, token-authenticated ``sys/rotate/root/{init,update,verify}``
+  (recovery keys: ``sys/rotate/recovery/...``).
+
+Both take the same payloads and answer the same fields (the rotate family wraps them in ``data``, which
+``VaultNode.call`` unwraps). The sequence (``RekeyRun``) talks to a node through ``call`` only, so unit tests
+drive it with a scripted node. Whatever fails after the attempt was started cancels the attempt, so a
+failed run never leaves one in progress and the old keys stay valid.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import base64
+import binascii
+import contextlib
+import re
+
+from ansible_collections.trustroot.ops.plugins.module_utils._files import age_encrypt, atomic_writer
+from ansible_collections.trustroot.ops.plugins.module_utils._material import serialize
+from ansible_collections.trustroot.ops.plugins.module_utils._vault import VaultError, uses_rotate_root_api
+
+TARGETS = ('unseal', 'recovery')
+APIS = ('rekey', 'rotate_root')
+# Shamir's secret sharing in Vault / OpenBao splits into at most 255 shares.
+MAX_SHARES = 255
+HEX_KEY = re.compile(r'^[0-9a-fA-F]+$')
+# OpenBao 2.7 formats some wrapped errors with a verb Go cannot apply:
+#   'invalid rotate seal configuration: %!w(*errors.errorString=&{threshold cannot be larger than shares})'
+GO_WRAP_VERB = re.compile(r'%!w\(\*?[\w.]+=&\{(.*?)\}\)')
+
+
+class OperationError(Exception):
+    """A failed step, with a message fit for the task result (never a key)."""
+
+
+def clean_server_message(message):
+    """Server error text without Go formatting debris."""
+    return GO_WRAP_VERB.sub(r'\1', str(message or '')).strip()
+
+
+def is_unsupported(exc):
+    """True for the answer of an endpoint the server has turned off (405 "unsupported operation")."""
+    return isinstance(exc, VaultError) and exc.status == 405 and 'unsupported operation' in (exc.reason or '')
+
+
+def is_permission_denied(exc):
+    return isinstance(exc, VaultError) and exc.status == 403
+
+
+def validate_key_shares(keys, field='keys'):
+    """Return the problem with key shares (never echoing them), or None."""
+    if not keys:
+        return '%s is empty' % field
+    for index, key in enumerate(keys):
+        if not isinstance(key, str) or not key.strip():
+            return '%s[%d] is empty' % (field, index)
+        if HEX_KEY.match(key.strip()):
+            continue
+        try:
+            base64.b64decode(key.strip(), validate=True)
+        except (binascii.Error, ValueError):
+            return '%s[%d] is neither hex nor base64' % (field, index)
+    if len(set(k.strip() for k in keys)) != len(keys):
+        return '%s holds the same key more than once' % field
+    return None
+
+
+def validate_pgp_keys(pgp_keys, field='pgp_keys'):
+    for index, key in enumerate(pgp_keys or []):
+        try:
+            decoded = base64.b64decode((key or '').strip(), validate=True)
+        except (binascii.Error, ValueError):
+            decoded = b''
+        if not decoded:
+            return '%s[%d] is not a base64-encoded PGP public key (binary export, base64)' % (field, index)
+    return None
+
+
+def validate_layout(shares, threshold):
+    """The server's rules for a new share layout; returns a message naming the field, or None."""
+    if shares < 1:
+        return 'secret_shares: must be at least 1 (got %d)' % shares
+    if shares > MAX_SHARES:
+        return 'secret_shares: must be at most %d (got %d)' % (MAX_SHARES, shares)
+    if threshold < 1:
+        return 'secret_threshold: must be at least 1 (got %d)' % threshold
+    if threshold > shares:
+        return 'secret_threshold: must not be larger than secret_shares (%d > %d)' % (threshold, shares)
+    if shares > 1 and threshold == 1:
+        return 'secret_threshold: must be greater than 1 when secret_shares is more than 1 (got 1 of %d)' % shares
+    return None
+
+
+def validate_options(params):
+    """Checks that need no server: returns a message naming the field and the rule, or None."""
+    if params.get('secret_shares') is not None and params.get('secret_threshold') is not None:
+        problem = validate_layout(params['secret_shares'], params['secret_threshold'])
+        if problem:
+            return problem
+    elif params.get('secret_shares') is not None and params['secret_shares'] < 1:
+        return 'secret_shares: must be at least 1 (got %d)' % params['secret_shares']
+    elif params.get('secret_threshold') is not None and params['secret_threshold'] < 1:
+        return 'secret_threshold: must be at least 1 (got %d)' % params['secret_threshold']
+    pgp_keys = params.get('pgp_keys') or []
+    problem = validate_pgp_keys(pgp_keys)
+    if problem:
+        return problem
+    if pgp_keys and params.get('secret_shares') is not None and len(pgp_keys) != params['secret_shares']:
+        return 'pgp_keys: needs one key per share (%d given, secret_shares is %d)' % (
+            len(pgp_keys), params['secret_shares'])
+    if params.get('backup') and not pgp_keys:
+        return 'backup: only applies with pgp_keys (the server stores the PGP-encrypted shares)'
+    if params.get('require_verification') and pgp_keys:
+        return ('require_verification: cannot be used with pgp_keys, the new shares come back encrypted and '
+                'cannot be submitted for verification; set require_verification=false')
+    if params.get('keys') is not None:
+        problem = validate_key_shares(params['keys'])
+        if problem:
+            return problem
+    return None
+
+
+def resolve_layout(params, seal_status):
+    """(shares, threshold) to rekey to: the given values, else the current layout of the target keys."""
+    shares = params.get('secret_shares')
+    threshold = params.get('secret_threshold')
+    if shares is None:
+        shares = seal_status.get('n')
+    if threshold is None:
+        threshold = seal_status.get('t')
+    problem = validate_layout(int(shares or 0), int(threshold or 0))
+    if problem:
+        if params.get('secret_shares') is None or params.get('secret_threshold') is None:
+            problem += ' (the unset value was taken from the current layout %s/%s)' % (
+                seal_status.get('t'), seal_status.get('n'))
+        raise OperationError(problem)
+    pgp_keys = params.get('pgp_keys') or []
+    if pgp_keys and len(pgp_keys) != shares:
+        raise OperationError('pgp_keys: needs one key per share (%d given, secret_shares is %d)' % (
+            len(pgp_keys), shares))
+    return shares, threshold
+
+
+def check_target(target, seal_status):
+    """Which keys exist depends on the seal: Shamir has unseal keys, auto-unseal has recovery keys."""
+    if not seal_status.get('initialized'):
+        return 'the server is not initialized: nothing to rekey'
+    if seal_status.get('sealed'):
+        return 'the server is sealed: unseal it before rekeying'
+    recovery_seal = bool(seal_status.get('recovery_seal'))
+    if target == 'unseal' and recovery_seal:
+        return ('target: the server uses an auto-unseal seal (%s) and has recovery keys, not unseal keys: '
+                'use target=recovery' % seal_status.get('type'))
+    if target == 'recovery' and not recovery_seal:
+        return 'target: the server uses a Shamir seal and has no recovery keys: use target=unseal'
+    return None
+
+
+def choose_api(requested, flavour, version):
+    if requested and requested != 'auto':
+        return requested
+    return 'rotate_root' if uses_rotate_root_api(flavour, version) else 'rekey'
+
+
+def api_paths(api, target):
+    """Endpoints of one API family for one key target, and whether they take the token."""
+    if api == 'rotate_root':
+        base = 'sys/rotate/%s' % ('recovery' if target == 'recovery' else 'root')
+        auth = True
+    else:
+        base = 'sys/rekey-recovery-key' if target == 'recovery' else 'sys/rekey'
+        auth = False
+    return {'init': base + '/init', 'update': base + '/update', 'verify': base + '/verify',
+            'backup': base + '/backup', 'auth': auth, 'base': base}
+
+
+def unsupported_message(api, url, version):
+    if api == 'rekey':
+        return ('%s: the unauthenticated rekey endpoints are turned off on this server (OpenBao %s; off by '
+                'default since 2.5.0). Use api=rotate_root (or api=auto) with a token, or set '
+                'disable_unauthed_rekey_endpoints = false in the server\'s listener stanza' % (url, version))
+    return ('%s: this server does not offer sys/rotate/root (OpenBao >= 2.4.0 does): use api=rekey' % url)
+
+
+def active_url(leader, url):
+    """URL of the active node from a sys/leader answer given by ``url``.
+
+    Rekey and root-generation attempts live in the memory of the active node; a standby does not keep
+    them consistently (seen with OpenBao 2.7.2: an attempt started through a standby answered "no rotation
+    in progress" on its next update), so every call of an attempt goes to the active node.
+    """
+    leader = leader or {}
+    if not leader.get('ha_enabled') or leader.get('is_self'):
+        return url
+    address = (leader.get('leader_address') or '').rstrip('/')
+    if not address:
+        raise OperationError('%s is a standby and reports no active node (leader_address is empty)' % url)
+    return address
+
+
+def find_active_node(node, make_node):
+    """The VaultNode to run an attempt on: ``node`` itself, or one built by ``make_node(url)``."""
+    try:
+        leader = node.call('GET', 'sys/leader', auth=False)
+    except VaultError as exc:
+        raise OperationError(str(exc))
+    url = active_url(leader, node.url)
+    return node if url == node.url else make_node(url)
+
+
+def init_payload(shares, threshold, pgp_keys=None, backup=False, require_verification=False):
+    payload = {'secret_shares': shares, 'secret_threshold': threshold,
+               'require_verification': bool(require_verification)}
+    if pgp_keys:
+        payload['pgp_keys'] = [k.strip() for k in pgp_keys]
+        payload['backup'] = bool(backup)
+    return payload
+
+
+def stale_attempt_message(url, status, field='cancel_stale'):
+    return ('%s: a rekey attempt is already in progress (nonce %s, progress %s/%s%s): it was started '
+            'elsewhere or by an interrupted run; set %s=true to cancel it first' % (
+                url, status.get('nonce'), status.get('progress') or 0, status.get('required'),
+                ', in verification' if status.get('verification_nonce') else '', field))
+
+
+def shape_layout(shares, threshold):
+    return {'shares': shares, 'threshold': threshold}
+
+
+class RekeyRun(object):
+    """One rekey attempt against a node: status, cancel, init, update with the old keys, verify with the new.
+
+    ``node`` needs ``call(method, path, auth=..., json=...)`` and ``url``; ``register_secret`` is called with
+    every new key as soon as it arrives (the module masks them in its output).
+    """
+
+    def __init__(self, node, api, target, version='', register_secret=None):
+        self.node = node
+        self.api = api
+        self.target = target
+        self.version = version
+        self.paths = api_paths(api, target)
+        self.register_secret = register_secret or (lambda value: None)
+        self.nonce = None
+
+    def _call(self, method, what, payload=None):
+        kwargs = {'json': payload} if payload is not None else {}
+        return self.node.call(method, self.paths[what], auth=self.paths['auth'], **kwargs)
+
+    def status(self):
+        """The current attempt (started, nonce, progress, required, t, n); raises OperationError."""
+        try:
+            return self._call('GET', 'init')
+        except VaultError as exc:
+            raise OperationError(self._explain(exc))
+
+    def cancel(self):
+        """Cancel the attempt in progress (no-op when there is none); returns an error message or None."""
+        try:
+            self._call('DELETE', 'init')
+        except VaultError as exc:
+            return clean_server_message(exc)
+        return None
+
+    def _explain(self, exc):
+        if is_unsupported(exc):
+            return unsupported_message(self.api, self.node.url, self.version or '?')
+        if is_permission_denied(exc) and self.paths['auth']:
+            return ('token: permission denied on %s (needs a token whose policy allows it, with sudo): %s'
+                    % (self.paths['init'], clean_server_message(exc)))
+        return clean_server_message(exc)
+
+    def abort(self, message):
+        """Cancel what this run started and raise with the outcome of the cancel in the message."""
+        problem = self.cancel()
+        if problem:
+            message += '; cancelling the attempt failed too (%s): cancel it with cancel_stale=true' % problem
+        else:
+            message += '; the attempt was cancelled, the current keys stay valid'
+        raise OperationError(message)
+
+    def start(self, payload):
+        try:
+            answer = self._call('PUT', 'init', payload)
+        except VaultError as exc:
+            raise OperationError(self._explain(exc))
+        self.nonce = answer.get('nonce')
+        if not self.nonce:
+            self.abort('%s: the server started no attempt (no nonce in its answer)' % self.node.url)
+        return answer
+
+    def submit_current_keys(self, keys, required):
+        """Send ``required`` current keys; return the completion answer (new keys, verification nonce)."""
+        answer = {}
+        for index, key in enumerate(keys[:required]):
+            try:
+                answer = self._call('PUT', 'update', {'key': key.strip(), 'nonce': self.nonce})
+            except VaultError as exc:
+                self.abort('keys: the server rejected the current keys (at key %d of %d): %s' % (
+                    index + 1, required, clean_server_message(exc)))
+            if answer.get('complete'):
+                break
+        if not answer.get('complete'):
+            self.abort('keys: %d key(s) sent but the server did not complete the rekey (progress %s/%s)' % (
+                min(len(keys), required), answer.get('progress'), answer.get('required')))
+        for value in list(answer.get('keys') or []) + list(answer.get('keys_base64') or []):
+            self.register_secret(value)
+        if not (answer.get('keys_base64') or answer.get('keys')):
+            self.abort('%s: the rekey completed without returning new keys' % self.node.url)
+        return answer
+
+    def verify(self, new_keys, threshold, verification_nonce):
+        """Submit ``threshold`` new keys to the verify phase; the rekey takes effect when it completes."""
+        answer = {}
+        for index, key in enumerate(new_keys[:threshold]):
+            try:
+                answer = self._call('PUT', 'verify', {'key': key, 'nonce': verification_nonce})
+            except VaultError as exc:
+                self.abort('verification with the new keys failed (at key %d of %d): %s' % (
+                    index + 1, threshold, clean_server_message(exc)))
+            if answer.get('complete'):
+                return answer
+        self.abort('verification did not complete after %d new key(s) (progress %s/%s)' % (
+            threshold, answer.get('progress'), threshold))
+
+
+@contextlib.contextmanager
+def staged_material(module, path, material, age_recipients=None):
+    """Write material to a temp file next to ``path``; it replaces ``path`` only if the block succeeds.
+
+    Same bytes and mode as ``write_material``. Used so the new keys are on disk before the verify phase
+    makes them the only valid ones, and so a failed verification leaves the old file untouched.
+    """
+    data = serialize(material)
+    if age_recipients:
+        data = age_encrypt(module, data, age_recipients)
+    with atomic_writer(path, mode=0o600) as handle:
+        handle.write(data)
+        handle.flush()
+        yield

@@ -1,0 +1,427 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, trustroot.ops contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: vault_rekey
+short_description: Rotate the unseal keys or recovery keys of a Vault / OpenBao cluster
+version_added: 0.1.0
+description:
+  - Replaces the unseal key shares (O(target=unseal), Shamir seal) or the recovery key shares
+    (O(target=recovery), auto-unseal) with a new set, authorized by a threshold of the current keys.
+  - Takes the API the server supports. HashiCorp Vault and OpenBao before 2.5.0 use the unauthenticated
+    C(sys/rekey) endpoints (C(sys/rekey-recovery-key) for recovery keys). OpenBao 2.5.0 and later turn
+    those off by default and use the token-authenticated C(sys/rotate/root) (C(sys/rotate/recovery))
+    endpoints, so O(token) is required there. O(api) overrides the choice.
+  - The new keys are written to O(output_path) on the host that runs the module, mode 0600, atomically,
+    optionally encrypted to age recipients, in the material format of M(trustroot.ops.vault_init), so
+    M(trustroot.ops.vault_unseal) and a later rekey can read them. They are never returned, logged or
+    shown in a diff.
+  - With O(require_verification=true) (the default) the new keys are written first, then submitted to the
+    server's verify phase; only when that completes do they replace the old ones. A failure at any step
+    after the attempt started cancels the attempt, so the current keys stay valid and nothing is left in
+    progress.
+  - The attempt runs on the active node; when O(url) is a standby, the module follows its C(sys/leader)
+    answer to the active node.
+  - Every input is checked before the attempt starts: the share layout, the number of PGP keys, the
+    current keys (format and count against the current threshold), O(output_path) and the age recipients.
+  - A rekey is an action, not a state. Every run that is not refused makes new keys and reports
+    V(changed=true). Guard the task in the playbook (for example, run it only when the material file is
+    older than your rotation period); by default an existing O(output_path) is refused, which stops an
+    accidental second run before it touches the server.
+options:
+  target:
+    description:
+      - V(unseal) rotates the unseal keys of a Shamir-sealed cluster.
+      - V(recovery) rotates the recovery keys of an auto-unseal cluster.
+    type: str
+    choices: [unseal, recovery]
+    default: unseal
+  secret_shares:
+    description: Number of new key shares. Defaults to the current number of shares of O(target).
+    type: int
+  secret_threshold:
+    description:
+      - Shares needed to unseal (or to authorize recovery operations) with the new keys. Between 1 and
+        O(secret_shares), and more than 1 when there is more than one share (the server's rule).
+      - Defaults to the current threshold of O(target).
+    type: int
+  keys:
+    description:
+      - Current key shares of O(target) (base64 or hex), at least the current threshold. Never logged.
+      - Mutually exclusive with O(key_material_path).
+    type: list
+    elements: str
+  key_material_path:
+    description:
+      - Key material file to read the current keys from, as written by M(trustroot.ops.vault_init) or by
+        an earlier run of this module. The recovery keys are read when O(target=recovery).
+    type: path
+  age_identity:
+    description: age identity file that decrypts an age-encrypted O(key_material_path).
+    type: path
+  pgp_keys:
+    description:
+      - Base64 PGP public keys (binary export, base64-encoded), one per new share, in order; each new share
+        is encrypted to its key and the material holds the encrypted shares.
+      - The number of keys must equal O(secret_shares).
+      - Needs O(require_verification=false), since encrypted shares cannot be submitted for verification.
+    type: list
+    elements: str
+  backup:
+    description:
+      - With O(pgp_keys), ask the server to also store the PGP-encrypted shares (readable at
+        C(sys/rotate/root/backup) or C(sys/rekey/backup)).
+    type: bool
+    default: false
+  require_verification:
+    description:
+      - Run the verify phase. The new keys are written to O(output_path) and submitted back to the server
+        before the old keys stop working; if writing or verifying fails, the attempt is cancelled and the
+        old keys stay valid.
+      - With V(false) the rekey takes effect when the last current key is submitted, and the new keys are
+        written afterwards; O(output_path) is checked beforehand, but a failure to write at that point
+        would lose them.
+    type: bool
+    default: true
+  output_path:
+    description: File that receives the new key material (JSON, or age armor with O(age_recipients)).
+    type: path
+    required: true
+  age_recipients:
+    description: age recipients (public keys) to encrypt the material file to. Needs the C(age) command.
+    type: list
+    elements: str
+  overwrite_output:
+    description: Replace an existing O(output_path). Off by default, so earlier key material is never lost.
+    type: bool
+    default: false
+  cancel_stale:
+    description:
+      - Cancel a rekey attempt already in progress on the server before starting. Without it, an attempt
+        in progress (started elsewhere, or left by an interrupted run) is an error.
+    type: bool
+    default: false
+  api:
+    description:
+      - Which endpoints to use. V(auto) picks V(rotate_root) on OpenBao 2.5.0 and later and V(rekey)
+        elsewhere.
+      - V(rekey) forces C(sys/rekey) (no token needed; on OpenBao 2.5.0 and later only when the listener
+        sets C(disable_unauthed_rekey_endpoints = false)).
+      - V(rotate_root) forces C(sys/rotate/root) (OpenBao 2.4.0 and later; needs O(token)).
+    type: str
+    choices: [auto, rekey, rotate_root]
+    default: auto
+extends_documentation_fragment:
+  - trustroot.ops.vault_connection
+attributes:
+  check_mode:
+    support: full
+    description: Validates every input, reads the seal and the attempt status, and reports V(changed=true)
+      without starting an attempt or cancelling one.
+  diff_mode:
+    support: full
+    description: Shows the share layout (shares and threshold) before and after, never keys.
+seealso:
+  - module: trustroot.ops.vault_init
+  - module: trustroot.ops.vault_unseal
+author:
+  - trustroot.ops maintainers
+'''
+
+EXAMPLES = r'''
+- name: Rotate the unseal keys to 5 shares / threshold 3, material encrypted to the operators
+  trustroot.ops.vault_rekey:
+    url: https://vault1.example.com:8200
+    token: "{{ vault_admin_token }}"
+    ca_cert: /etc/ssl/vault-ca.pem
+    key_material_path: /secure/vault-init.json.age
+    age_identity: /secure/operator.agekey
+    secret_shares: 5
+    secret_threshold: 3
+    output_path: /secure/vault-keys-2026-06.json.age
+    age_recipients:
+      - age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p
+  delegate_to: localhost
+
+- name: Rotate only when the current material is older than 90 days
+  block:
+    - name: Read the age of the material file
+      ansible.builtin.stat:
+        path: /secure/vault-keys.json
+      register: vault_keys_file
+    - name: Rotate the keys
+      trustroot.ops.vault_rekey:
+        url: https://vault1.example.com:8200
+        token: "{{ vault_admin_token }}"
+        key_material_path: /secure/vault-keys.json
+        output_path: /secure/vault-keys.json
+        overwrite_output: true
+      when: (ansible_date_time.epoch | int) - (vault_keys_file.stat.mtime | int) > 90 * 86400
+  delegate_to: localhost
+
+- name: Rotate the recovery keys of an auto-unseal cluster, each new share encrypted to one officer
+  trustroot.ops.vault_rekey:
+    url: https://vault1.example.com:8200
+    token: "{{ vault_admin_token }}"
+    target: recovery
+    keys: "{{ vault_recovery_keys }}"
+    secret_shares: 3
+    secret_threshold: 2
+    pgp_keys: "{{ officer_pgp_keys }}"
+    require_verification: false
+    output_path: /secure/vault-recovery-2026-06.json
+  no_log: true
+  delegate_to: localhost
+'''
+
+RETURN = r'''
+target:
+  description: Which keys were rotated, V(unseal) or V(recovery).
+  returned: always
+  type: str
+api:
+  description: The endpoints used, V(rekey) (C(sys/rekey*)) or V(rotate_root) (C(sys/rotate/*)).
+  returned: success
+  type: str
+shares:
+  description: Shares of the new layout.
+  returned: success
+  type: int
+threshold:
+  description: Threshold of the new layout.
+  returned: success
+  type: int
+previous_shares:
+  description: Shares of the layout before the run.
+  returned: success
+  type: int
+previous_threshold:
+  description: Threshold of the layout before the run.
+  returned: success
+  type: int
+verified:
+  description: The new keys went through the server's verify phase.
+  returned: success
+  type: bool
+output_path:
+  description: Where the new material was written (V(null) in check mode).
+  returned: success
+  type: str
+nonce:
+  description: Nonce of the rekey attempt (not a secret; V(null) in check mode).
+  returned: success
+  type: str
+pgp_fingerprints:
+  description: Fingerprints of the PGP keys the new shares are encrypted to.
+  returned: success
+  type: list
+  elements: str
+stale_cancelled:
+  description: An attempt already in progress was cancelled (or would be, in check mode).
+  returned: success
+  type: bool
+active_node:
+  description: URL of the active node the attempt ran on (O(url), or the active node O(url) names when it is a standby).
+  returned: success
+  type: str
+flavour:
+  description: V(openbao) or V(vault).
+  returned: success
+  type: str
+version:
+  description: Server version.
+  returned: success
+  type: str
+'''
+
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.trustroot.ops.plugins.module_utils._files import (
+    FileError, age_encrypt, check_writable_target)
+from ansible_collections.trustroot.ops.plugins.module_utils._material import (
+    MaterialError, keys_from_material, material_from_rekey, read_material, write_material)
+from ansible_collections.trustroot.ops.plugins.module_utils._vault import (
+    VaultError, VaultNode, connection_argument_spec, ensure_hvac)
+from ansible_collections.trustroot.ops.plugins.module_utils._vault_rekey import (
+    OperationError, RekeyRun, check_target, choose_api, find_active_node, init_payload, resolve_layout, shape_layout,
+    stale_attempt_message, staged_material, validate_key_shares, validate_options)
+
+
+def validate_output(module):
+    params = module.params
+    problem = check_writable_target(params['output_path'], overwrite=params['overwrite_output'])
+    if problem:
+        module.fail_json(msg='output_path: %s%s' % (
+            problem, ' (set overwrite_output=true to replace it)' if problem.endswith('already exists') else ''))
+    if params['age_recipients']:
+        try:
+            age_encrypt(module, b'recipient check', params['age_recipients'])
+        except FileError as exc:
+            module.fail_json(msg='age_recipients: %s' % exc)
+
+
+def load_keys(module):
+    params = module.params
+    if params['keys'] is not None:
+        return [k.strip() for k in params['keys']]
+    try:
+        material = read_material(module, params['key_material_path'], params['age_identity'])
+        keys = keys_from_material(material, recovery=params['target'] == 'recovery',
+                                  path=params['key_material_path'])
+    except MaterialError as exc:
+        module.fail_json(msg='key_material_path: %s' % exc)
+    module.no_log_values.update(keys)
+    problem = validate_key_shares(keys, field='the keys in key_material_path')
+    if problem:
+        module.fail_json(msg='key_material_path: %s' % problem)
+    return keys
+
+
+def wait_for_layout(node, shares, threshold, timeout=15):
+    """The seal status reflects the new layout once the rekey is stored; True when it does."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            status = node.seal_status()
+            if status.get('n') == shares and status.get('t') == threshold:
+                return True
+        except VaultError:
+            pass
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.5)
+
+
+def main():
+    argument_spec = connection_argument_spec()
+    argument_spec.update(
+        target=dict(type='str', default='unseal', choices=['unseal', 'recovery']),
+        secret_shares=dict(type='int'),
+        secret_threshold=dict(type='int'),
+        keys=dict(type='list', elements='str', no_log=True),
+        key_material_path=dict(type='path', no_log=False),
+        age_identity=dict(type='path'),
+        pgp_keys=dict(type='list', elements='str', no_log=False),
+        backup=dict(type='bool', default=False),
+        require_verification=dict(type='bool', default=True),
+        output_path=dict(type='path', required=True),
+        age_recipients=dict(type='list', elements='str'),
+        overwrite_output=dict(type='bool', default=False),
+        cancel_stale=dict(type='bool', default=False),
+        api=dict(type='str', default='auto', choices=['auto', 'rekey', 'rotate_root']),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
+                           required_one_of=[('url',), ('keys', 'key_material_path')],
+                           mutually_exclusive=[('keys', 'key_material_path')])
+    ensure_hvac(module)
+    params = module.params
+    target = params['target']
+    result = dict(changed=False, target=target)
+
+    # Everything that needs no server, before the first call.
+    problem = validate_options(params)
+    if problem:
+        module.fail_json(msg=problem, **result)
+    validate_output(module)
+    keys = load_keys(module)
+
+    node = VaultNode.from_params(params)
+    try:
+        seal_status = node.seal_status()
+        flavour, version_tuple, version = node.flavour()
+    except VaultError as exc:
+        module.fail_json(msg=str(exc), **result)
+    problem = check_target(target, seal_status)
+    if problem:
+        module.fail_json(msg='%s: %s' % (node.url, problem), **result)
+    api = choose_api(params['api'], flavour, version_tuple)
+    result.update(api=api, flavour=flavour, version=version)
+    try:
+        node = find_active_node(node, lambda url: VaultNode.from_params(params, url))
+    except OperationError as exc:
+        module.fail_json(msg=str(exc), **result)
+    result['active_node'] = node.url
+    if api == 'rotate_root' and not node.has_token:
+        module.fail_json(msg='token is required: %s %s rekeys through the token-authenticated sys/rotate/%s '
+                             'endpoints (set token or VAULT_TOKEN)' % (
+                                 flavour, version, 'recovery' if target == 'recovery' else 'root'), **result)
+    try:
+        shares, threshold = resolve_layout(params, seal_status)
+    except OperationError as exc:
+        module.fail_json(msg=str(exc), **result)
+
+    run = RekeyRun(node, api, target, version=version, register_secret=module.no_log_values.add)
+    try:
+        attempt = run.status()
+    except OperationError as exc:
+        module.fail_json(msg=str(exc), **result)
+    stale = bool(attempt.get('started'))
+    if stale and not params['cancel_stale']:
+        module.fail_json(msg=stale_attempt_message(node.url, attempt), **result)
+    required = attempt.get('required') or seal_status.get('t') or 0
+    if len(keys) < required:
+        module.fail_json(msg='keys: %d current key(s) given, the current threshold of the %s keys is %d' % (
+            len(keys), target, required), **result)
+
+    result.update(changed=True, shares=shares, threshold=threshold, previous_shares=seal_status.get('n'),
+                  previous_threshold=seal_status.get('t'), verified=False, output_path=None, nonce=None,
+                  pgp_fingerprints=[], stale_cancelled=stale)
+    if module._diff:
+        result['diff'] = {'before': shape_layout(seal_status.get('n'), seal_status.get('t')),
+                          'after': shape_layout(shares, threshold)}
+    if module.check_mode:
+        module.exit_json(**result)
+
+    if stale:
+        problem = run.cancel()
+        if problem:
+            module.fail_json(msg='cancel_stale: the attempt in progress could not be cancelled: %s' % problem,
+                             **dict(result, changed=False))
+
+    pgp_keys = params['pgp_keys'] or []
+    payload = init_payload(shares, threshold, pgp_keys, params['backup'], params['require_verification'])
+    try:
+        run.start(payload)
+        result['nonce'] = run.nonce
+        answer = run.submit_current_keys(keys, required)
+        result['pgp_fingerprints'] = answer.get('pgp_fingerprints') or []
+        material = material_from_rekey(answer, target, shares, threshold, bool(pgp_keys), node.url, flavour,
+                                       version)
+        if params['require_verification']:
+            verification_nonce = answer.get('verification_nonce')
+            if not verification_nonce:
+                run.abort('%s: the server returned no verification nonce' % node.url)
+            try:
+                with staged_material(module, params['output_path'], material, params['age_recipients']):
+                    run.verify(material['%s_keys_b64' % target] or material['%s_keys_hex' % target],
+                               threshold, verification_nonce)
+            except (FileError, OSError) as exc:
+                run.abort('output_path: the new keys could not be written (%s)' % exc)
+            result['verified'] = True
+        else:
+            try:
+                write_material(module, params['output_path'], material, params['age_recipients'])
+            except MaterialError as exc:
+                module.fail_json(msg='output_path: the rekey completed on the server but the new keys could '
+                                     'not be written (%s); they are lost, and the old keys no longer work' % exc,
+                                 **result)
+    except OperationError as exc:
+        module.fail_json(msg=str(exc), **dict(result, changed=bool(stale)))
+    result['output_path'] = params['output_path']
+
+    if not wait_for_layout(node, shares, threshold):
+        module.warn('the rekey completed, but %s does not report the new layout %d/%d yet' % (
+            node.url, threshold, shares))
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()
