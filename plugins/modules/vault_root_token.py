@@ -1,0 +1,451 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, trustroot.ops contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: vault_root_token
+short_description: Generate a Vault / OpenBao root token from key shares, or revoke one
+version_added: 0.1.0
+description:
+  - O(state=present) generates a new root token from a threshold of the unseal keys (Shamir seal) or of
+    the recovery keys (auto-unseal; chosen from the server's seal status). The token is written to
+    O(output_path) on the host that runs the module (kind C(root_token) in the material format of
+    M(trustroot.ops.vault_init)), mode 0600, atomically, optionally encrypted to age recipients. It is never
+    returned, logged or shown in a diff.
+  - Without O(pgp_key) the server encodes the token with a one-time password it hands out when the attempt
+    starts; the module decodes it (base64, then XOR with the OTP), checks the token is a working root token
+    and writes it. With O(pgp_key) the PGP-encrypted token (base64) is written instead.
+  - Takes the API the server supports. OpenBao 2.6.0 and later have the token-authenticated
+    C(sys/generate-root-token) endpoints, used when O(token) is set. Otherwise the unauthenticated
+    C(sys/generate-root) endpoints are used (HashiCorp Vault; OpenBao before 2.5.3). OpenBao 2.5.3 and later
+    turn those off by default; they answer "unsupported operation" unless the server's listener stanza sets
+    C(disable_unauthed_generate_root_endpoints = false), and the module then fails saying so.
+  - Generating a root token is an action, not a state; every run that is not refused makes a new token and
+    reports V(changed=true). By default an existing O(output_path) is refused, which stops a second run
+    before it touches the server. Revoke root tokens when done with O(state=absent).
+  - O(state=absent) revokes a root token (O(token_to_revoke), or the C(root_token) of
+    O(token_material_path)), with C(auth/token/revoke) when O(token) is another token allowed to, or with
+    C(auth/token/revoke-self) using the token itself. A token that is already invalid gives
+    V(changed=false). A valid token without the C(root) policy is refused. Revoking a token also revokes the
+    tokens it created.
+  - The attempt runs on the active node; when O(url) is a standby, the module follows its C(sys/leader)
+    answer to the active node.
+  - Every input is checked before an attempt starts. A failure after the attempt started cancels it; a new
+    token that cannot be written is revoked before the module fails.
+options:
+  state:
+    description: V(present) generates a new root token; V(absent) revokes one.
+    type: str
+    choices: [present, absent]
+    default: present
+  keys:
+    description:
+      - Unseal keys, or recovery keys on an auto-unseal server (base64 or hex), at least the threshold.
+        Never logged. For O(state=present).
+    type: list
+    elements: str
+  key_material_path:
+    description:
+      - Key material file to read the keys from (as written by M(trustroot.ops.vault_init) or
+        M(trustroot.ops.vault_rekey)); the recovery keys are read when the server uses auto-unseal.
+    type: path
+  age_identity:
+    description: age identity file that decrypts an age-encrypted O(key_material_path) or O(token_material_path).
+    type: path
+  pgp_key:
+    description:
+      - Base64 PGP public key (binary export, base64) to encrypt the new token to, instead of the OTP
+        encoding. The material then holds the encrypted token, and the module cannot check it works.
+    type: str
+  output_path:
+    description: File that receives the new token (required with O(state=present)).
+    type: path
+  age_recipients:
+    description: age recipients (public keys) to encrypt the material file to. Needs the C(age) command.
+    type: list
+    elements: str
+  overwrite_output:
+    description: Replace an existing O(output_path).
+    type: bool
+    default: false
+  cancel_stale:
+    description:
+      - Cancel a generation attempt already in progress before starting. Without it, an attempt in progress
+        is an error.
+    type: bool
+    default: false
+  api:
+    description:
+      - Which endpoints generate the token. V(auto) picks V(generate_root_token) on OpenBao 2.6.0 and later
+        when O(token) is set, V(generate_root) otherwise.
+      - V(generate_root) forces C(sys/generate-root) (no token needed).
+      - V(generate_root_token) forces C(sys/generate-root-token) (needs O(token)).
+    type: str
+    choices: [auto, generate_root, generate_root_token]
+    default: auto
+  token_to_revoke:
+    description: The root token to revoke, for O(state=absent). Never logged.
+    type: str
+  token_material_path:
+    description: Material file whose C(root_token) is the token to revoke, for O(state=absent).
+    type: path
+extends_documentation_fragment:
+  - trustroot.ops.vault_connection
+attributes:
+  check_mode:
+    support: full
+    description:
+      - O(state=present) validates every input, reads the seal and the attempt status and reports
+        V(changed=true) without starting an attempt.
+      - O(state=absent) looks the token up and reports whether it would be revoked.
+  diff_mode:
+    support: full
+    description: Shows whether a new root token is made, or whether the token is valid, before and after.
+seealso:
+  - module: trustroot.ops.vault_init
+  - module: trustroot.ops.vault_rekey
+author:
+  - trustroot.ops maintainers
+'''
+
+EXAMPLES = r'''
+- name: Generate a root token from the unseal keys (OpenBao >= 2.6 with an admin token)
+  trustroot.ops.vault_root_token:
+    url: https://vault1.example.com:8200
+    token: "{{ vault_admin_token }}"
+    key_material_path: /secure/vault-keys.json.age
+    age_identity: /secure/operator.agekey
+    output_path: /secure/vault-root-token.json.age
+    age_recipients:
+      - age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p
+  delegate_to: localhost
+
+- name: Generate a root token encrypted to the security officer's PGP key
+  trustroot.ops.vault_root_token:
+    url: https://vault1.example.com:8200
+    keys: "{{ vault_unseal_keys }}"
+    pgp_key: "{{ officer_pgp_key }}"
+    output_path: /secure/vault-root-token-pgp.json
+  no_log: true
+  delegate_to: localhost
+
+- name: Revoke the root token when the maintenance is over
+  trustroot.ops.vault_root_token:
+    url: https://vault1.example.com:8200
+    state: absent
+    token_material_path: /secure/vault-root-token.json.age
+    age_identity: /secure/operator.agekey
+  delegate_to: localhost
+'''
+
+RETURN = r'''
+state:
+  description: The requested state.
+  returned: always
+  type: str
+api:
+  description: Endpoints used to generate, V(generate_root) or V(generate_root_token) (O(state=present)).
+  returned: success
+  type: str
+output_path:
+  description: Where the new token was written (V(null) in check mode).
+  returned: success
+  type: str
+nonce:
+  description: Nonce of the generation attempt (not a secret).
+  returned: success
+  type: str
+pgp_fingerprint:
+  description: Fingerprint of O(pgp_key), when the token is PGP-encrypted.
+  returned: success
+  type: str
+verified:
+  description: The new token was looked up and has the C(root) policy (not possible with O(pgp_key)).
+  returned: success
+  type: bool
+stale_cancelled:
+  description: An attempt already in progress was cancelled (or would be, in check mode).
+  returned: success
+  type: bool
+recovery_keys:
+  description: The token was generated from recovery keys (auto-unseal server).
+  returned: success
+  type: bool
+revoked:
+  description: The token was revoked by this run (O(state=absent)).
+  returned: success
+  type: bool
+method:
+  description: C(auth/token/revoke) or C(auth/token/revoke-self) (O(state=absent)).
+  returned: success
+  type: str
+active_node:
+  description: URL of the active node the attempt ran on (O(state=present)).
+  returned: success
+  type: str
+flavour:
+  description: V(openbao) or V(vault).
+  returned: success
+  type: str
+version:
+  description: Server version.
+  returned: success
+  type: str
+'''
+
+import base64
+import binascii
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.trustroot.ops.plugins.module_utils._files import (
+    FileError, age_encrypt, check_writable_target)
+from ansible_collections.trustroot.ops.plugins.module_utils._material import (
+    MaterialError, keys_from_material, read_material, write_material)
+from ansible_collections.trustroot.ops.plugins.module_utils._vault import (
+    VaultError, VaultNode, connection_argument_spec, ensure_hvac)
+from ansible_collections.trustroot.ops.plugins.module_utils._vault_rekey import (
+    OperationError, find_active_node, validate_key_shares)
+from ansible_collections.trustroot.ops.plugins.module_utils._vault_root_token import (
+    DecodeError, GenerateRootRun, choose_api, decode_token, lookup_state, material_from_root_token, revoke,
+    stale_attempt_message)
+
+
+def validate_present_inputs(module):
+    params = module.params
+    problem = check_writable_target(params['output_path'], overwrite=params['overwrite_output'])
+    if problem:
+        module.fail_json(msg='output_path: %s%s' % (
+            problem, ' (set overwrite_output=true to replace it)' if problem.endswith('already exists') else ''))
+    if params['age_recipients']:
+        try:
+            age_encrypt(module, b'recipient check', params['age_recipients'])
+        except FileError as exc:
+            module.fail_json(msg='age_recipients: %s' % exc)
+    if params['pgp_key'] is not None:
+        try:
+            decoded = base64.b64decode(params['pgp_key'].strip(), validate=True)
+        except (binascii.Error, ValueError):
+            decoded = b''
+        if not decoded:
+            module.fail_json(msg='pgp_key: is not a base64-encoded PGP public key (binary export, base64)')
+    if params['keys'] is not None:
+        problem = validate_key_shares(params['keys'])
+        if problem:
+            module.fail_json(msg=problem)
+
+
+def load_keys(module, recovery):
+    params = module.params
+    if params['keys'] is not None:
+        return [k.strip() for k in params['keys']]
+    try:
+        material = read_material(module, params['key_material_path'], params['age_identity'])
+        keys = keys_from_material(material, recovery=recovery, path=params['key_material_path'])
+    except MaterialError as exc:
+        module.fail_json(msg='key_material_path: %s' % exc)
+    module.no_log_values.update(keys)
+    problem = validate_key_shares(keys, field='the keys in key_material_path')
+    if problem:
+        module.fail_json(msg='key_material_path: %s' % problem)
+    return keys
+
+
+def node_with_token(params, token):
+    return VaultNode.from_params(dict(params, token=token))
+
+
+def ensure_present(module, result):
+    params = module.params
+    validate_present_inputs(module)
+    node = VaultNode.from_params(params)
+    try:
+        seal_status = node.seal_status()
+        flavour, version_tuple, version = node.flavour()
+    except VaultError as exc:
+        module.fail_json(msg=str(exc), **result)
+    result.update(flavour=flavour, version=version)
+    if not seal_status.get('initialized'):
+        module.fail_json(msg='%s: the server is not initialized' % node.url, **result)
+    if seal_status.get('sealed'):
+        module.fail_json(msg='%s: the server is sealed: unseal it before generating a root token' % node.url,
+                         **result)
+    recovery = bool(seal_status.get('recovery_seal'))
+    keys = load_keys(module, recovery)
+    try:
+        node = find_active_node(node, lambda url: VaultNode.from_params(params, url))
+    except OperationError as exc:
+        module.fail_json(msg=str(exc), **result)
+    result['active_node'] = node.url
+
+    api = choose_api(params['api'], flavour, version_tuple, node.has_token)
+    result['api'] = api
+    if api == 'generate_root_token' and not node.has_token:
+        module.fail_json(msg='token is required: api=generate_root_token uses the token-authenticated '
+                             'sys/generate-root-token endpoints (set token or VAULT_TOKEN)', **result)
+    run = GenerateRootRun(node, api, flavour, version_tuple, version, register_secret=module.no_log_values.add)
+    try:
+        attempt = run.status()
+    except OperationError as exc:
+        module.fail_json(msg=str(exc), **result)
+    stale = bool(attempt.get('started'))
+    if stale and not params['cancel_stale']:
+        module.fail_json(msg=stale_attempt_message(node.url, attempt), **result)
+    required = attempt.get('required') or seal_status.get('t') or 0
+    if len(keys) < required:
+        module.fail_json(msg='keys: %d %s key(s) given, the threshold is %d' % (
+            len(keys), 'recovery' if recovery else 'unseal', required), **result)
+
+    result.update(changed=True, output_path=None, nonce=None, pgp_fingerprint=None, verified=False,
+                  stale_cancelled=stale, recovery_keys=recovery)
+    if module._diff:
+        result['diff'] = {'before': {'new_root_token': False},
+                          'after': {'new_root_token': True, 'output_path': params['output_path']}}
+    if module.check_mode:
+        module.exit_json(**result)
+
+    if stale:
+        problem = run.cancel()
+        if problem:
+            module.fail_json(msg='cancel_stale: the attempt in progress could not be cancelled: %s' % problem,
+                             **dict(result, changed=False))
+    try:
+        run.start(params['pgp_key'])
+        result['nonce'] = run.nonce
+        encoded, fingerprint = run.submit_keys(keys, required)
+    except OperationError as exc:
+        module.fail_json(msg=str(exc), **dict(result, changed=stale))
+    result['pgp_fingerprint'] = fingerprint
+
+    new_token = encoded
+    if not params['pgp_key']:
+        try:
+            new_token = decode_token(encoded, run.otp)
+        except DecodeError as exc:
+            module.fail_json(msg='%s: a root token was generated but could not be decoded (%s): revoke it by '
+                                 'its accessor (auth/token/accessors)' % (node.url, exc), **result)
+        module.no_log_values.add(new_token)
+        new_node = node_with_token(params, new_token)
+        try:
+            valid, policies = lookup_state(new_node, new_token, self_lookup=True)
+        except OperationError:
+            valid, policies = False, []
+        if not valid or 'root' not in policies:
+            module.fail_json(msg='%s: the decoded token does not look up as a root token' % node.url, **result)
+        result['verified'] = True
+
+    material = material_from_root_token(new_token, bool(params['pgp_key']), node.url, flavour, version)
+    try:
+        write_material(module, params['output_path'], material, params['age_recipients'])
+    except MaterialError as exc:
+        message = 'output_path: the new root token could not be written (%s)' % exc
+        if params['pgp_key']:
+            message += '; it is PGP-encrypted and cannot be revoked here: revoke it by its accessor'
+        else:
+            try:
+                revoke(node_with_token(params, new_token), new_token, self_revoke=True)
+                message += '; it was revoked'
+            except OperationError as revoke_exc:
+                message += '; revoking it failed too (%s)' % revoke_exc
+        module.fail_json(msg=message, **result)
+    result['output_path'] = params['output_path']
+    module.exit_json(**result)
+
+
+def load_token_to_revoke(module):
+    params = module.params
+    if params['token_to_revoke'] is not None:
+        token = params['token_to_revoke'].strip()
+        if not token:
+            module.fail_json(msg='token_to_revoke: is empty')
+        return token
+    try:
+        material = read_material(module, params['token_material_path'], params['age_identity'])
+    except MaterialError as exc:
+        module.fail_json(msg='token_material_path: %s' % exc)
+    token = material.get('root_token')
+    if not token:
+        module.fail_json(msg='token_material_path: %s holds no root_token' % params['token_material_path'])
+    module.no_log_values.add(token)
+    if material.get('root_token_pgp_encrypted'):
+        module.fail_json(msg='token_material_path: the root token in %s is PGP-encrypted: decrypt it and pass it '
+                             'as token_to_revoke' % params['token_material_path'])
+    return token
+
+
+def ensure_absent(module, result):
+    params = module.params
+    token_to_revoke = load_token_to_revoke(module)
+    # Revoke through the caller's token when it is another one; else the token revokes itself.
+    self_revoke = not params['token'] or params['token'] == token_to_revoke
+    node = node_with_token(params, token_to_revoke) if self_revoke else VaultNode.from_params(params)
+    result['method'] = 'auth/token/revoke-self' if self_revoke else 'auth/token/revoke'
+    try:
+        valid, policies = lookup_state(node, token_to_revoke, self_lookup=self_revoke)
+    except OperationError as exc:
+        module.fail_json(msg=str(exc), **result)
+    except VaultError as exc:
+        module.fail_json(msg=str(exc), **result)
+    result.update(revoked=False)
+    if not valid:
+        if module._diff:
+            result['diff'] = {'before': {'token_valid': False}, 'after': {'token_valid': False}}
+        module.exit_json(**result)
+    if 'root' not in policies:
+        module.fail_json(msg='token_to_revoke: is not a root token (policies: %s): this module revokes root '
+                             'tokens only' % ', '.join(policies), **result)
+    result['changed'] = True
+    if module._diff:
+        result['diff'] = {'before': {'token_valid': True}, 'after': {'token_valid': False}}
+    if module.check_mode:
+        module.exit_json(**result)
+    try:
+        revoke(node, token_to_revoke, self_revoke)
+        still_valid, _policies = lookup_state(node if not self_revoke else node_with_token(params, token_to_revoke),
+                                              token_to_revoke, self_lookup=self_revoke)
+    except OperationError as exc:
+        module.fail_json(msg=str(exc), **result)
+    if still_valid:
+        module.fail_json(msg='%s: the token still looks up as valid after revocation' % node.url, **result)
+    result['revoked'] = True
+    module.exit_json(**result)
+
+
+def main():
+    argument_spec = connection_argument_spec()
+    argument_spec.update(
+        state=dict(type='str', default='present', choices=['present', 'absent']),
+        keys=dict(type='list', elements='str', no_log=True),
+        key_material_path=dict(type='path', no_log=False),
+        age_identity=dict(type='path'),
+        pgp_key=dict(type='str', no_log=False),
+        output_path=dict(type='path'),
+        age_recipients=dict(type='list', elements='str'),
+        overwrite_output=dict(type='bool', default=False),
+        cancel_stale=dict(type='bool', default=False),
+        api=dict(type='str', default='auto', choices=['auto', 'generate_root', 'generate_root_token']),
+        token_to_revoke=dict(type='str', no_log=True),
+        token_material_path=dict(type='path', no_log=False),
+    )
+    module = AnsibleModule(
+        argument_spec=argument_spec, supports_check_mode=True,
+        required_one_of=[('url',)],
+        required_if=[('state', 'present', ('output_path',)),
+                     ('state', 'present', ('keys', 'key_material_path'), True),
+                     ('state', 'absent', ('token_to_revoke', 'token_material_path'), True)],
+        mutually_exclusive=[('keys', 'key_material_path'), ('token_to_revoke', 'token_material_path')])
+    ensure_hvac(module)
+    result = dict(changed=False, state=module.params['state'])
+    if module.params['state'] == 'present':
+        ensure_present(module, result)
+    else:
+        ensure_absent(module, result)
+
+
+if __name__ == '__main__':
+    main()

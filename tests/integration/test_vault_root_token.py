@@ -1,0 +1,362 @@
+"""vault_root_token against real OpenBao 2.7.2 servers.
+
+OpenBao 2.7.2 serves the token-authenticated sys/generate-root-token endpoints and turns the
+unauthenticated sys/generate-root ones off unless a listener sets
+disable_unauthed_generate_root_endpoints = false: both paths are tested, and the error when it is off.
+"""
+
+import base64
+import json
+import os
+import stat
+import subprocess
+
+import pytest
+
+from tests.lab.openbao import BaoServer, free_port, http, wait_for
+
+
+def api(method, url, path, payload=None, token=None):
+    return http(method, url + '/v1/' + path, payload, token=token)
+
+
+def active_url(cluster):
+    leader = http('GET', cluster.urls[0] + '/v1/sys/leader')[1]
+    return leader['leader_address'].rstrip('/')
+
+
+def attempt_status(url, token):
+    status, body = api('GET', url, 'sys/generate-root-token/attempt', token=token)
+    assert status == 200, body
+    return body['data']
+
+
+def token_policies(url, token):
+    status, body = api('GET', url, 'auth/token/lookup-self', token=token)
+    return body['data']['policies'] if status == 200 else None
+
+
+def read_json(path):
+    with open(path) as handle:
+        return json.load(handle)
+
+
+def assert_no_secrets(result, secrets):
+    text = result['_stdout'] + json.dumps({k: v for k, v in result.items() if k != '_stdout'})
+    for secret in secrets:
+        assert secret and secret not in text
+
+
+def cluster_secrets(cluster):
+    return list(cluster.keys) + list(cluster.init['keys']) + [cluster.root_token]
+
+
+class Gpg(object):
+    def __init__(self, home):
+        self.home = str(home)
+        os.makedirs(self.home, mode=0o700, exist_ok=True)
+
+    def run(self, *args, data=None):
+        proc = subprocess.run(['gpg', '--homedir', self.home, '--batch', '--yes'] + list(args), input=data,
+                              capture_output=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr.decode()
+        return proc.stdout
+
+    def new_key(self, name):
+        uid = '%s <%s@example.invalid>' % (name, name)
+        self.run('--passphrase', '', '--quick-gen-key', uid, 'default', 'default', 'never')
+        return base64.b64encode(self.run('--export', uid)).decode()
+
+    def decrypt_b64(self, blob):
+        return self.run('--decrypt', data=base64.b64decode(blob))
+
+
+def age_identity(tmp_path):
+    path = str(tmp_path / 'operator.agekey')
+    subprocess.run(['age-keygen', '-o', path], check=True, capture_output=True)
+    recipient = subprocess.run(['age-keygen', '-y', path], check=True, capture_output=True, text=True).stdout.strip()
+    return path, recipient
+
+
+def age_decrypt(path, identity):
+    return subprocess.run(['age', '--decrypt', '--identity', identity, path], check=True,
+                          capture_output=True).stdout
+
+
+# --- the authenticated sys/generate-root-token endpoints (OpenBao >= 2.6.0) ---
+
+def test_generate_with_token_check_mode_then_real_then_refused_rerun(ansible, bao_unsealed, tmp_path):
+    cluster = bao_unsealed
+    init_file = cluster.write_init_file(tmp_path / 'init.json')
+    output = str(tmp_path / 'root.json')
+    args = {'url': cluster.urls[1], 'token': cluster.root_token, 'key_material_path': init_file,
+            'output_path': output}
+
+    check = ansible.module('vault_root_token', args, check=True, diff=True)
+    assert not check.get('failed'), check.get('msg')
+    assert check['changed'] is True and check['api'] == 'generate_root_token'
+    assert check['diff'] == {'before': {'new_root_token': False},
+                             'after': {'new_root_token': True, 'output_path': output}}
+    assert not os.path.exists(output)
+    assert attempt_status(active_url(cluster), cluster.root_token)['started'] is False
+
+    result = ansible.module('vault_root_token', args, verbosity=4)
+    assert not result.get('failed'), result.get('msg')
+    assert result['changed'] is True and result['verified'] is True and result['recovery_keys'] is False
+    assert result['active_node'] == active_url(cluster) and result['nonce']
+    assert stat.S_IMODE(os.stat(output).st_mode) == 0o600
+    material = read_json(output)
+    assert material['kind'] == 'root_token' and material['root_token_pgp_encrypted'] is False
+    new_token = material['root_token']
+    assert new_token != cluster.root_token
+    assert token_policies(cluster.urls[0], new_token) == ['root']
+    assert attempt_status(active_url(cluster), cluster.root_token)['started'] is False
+    assert_no_secrets(result, cluster_secrets(cluster) + [new_token])
+    assert 'otp' not in json.dumps({k: v for k, v in result.items() if k != '_stdout'}).lower()
+
+    rerun = ansible.module('vault_root_token', args)
+    assert rerun['failed'] is True and rerun['changed'] is False
+    assert 'output_path' in rerun['msg'] and 'already exists' in rerun['msg']
+    assert read_json(output)['root_token'] == new_token
+    assert attempt_status(active_url(cluster), cluster.root_token)['started'] is False
+
+
+def test_unauthenticated_endpoints_off_by_default(ansible, bao_unsealed, tmp_path):
+    cluster = bao_unsealed
+    output = str(tmp_path / 'root.json')
+    for extra in ({}, {'token': cluster.root_token, 'api': 'generate_root'}):
+        result = ansible.module('vault_root_token', dict({'url': cluster.urls[0], 'keys': cluster.keys,
+                                                          'output_path': output}, **extra))
+        assert result['failed'] is True
+        assert 'disable_unauthed_generate_root_endpoints = false' in result['msg']
+        assert 'listener' in result['msg'] and 'sys/generate-root-token' in result['msg']
+        assert_no_secrets(result, cluster_secrets(cluster))
+    assert not os.path.exists(output)
+    assert attempt_status(active_url(cluster), cluster.root_token)['started'] is False
+
+
+def test_pgp_encrypted_token(ansible, bao_unsealed, tmp_path):
+    cluster = bao_unsealed
+    gpg = Gpg(tmp_path / 'gnupg')
+    output = str(tmp_path / 'root-pgp.json')
+    result = ansible.module('vault_root_token', {'url': cluster.urls[0], 'token': cluster.root_token,
+                                                 'keys': cluster.keys, 'pgp_key': gpg.new_key('officer'),
+                                                 'output_path': output})
+    assert not result.get('failed'), result.get('msg')
+    assert result['verified'] is False and result['pgp_fingerprint']
+    material = read_json(output)
+    assert material['root_token_pgp_encrypted'] is True
+    token = gpg.decrypt_b64(material['root_token']).decode().strip()
+    assert token_policies(cluster.urls[0], token) == ['root']
+    assert_no_secrets(result, cluster_secrets(cluster) + [token])
+
+    revoke_refused = ansible.module('vault_root_token', {'url': cluster.urls[0], 'state': 'absent',
+                                                         'token_material_path': output})
+    assert revoke_refused['failed'] is True and 'PGP-encrypted' in revoke_refused['msg']
+    assert token_policies(cluster.urls[0], token) == ['root']
+
+
+def test_wrong_key_and_stale_attempt(ansible, bao_unsealed, tmp_path):
+    cluster = bao_unsealed
+    url, token = active_url(cluster), cluster.root_token
+    output = str(tmp_path / 'root.json')
+    wrong = base64.b64encode(os.urandom(33)).decode()
+    result = ansible.module('vault_root_token', {'url': url, 'token': token, 'keys': [wrong, cluster.keys[1]],
+                                                 'output_path': output})
+    assert result['failed'] is True
+    assert 'keys' in result['msg'] and 'rejected' in result['msg'] and 'attempt was cancelled' in result['msg']
+    assert attempt_status(url, token)['started'] is False
+    assert not os.path.exists(output)
+    assert_no_secrets(result, cluster_secrets(cluster) + [wrong])
+
+    status, body = api('PUT', url, 'sys/generate-root-token/attempt', {}, token=token)
+    assert status == 200
+    stale_nonce = body['data']['nonce']
+    base = {'url': url, 'token': token, 'keys': cluster.keys, 'output_path': output}
+    refused = ansible.module('vault_root_token', base)
+    assert refused['failed'] is True and 'already in progress' in refused['msg'] and 'cancel_stale' in refused['msg']
+    assert attempt_status(url, token)['nonce'] == stale_nonce
+    check = ansible.module('vault_root_token', dict(base, cancel_stale=True), check=True)
+    assert check['changed'] is True and check['stale_cancelled'] is True
+    assert attempt_status(url, token)['nonce'] == stale_nonce
+    done = ansible.module('vault_root_token', dict(base, cancel_stale=True))
+    assert not done.get('failed'), done.get('msg')
+    assert done['stale_cancelled'] is True and done['nonce'] != stale_nonce
+    assert attempt_status(url, token)['started'] is False
+    assert token_policies(url, read_json(output)['root_token']) == ['root']
+
+
+def test_bad_inputs(ansible, bao_unsealed, tmp_path):
+    cluster = bao_unsealed
+    url, token = cluster.urls[0], cluster.root_token
+    existing = tmp_path / 'existing.json'
+    existing.write_text('{}')
+    base = {'url': url, 'token': token, 'keys': cluster.keys, 'output_path': str(tmp_path / 'out.json')}
+    cases = [
+        (dict(keys=cluster.keys[:1]), ['keys', '1 unseal key', 'threshold is 2']),
+        (dict(keys=['%%%%']), ['keys[0]', 'neither hex nor base64']),
+        (dict(output_path=str(tmp_path / 'missing' / 'root.json')), ['output_path', 'does not exist']),
+        (dict(output_path=str(existing)), ['output_path', 'already exists', 'overwrite_output']),
+        (dict(pgp_key='not base64!'), ['pgp_key', 'base64']),
+        (dict(age_recipients=['age1notarecipient']), ['age_recipients']),
+        (dict(output_path=None), ['output_path']),
+        (dict(api='generate_root_token', token=None), ['token is required']),
+        (dict(state='absent', keys=None, output_path=None), ['token_to_revoke', 'token_material_path']),
+    ]
+    for extra, words in cases:
+        args = {k: v for k, v in dict(base, **extra).items() if v is not None}
+        result = ansible.module('vault_root_token', args)
+        assert result['failed'] is True, (extra, result)
+        for word in words:
+            assert word in result['msg'], (extra, result['msg'])
+        assert_no_secrets(result, cluster_secrets(cluster))
+    assert attempt_status(active_url(cluster), token)['started'] is False
+    assert not os.path.exists(base['output_path'])
+    assert existing.read_text() == '{}'
+
+
+def test_sealed_and_stopped_server(ansible, bao_cluster, tmp_path):
+    cluster = bao_cluster  # sealed
+    args = {'url': cluster.urls[0], 'token': cluster.root_token, 'keys': cluster.keys,
+            'output_path': str(tmp_path / 'root.json')}
+    sealed = ansible.module('vault_root_token', args)
+    assert sealed['failed'] is True and 'sealed' in sealed['msg']
+    cluster.nodes[0].stop()
+    stopped = ansible.module('vault_root_token', args)
+    assert stopped['failed'] is True
+    assert cluster.urls[0] in stopped['msg'] and 'unreachable' in stopped['msg']
+    revoke = ansible.module('vault_root_token', {'url': cluster.urls[0], 'state': 'absent',
+                                                 'token_to_revoke': cluster.root_token})
+    assert revoke['failed'] is True and 'unreachable' in revoke['msg']
+    assert not os.path.exists(args['output_path'])
+
+
+# --- revocation ---
+
+def new_root_token(cluster):
+    status, body = api('PUT', cluster.urls[0], 'auth/token/create-orphan', {'policies': ['root']},
+                       token=cluster.root_token)
+    assert status == 200, body
+    return body['auth']['client_token']
+
+
+def test_revoke_with_another_token_is_idempotent(ansible, bao_unsealed, tmp_path):
+    cluster = bao_unsealed
+    victim = new_root_token(cluster)
+    args = {'url': cluster.urls[1], 'token': cluster.root_token, 'state': 'absent', 'token_to_revoke': victim}
+
+    check = ansible.module('vault_root_token', args, check=True, diff=True)
+    assert check['changed'] is True and check['diff']['before'] == {'token_valid': True}
+    assert token_policies(cluster.urls[0], victim) == ['root']
+
+    first = ansible.module('vault_root_token', args, diff=True, verbosity=4)
+    assert not first.get('failed'), first.get('msg')
+    assert first['changed'] is True and first['revoked'] is True and first['method'] == 'auth/token/revoke'
+    assert first['diff'] == {'before': {'token_valid': True}, 'after': {'token_valid': False}}
+    assert token_policies(cluster.urls[0], victim) is None
+    assert token_policies(cluster.urls[0], cluster.root_token) == ['root']
+
+    second = ansible.module('vault_root_token', args)
+    assert not second.get('failed'), second.get('msg')
+    assert second['changed'] is False and second['revoked'] is False
+    for result in (check, first, second):
+        assert_no_secrets(result, cluster_secrets(cluster) + [victim])
+
+
+def test_revoke_self_from_material_and_refuse_non_root(ansible, bao_unsealed, tmp_path):
+    cluster = bao_unsealed
+    output = str(tmp_path / 'root.json')
+    made = ansible.module('vault_root_token', {'url': cluster.urls[0], 'token': cluster.root_token,
+                                               'keys': cluster.keys, 'output_path': output})
+    assert not made.get('failed'), made.get('msg')
+    generated = read_json(output)['root_token']
+
+    args = {'url': cluster.urls[0], 'state': 'absent', 'token_material_path': output}
+    first = ansible.module('vault_root_token', args)
+    assert not first.get('failed'), first.get('msg')
+    assert first['changed'] is True and first['method'] == 'auth/token/revoke-self'
+    assert token_policies(cluster.urls[0], generated) is None
+    second = ansible.module('vault_root_token', args)
+    assert second['changed'] is False and not second.get('failed')
+
+    status, body = api('PUT', cluster.urls[0], 'auth/token/create', {'policies': ['default']},
+                       token=cluster.root_token)
+    plain = body['auth']['client_token']
+    refused = ansible.module('vault_root_token', {'url': cluster.urls[0], 'state': 'absent',
+                                                  'token_to_revoke': plain})
+    assert refused['failed'] is True and 'not a root token' in refused['msg'] and 'default' in refused['msg']
+    assert token_policies(cluster.urls[0], plain) == ['default']
+    for result in (made, first, second, refused):
+        assert_no_secrets(result, cluster_secrets(cluster) + [generated, plain])
+
+
+# --- auto-unseal: recovery keys, age-encrypted material both ways ---
+
+def test_recovery_keys_and_age_material(ansible, bao_autounseal_single, tmp_path):
+    server = bao_autounseal_single
+    status, init = http('PUT', server.url + '/v1/sys/init', {'recovery_shares': 3, 'recovery_threshold': 2})
+    assert status == 200, init
+    wait_for(lambda: not server.seal_status()['sealed'], timeout=30, what='auto-unseal')
+    wait_for(lambda: http('GET', server.url + '/v1/sys/leader')[1].get('is_self'), timeout=30, what='leader')
+    identity, recipient = age_identity(tmp_path)
+    # The recovery keys, in an age-encrypted material file.
+    plain_path = tmp_path / 'recovery.json'
+    plain_path.write_text(json.dumps({'format': 'trustroot.ops/vault-init/v1', 'kind': 'init',
+                                      'recovery_keys_b64': init['recovery_keys_base64'],
+                                      'recovery_shares': 3, 'recovery_threshold': 2}))
+    encrypted = str(tmp_path / 'recovery.json.age')
+    subprocess.run(['age', '--armor', '--recipient', recipient, '--output', encrypted, str(plain_path)], check=True)
+    plain_path.unlink()
+    output = str(tmp_path / 'root.json.age')
+
+    result = ansible.module('vault_root_token', {
+        'url': server.url, 'token': init['root_token'], 'key_material_path': encrypted, 'age_identity': identity,
+        'output_path': output, 'age_recipients': [recipient]})
+    assert not result.get('failed'), result.get('msg')
+    assert result['recovery_keys'] is True and result['verified'] is True
+    with open(output, 'rb') as handle:
+        assert handle.read().startswith(b'-----BEGIN AGE ENCRYPTED FILE-----')
+    material = json.loads(age_decrypt(output, identity))
+    assert material['kind'] == 'root_token'
+    assert token_policies(server.url, material['root_token']) == ['root']
+    assert_no_secrets(result, init['recovery_keys_base64'] + init['recovery_keys'] +
+                      [init['root_token'], material['root_token']])
+
+
+# --- the unauthenticated sys/generate-root endpoints, turned back on for one listener ---
+
+@pytest.fixture
+def bao_legacy_listener(tmp_path):
+    server = BaoServer(str(tmp_path), 'legacy')
+    port = free_port()
+    server.seal_stanza = ('listener "tcp" {\n  address = "127.0.0.1:%d"\n  tls_disable = true\n'
+                          '  disable_unauthed_generate_root_endpoints = false\n}\n') % port
+    server.start()
+    status, init = http('PUT', server.url + '/v1/sys/init', {'secret_shares': 3, 'secret_threshold': 2})
+    assert status == 200, init
+    for key in init['keys_base64'][:2]:
+        http('PUT', server.url + '/v1/sys/unseal', {'key': key})
+    wait_for(lambda: http('GET', server.url + '/v1/sys/leader')[1].get('is_self'), timeout=30, what='leader')
+    server.init = init
+    server.legacy_url = 'http://127.0.0.1:%d' % port
+    yield server
+    server.stop()
+
+
+def test_unauthenticated_generate_root_when_enabled(ansible, bao_legacy_listener, tmp_path):
+    server = bao_legacy_listener
+    keys, token = server.init['keys_base64'], server.init['root_token']
+    output = str(tmp_path / 'root.json')
+    result = ansible.module('vault_root_token', {'url': server.legacy_url, 'keys': keys, 'output_path': output})
+    assert not result.get('failed'), result.get('msg')
+    assert result['api'] == 'generate_root' and result['verified'] is True
+    generated = read_json(output)['root_token']
+    assert token_policies(server.url, generated) == ['root']
+    status, body = http('GET', server.legacy_url + '/v1/sys/generate-root/attempt')
+    assert status == 200 and body['started'] is False
+    assert_no_secrets(result, keys + server.init['keys'] + [token, generated])
+
+    # Same server, default listener: the unauthenticated endpoints stay off there.
+    off = ansible.module('vault_root_token', {'url': server.url, 'keys': keys,
+                                              'output_path': str(tmp_path / 'other.json')})
+    assert off['failed'] is True and 'disable_unauthed_generate_root_endpoints' in off['msg']
