@@ -1,0 +1,161 @@
+"""spire_bundle against real spire-servers: the own bundle as SPIFFE and PEM (compared with SPIRE's own
+output), setting a foreign bundle (check mode, real, idempotent by authorities), deleting it, bad inputs
+(own trust domain, invalid trust domain, malformed bundle), a stopped server."""
+
+import json
+import os
+
+from tests.lab.spire import spire_server_module_args
+
+
+def run(ansible, server, check=False, diff=False, **args):
+    params = dict(spire_server_module_args(server))
+    params.update(args)
+    return ansible.module('spire_bundle', params, check=check, diff=diff)
+
+
+def foreign(server):
+    """{trust domain: bundle} of the federated bundles ``server`` holds (raw CLI)."""
+    return dict((b['trust_domain'], b) for b in server.cli(['bundle', 'list']).get('bundles') or [])
+
+
+def x509_set(bundle):
+    return sorted(a['asn1'] for a in bundle['x509_authorities'])
+
+
+def jwt_set(bundle):
+    return sorted((a['key_id'], a['public_key']) for a in bundle['jwt_authorities'])
+
+
+def test_info_own_bundle_matches_spire(ansible, spire_server):
+    spiffe = run(ansible, spire_server, state='info', format='spiffe')
+    assert not spiffe.get('failed'), spiffe
+    assert spiffe['changed'] is False and spiffe['found'] is True
+    assert spiffe['trust_domain'] == spire_server.trust_domain
+    # the module converts `bundle show -output json` itself; SPIRE's own SPIFFE rendering must be identical
+    assert json.loads(spiffe['bundle']) == json.loads(spire_server.bundle_spiffe())
+    active = spire_server.cli(['localauthority', 'x509', 'show'])['active']['authority_id']
+    assert [a['authority_id'] for a in spiffe['x509_authorities']] == [active]
+    jwt_active = spire_server.cli(['localauthority', 'jwt', 'show'])['active']['authority_id']
+    assert [a['authority_id'] for a in spiffe['jwt_authorities']] == [jwt_active]
+    assert spiffe['jwt_authorities'][0]['expires_at'] > 0 and spiffe['jwt_authorities'][0]['expires_at_iso']
+
+    pem = run(ansible, spire_server, state='info', format='pem')
+    assert pem['bundle'].strip() == spire_server.bundle_pem().strip()
+
+    missing = run(ansible, spire_server, state='info', trust_domain='nobody.example')
+    assert missing['found'] is False and missing['bundle'] is None and missing['x509_authorities'] == []
+
+
+def test_set_and_delete_foreign_bundle(ansible, spire_server, spire_server_b, tmp_path):
+    b_bundle = spire_server_b.bundle_spiffe()
+    b_td = spire_server_b.trust_domain
+
+    check = run(ansible, spire_server, check=True, diff=True, state='present', trust_domain=b_td, bundle=b_bundle)
+    assert check['changed'] is True, check
+    assert check['diff']['before']['authorities'] is None
+    assert len(check['diff']['after']['authorities']['x509_authorities']) == 1
+    assert foreign(spire_server) == {}
+
+    done = run(ansible, spire_server, diff=True, state='present', trust_domain='spiffe://' + b_td, bundle=b_bundle)
+    assert done['changed'] is True and done['trust_domain'] == b_td, done
+    stored = foreign(spire_server)[b_td]
+    own_b = spire_server_b.bundle()
+    assert x509_set(stored) == x509_set(own_b) and jwt_set(stored) == jwt_set(own_b)
+    assert done['x509_authorities'][0]['asn1'] == own_b['x509_authorities'][0]['asn1']
+
+    again = run(ansible, spire_server, state='present', trust_domain=b_td, bundle=b_bundle)
+    assert again['changed'] is False, again
+
+    # same authorities, different text: indentation, key order, sequence number and refresh hint do not matter
+    doc = json.loads(b_bundle)
+    doc['keys'] = list(reversed(doc['keys']))
+    doc['spiffe_sequence'] = 42
+    doc['spiffe_refresh_hint'] = 60
+    path = tmp_path / 'b.json'
+    path.write_text(json.dumps(doc, sort_keys=True))
+    again = run(ansible, spire_server, state='present', trust_domain=b_td, bundle_path=str(path))
+    assert again['changed'] is False, again
+
+    # the bundle given as a dictionary
+    again = run(ansible, spire_server, state='present', trust_domain=b_td, bundle=json.loads(b_bundle))
+    assert again['changed'] is False, again
+
+    # PEM holds no JWT authority: setting it is a change (the JWT key goes away)
+    pem_path = tmp_path / 'b.pem'
+    pem_path.write_text(spire_server_b.bundle_pem())
+    pem = run(ansible, spire_server, diff=True, state='present', trust_domain=b_td, bundle_path=str(pem_path),
+              format='pem')
+    assert pem['changed'] is True and pem['diff']['after']['authorities']['jwt_authorities'] == [], pem
+    assert foreign(spire_server)[b_td]['jwt_authorities'] == []
+    assert run(ansible, spire_server, state='present', trust_domain=b_td, bundle_path=str(pem_path),
+               format='pem')['changed'] is False
+
+    info = run(ansible, spire_server, state='info', trust_domain=b_td, format='pem')
+    assert info['found'] is True and info['bundle'].strip() == spire_server_b.bundle_pem().strip()
+
+    # absent: check mode keeps it, then it is deleted, then nothing to do
+    check = run(ansible, spire_server, check=True, state='absent', trust_domain=b_td)
+    assert check['changed'] is True and b_td in foreign(spire_server)
+    gone = run(ansible, spire_server, diff=True, state='absent', trust_domain=b_td, mode='delete')
+    assert gone['changed'] is True and gone['diff']['after']['authorities'] is None, gone
+    assert foreign(spire_server) == {}
+    again = run(ansible, spire_server, state='absent', trust_domain=b_td)
+    assert again['changed'] is False and again['found'] is False
+
+
+def test_restrict_mode_refuses_bundle_in_use(ansible, spire_server, spire_server_b):
+    b_td = spire_server_b.trust_domain
+    spire_server.set_federated_bundle(spire_server_b)
+    results = spire_server.create_entries([{
+        'spiffe_id': spire_server.spiffe_id('web'), 'parent_id': spire_server.spiffe_id('node'),
+        'selectors': [{'type': 'unix', 'value': 'uid:1000'}], 'federates_with': ['spiffe://' + b_td]}])
+    assert results[0]['status']['code'] == 0, results
+    refused = run(ansible, spire_server, state='absent', trust_domain=b_td)
+    assert refused['failed'] is True and b_td in refused['msg'], refused
+    assert b_td in foreign(spire_server)
+    dissociated = run(ansible, spire_server, state='absent', trust_domain=b_td, mode='dissociate')
+    assert dissociated['changed'] is True, dissociated
+    assert foreign(spire_server) == {}
+    assert spire_server.entries()[0]['federates_with'] == []
+
+
+def test_bad_inputs_change_nothing(ansible, spire_server, spire_server_b, tmp_path):
+    own = spire_server.bundle_spiffe()
+    result = run(ansible, spire_server, state='present', trust_domain=spire_server.trust_domain, bundle=own)
+    assert result['failed'] is True, result
+    assert "trust_domain example.org is the server's own trust domain" in result['msg']
+    result = run(ansible, spire_server, state='absent', trust_domain='spiffe://example.org')
+    assert result['failed'] is True and "own trust domain" in result['msg']
+
+    result = run(ansible, spire_server, state='present', trust_domain='Other Example', bundle=own)
+    assert result['failed'] is True and result['msg'].startswith('trust_domain may contain only'), result
+
+    result = run(ansible, spire_server, state='present', trust_domain='spiffe://other.example/x', bundle=own)
+    assert result['failed'] is True and 'trust_domain must be a trust domain' in result['msg']
+
+    result = run(ansible, spire_server, state='present', trust_domain='other.example', bundle='{"keys": 3}')
+    assert result['failed'] is True and result['msg'].startswith('bundle must be a SPIFFE bundle'), result
+
+    result = run(ansible, spire_server, state='present', trust_domain='other.example', bundle=own, format='pem')
+    assert result['failed'] is True and result['msg'].startswith('bundle holds no PEM certificate'), result
+
+    missing = os.path.join(str(tmp_path), 'missing.json')
+    result = run(ansible, spire_server, state='present', trust_domain='other.example', bundle_path=missing)
+    assert result['failed'] is True and 'bundle_path %s cannot be read' % missing in result['msg']
+
+    result = run(ansible, spire_server, state='present', trust_domain='other.example')
+    assert result['failed'] is True and 'bundle' in result['msg']
+
+    result = run(ansible, spire_server, state='info', bundle=own)
+    assert result['failed'] is True and 'only used with state=present' in result['msg']
+
+    assert foreign(spire_server) == {}
+
+
+def test_unreachable_socket(ansible, spire_server, spire_server_b):
+    spire_server.stop()
+    result = run(ansible, spire_server, state='present', trust_domain=spire_server_b.trust_domain,
+                 bundle=spire_server_b.bundle_spiffe())
+    assert result['failed'] is True
+    assert 'not reachable on socket_path %s' % spire_server.socket_path in result['msg'], result
