@@ -49,7 +49,10 @@ def decode_token(encoded, otp):
         raw = base64.b64decode(text + '=' * (-len(text) % 4), validate=True)
     except (binascii.Error, ValueError):
         raise DecodeError('the encoded token is not base64')
-    otp_bytes = otp.encode('ascii')
+    try:
+        otp_bytes = otp.encode('ascii')
+    except UnicodeError:
+        raise DecodeError('the OTP is not ASCII')
     if len(raw) != len(otp_bytes):
         raise DecodeError('the encoded token has %d bytes but the OTP has %d' % (len(raw), len(otp_bytes)))
     token = bytes(a ^ b for a, b in zip(raw, otp_bytes))

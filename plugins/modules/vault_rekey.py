@@ -28,8 +28,8 @@ description:
     progress.
   - The attempt runs on the active node; when O(url) is a standby, the module follows its C(sys/leader)
     answer to the active node.
-  - Every input is checked before the attempt starts: the share layout, the number of PGP keys, the
-    current keys (format and count against the current threshold), O(output_path) and the age recipients.
+  - Every input is checked before the attempt starts (the share layout, the number of PGP keys, the
+    current keys' format and count against the current threshold, O(output_path), the age recipients).
   - A rekey is an action, not a state. Every run that is not refused makes new keys and reports
     V(changed=true). Guard the task in the playbook (for example, run it only when the material file is
     older than your rotation period); by default an existing O(output_path) is refused, which stops an
@@ -131,7 +131,7 @@ seealso:
   - module: trustroot.ops.vault_init
   - module: trustroot.ops.vault_unseal
 author:
-  - trustroot.ops maintainers
+  - Trustroot maintainers (@trustroot)
 '''
 
 EXAMPLES = r'''
@@ -304,8 +304,8 @@ def main():
     argument_spec = connection_argument_spec()
     argument_spec.update(
         target=dict(type='str', default='unseal', choices=['unseal', 'recovery']),
-        secret_shares=dict(type='int'),
-        secret_threshold=dict(type='int'),
+        secret_shares=dict(type='int', no_log=False),
+        secret_threshold=dict(type='int', no_log=False),
         keys=dict(type='list', elements='str', no_log=True),
         key_material_path=dict(type='path', no_log=False),
         age_identity=dict(type='path'),
@@ -319,9 +319,11 @@ def main():
         api=dict(type='str', default='auto', choices=['auto', 'rekey', 'rotate_root']),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
-                           required_one_of=[('url',), ('keys', 'key_material_path')],
+                           required_one_of=[('keys', 'key_material_path')],
                            mutually_exclusive=[('keys', 'key_material_path')])
     ensure_hvac(module)
+    if not module.params['url']:
+        module.fail_json(msg='url is required (or set VAULT_ADDR or BAO_ADDR)')
     params = module.params
     target = params['target']
     result = dict(changed=False, target=target)

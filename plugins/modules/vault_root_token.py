@@ -110,7 +110,7 @@ seealso:
   - module: trustroot.ops.vault_init
   - module: trustroot.ops.vault_rekey
 author:
-  - trustroot.ops maintainers
+  - Trustroot maintainers (@trustroot)
 '''
 
 EXAMPLES = r'''
@@ -434,12 +434,13 @@ def main():
     )
     module = AnsibleModule(
         argument_spec=argument_spec, supports_check_mode=True,
-        required_one_of=[('url',)],
         required_if=[('state', 'present', ('output_path',)),
                      ('state', 'present', ('keys', 'key_material_path'), True),
                      ('state', 'absent', ('token_to_revoke', 'token_material_path'), True)],
         mutually_exclusive=[('keys', 'key_material_path'), ('token_to_revoke', 'token_material_path')])
     ensure_hvac(module)
+    if not module.params['url']:
+        module.fail_json(msg='url is required (or set VAULT_ADDR or BAO_ADDR)')
     result = dict(changed=False, state=module.params['state'])
     if module.params['state'] == 'present':
         ensure_present(module, result)

@@ -111,7 +111,7 @@ class Gpg(object):
 
     def run(self, *args, data=None):
         proc = subprocess.run(['gpg', '--homedir', self.home, '--batch', '--yes'] + list(args), input=data,
-                              capture_output=True, timeout=120)
+                              capture_output=True, timeout=120, check=False)
         assert proc.returncode == 0, proc.stderr.decode()
         return proc.stdout
 
@@ -295,6 +295,7 @@ def test_bad_inputs_change_nothing(ansible, bao_unsealed, tmp_path):
         (dict(keys=[cluster.keys[0], cluster.keys[0]]), ['keys', 'more than once']),
         (dict(target='recovery'), ['target', 'Shamir', 'target=unseal']),
         (dict(token=None), ['token is required', 'sys/rotate/root']),
+        (dict(url=None), ['url is required']),
         (dict(age_recipients=['age1notarecipient']), ['age_recipients']),
         (dict(keys=None, key_material_path=str(tmp_path / 'nope.json')), ['key_material_path', 'cannot read']),
     ]

@@ -25,6 +25,11 @@ def active_url(cluster):
     return leader['leader_address'].rstrip('/')
 
 
+def a_standby(cluster):
+    active = active_url(cluster)
+    return next(node for node in cluster.nodes if node.url != active)
+
+
 def attempt_status(url, token):
     status, body = api('GET', url, 'sys/generate-root-token/attempt', token=token)
     assert status == 200, body
@@ -58,7 +63,7 @@ class Gpg(object):
 
     def run(self, *args, data=None):
         proc = subprocess.run(['gpg', '--homedir', self.home, '--batch', '--yes'] + list(args), input=data,
-                              capture_output=True, timeout=120)
+                              capture_output=True, timeout=120, check=False)
         assert proc.returncode == 0, proc.stderr.decode()
         return proc.stdout
 
@@ -89,7 +94,8 @@ def test_generate_with_token_check_mode_then_real_then_refused_rerun(ansible, ba
     cluster = bao_unsealed
     init_file = cluster.write_init_file(tmp_path / 'init.json')
     output = str(tmp_path / 'root.json')
-    args = {'url': cluster.urls[1], 'token': cluster.root_token, 'key_material_path': init_file,
+    # Through a standby: the module runs the attempt on the active node.
+    args = {'url': a_standby(cluster).url, 'token': cluster.root_token, 'key_material_path': init_file,
             'output_path': output}
 
     check = ansible.module('vault_root_token', args, check=True, diff=True)
