@@ -60,7 +60,8 @@ def run_play(workdir, tasks, extra_vars):
         json.dump(extra_vars, handle)
     start = time.perf_counter()
     proc = subprocess.run([os.path.join(VENV_BIN, 'ansible-playbook'), '-i', 'localhost,', '-c', 'local',
-                           play_path, '-e', '@' + vars_path], capture_output=True, text=True, env=ansible_env())
+                           play_path, '-e', '@' + vars_path], capture_output=True, text=True, env=ansible_env(),
+                          check=False)
     elapsed = time.perf_counter() - start
     os.remove(vars_path)
     if proc.returncode != 0:
@@ -77,15 +78,17 @@ def init_collection(cluster, workdir):
 
 
 def init_hashivault(cluster, workdir):
-    return run_play(workdir, [{'hashivault_init': {'url': cluster.urls[0], 'secret_shares': SHARES,
-                                                    'secret_threshold': THRESHOLD}, 'no_log': True}], {})
+    task = {'hashivault_init': {'url': cluster.urls[0], 'secret_shares': SHARES, 'secret_threshold': THRESHOLD},
+            'no_log': True}
+    return run_play(workdir, [task], {})
 
 
 def init_raw(cluster, _workdir):
     start = time.perf_counter()
-    status, _ = http('PUT', cluster.urls[0] + '/v1/sys/init',
-                     {'secret_shares': SHARES, 'secret_threshold': THRESHOLD}, timeout=60)
-    assert status == 200
+    status = http('PUT', cluster.urls[0] + '/v1/sys/init', {'secret_shares': SHARES, 'secret_threshold': THRESHOLD},
+                  timeout=60)[0]
+    if status != 200:
+        raise RuntimeError('raw init failed: HTTP %s' % status)
     return time.perf_counter() - start
 
 
@@ -105,7 +108,7 @@ def unseal_raw(cluster, _workdir, keys):
     start = time.perf_counter()
     for url in cluster.urls:
         for key in keys[:THRESHOLD]:
-            _, body = http('PUT', url + '/v1/sys/unseal', {'key': key})
+            body = http('PUT', url + '/v1/sys/unseal', {'key': key})[1]
             if body and not body.get('sealed'):
                 break
     return time.perf_counter() - start
@@ -125,7 +128,7 @@ def measure_unseal(tool, cluster, workdir, keys):
 
 def prepare_cluster(workdir):
     cluster = BaoCluster(workdir, size=3).start()
-    _, init = http('PUT', cluster.urls[0] + '/v1/sys/init', {'secret_shares': SHARES, 'secret_threshold': THRESHOLD})
+    init = http('PUT', cluster.urls[0] + '/v1/sys/init', {'secret_shares': SHARES, 'secret_threshold': THRESHOLD})[1]
     cluster.unseal_raw(init['keys_base64'], THRESHOLD)
     cluster.wait_peers(init['root_token'], count=3)
     return cluster, init['keys_base64']
@@ -174,15 +177,16 @@ def main():
     for name in init_tools:
         report['init_seconds'][name] = {'median': median(init_times[name]),
                                         'vs_raw': round(median(init_times[name]) / raw_init, 2)}
-        report['unseal_seconds'][name] = {'tool_returned': median(unseal_returned[name]),
-                                          'all_nodes_unsealed': median(unseal_done[name]),
-                                          'vs_raw': round(median(unseal_done[name]) / raw_done, 2)}
-    print('%-15s %12s %10s | %16s %18s %10s' % ('tool', 'init (s)', 'vs raw', 'unseal returned',
-                                                  'all unsealed (s)', 'vs raw'))
+        report['unseal_seconds'][name] = {
+            'tool_returned': median(unseal_returned[name]),
+            'all_nodes_unsealed': median(unseal_done[name]),
+            'vs_raw': round(median(unseal_done[name]) / raw_done, 2)}
+    header = ('tool', 'init (s)', 'vs raw', 'unseal returned', 'all unsealed (s)', 'vs raw')
+    print('%-15s %12s %10s | %16s %18s %10s' % header)
     for name in init_tools:
         i, u = report['init_seconds'][name], report['unseal_seconds'][name]
-        print('%-15s %12.3f %10.2f | %16.3f %18.3f %10.2f' % (name, i['median'], i['vs_raw'], u['tool_returned'],
-                                                                u['all_nodes_unsealed'], u['vs_raw']))
+        row = (name, i['median'], i['vs_raw'], u['tool_returned'], u['all_nodes_unsealed'], u['vs_raw'])
+        print('%-15s %12.3f %10.2f | %16.3f %18.3f %10.2f' % row)
     os.makedirs(os.path.join(ROOT, 'benchmarks', 'results'), exist_ok=True)
     with open(os.path.join(ROOT, 'benchmarks', 'results', 'vault_unseal.json'), 'w') as handle:
         json.dump(report, handle, indent=2)

@@ -194,7 +194,11 @@ def nodes_from_params(params, option='nodes'):
     return [normalize_url(u) for u in urls]
 
 
+def require_url(module):
+    if not module.params.get('url'):
+        module.fail_json(msg='url is required (or set VAULT_ADDR or BAO_ADDR)')
+
+
 def require_token(module, node, purpose):
     if not node.has_token:
         module.fail_json(msg='token is required to %s (set token or VAULT_TOKEN)' % purpose)
-

@@ -73,7 +73,7 @@ attributes:
     support: full
     description: Shows initialized and the share layout before and after (never keys).
 author:
-  - trustroot.ops maintainers
+  - Trustroot maintainers (@trustroot)
 '''
 
 EXAMPLES = r'''
@@ -135,7 +135,7 @@ from ansible_collections.trustroot.ops.plugins.module_utils._files import FileEr
 from ansible_collections.trustroot.ops.plugins.module_utils._material import (
     MaterialError, material_from_init, secrets_in, write_material)
 from ansible_collections.trustroot.ops.plugins.module_utils._vault import (
-    VaultError, VaultNode, connection_argument_spec, ensure_hvac)
+    VaultError, VaultNode, connection_argument_spec, ensure_hvac, require_url)
 from ansible_collections.trustroot.ops.plugins.module_utils._vault_init import (
     InitInputError, build_init_request, is_auto_unseal)
 
@@ -156,10 +156,10 @@ def validate_output(module):
 def main():
     argument_spec = connection_argument_spec()
     argument_spec.update(
-        secret_shares=dict(type='int', default=5),
-        secret_threshold=dict(type='int', default=3),
-        recovery_shares=dict(type='int'),
-        recovery_threshold=dict(type='int'),
+        secret_shares=dict(type='int', default=5, no_log=False),
+        secret_threshold=dict(type='int', default=3, no_log=False),
+        recovery_shares=dict(type='int', no_log=False),
+        recovery_threshold=dict(type='int', no_log=False),
         pgp_keys=dict(type='list', elements='str', no_log=False),
         recovery_pgp_keys=dict(type='list', elements='str', no_log=False),
         root_token_pgp_key=dict(type='str', no_log=False),
@@ -167,8 +167,9 @@ def main():
         age_recipients=dict(type='list', elements='str'),
         overwrite_output=dict(type='bool', default=False),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True, required_one_of=[('url',)])
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     ensure_hvac(module)
+    require_url(module)
     params = module.params
     node = VaultNode.from_params(params)
 

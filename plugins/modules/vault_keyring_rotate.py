@@ -33,7 +33,7 @@ attributes:
     support: full
     description: Shows the key term before and after.
 author:
-  - trustroot.ops maintainers
+  - Trustroot maintainers (@trustroot)
 '''
 
 EXAMPLES = r'''
@@ -70,7 +70,7 @@ rotated:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.trustroot.ops.plugins.module_utils._vault import (
-    VaultError, VaultNode, connection_argument_spec, ensure_hvac, keyring_rotate_path, require_token)
+    VaultError, VaultNode, connection_argument_spec, ensure_hvac, require_url, keyring_rotate_path, require_token)
 from ansible_collections.trustroot.ops.plugins.module_utils._vault_keyring import (
     key_age_seconds, parse_duration, rotation_due)
 
@@ -78,8 +78,9 @@ from ansible_collections.trustroot.ops.plugins.module_utils._vault_keyring impor
 def main():
     argument_spec = connection_argument_spec()
     argument_spec.update(min_age=dict(type='str'))
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True, required_one_of=[('url',)])
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     ensure_hvac(module)
+    require_url(module)
     min_age = None
     if module.params['min_age'] is not None:
         try:

@@ -37,7 +37,7 @@ attributes:
     support: full
     description: Reads only.
 author:
-  - trustroot.ops maintainers
+  - Trustroot maintainers (@trustroot)
 '''
 
 EXAMPLES = r'''
@@ -70,7 +70,7 @@ nodes:
     version: {description: Server version., type: str, returned: always}
     initialized: {description: Whether the node's storage is initialized., type: bool, returned: always}
     sealed: {description: Whether the node is sealed., type: bool, returned: always}
-    seal_type: {description: Seal type (shamir, transit, ...)., type: str, returned: always}
+    seal_type: {description: "Seal type: shamir, transit, awskms, ...", type: str, returned: always}
     recovery_seal: {description: Whether the node uses recovery keys (auto-unseal)., type: bool, returned: always}
     threshold: {description: Keys needed to unseal., type: int, returned: always}
     shares: {description: Key shares., type: int, returned: always}

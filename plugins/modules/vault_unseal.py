@@ -60,7 +60,7 @@ attributes:
     support: full
     description: Shows each node's sealed state before and after.
 author:
-  - trustroot.ops maintainers
+  - Trustroot maintainers (@trustroot)
 '''
 
 EXAMPLES = r'''
@@ -90,7 +90,7 @@ nodes:
     sealed: {description: Sealed at the end., type: bool, returned: always}
     initialized: {description: Initialized at the end., type: bool, returned: always}
     changed: {description: Keys were sent (or would be in check mode)., type: bool, returned: always}
-    keys_submitted: {description: How many keys were sent to this node (the count, never the keys)., type: int, returned: always}
+    keys_submitted: {description: "How many keys were sent to this node: the count, never the keys.", type: int, returned: always}
     waited_for_join: {description: The node was waited for while it joined the raft cluster., type: bool, returned: always}
     error: {description: Why this node failed., type: str, returned: always}
 all_unsealed: {description: Every node ended unsealed., type: bool, returned: always}

@@ -155,7 +155,7 @@ class AnsibleRunner(object):
         if verbosity:
             argv.append('-' + 'v' * verbosity)
         proc = subprocess.run(argv, capture_output=True, text=True, env=self.env(env), cwd=self.workdir,
-                              timeout=600)
+                              timeout=600, check=False)
         self.runs.append(proc)
         return proc
 

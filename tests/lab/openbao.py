@@ -137,7 +137,7 @@ class BaoServer(object):
     def _answers(self):
         if self.proc.poll() is not None:
             raise RuntimeError('%s exited with %s; see %s' % (self.node_id, self.proc.returncode, self.log_path))
-        status, _ = http('GET', self.url + '/v1/sys/seal-status', timeout=2)
+        status = http('GET', self.url + '/v1/sys/seal-status', timeout=2)[0]
         return status == 200
 
     def stop(self):

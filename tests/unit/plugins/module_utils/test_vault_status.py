@@ -11,8 +11,8 @@ RAFT = {'config': {'servers': [{'node_id': 'node1', 'address': 'a:1', 'leader': 
 def test_shape_sealed_and_active_nodes():
     sealed = shape_node('http://a', SEALED, 503)
     assert sealed['state'] == 'sealed' and sealed['progress'] == 1 and sealed['is_leader'] is None
-    active = shape_node('http://b', UNSEALED, 200, {'ha_enabled': True, 'is_self': True,
-                                                     'leader_address': 'http://b'}, RAFT)
+    leader = {'ha_enabled': True, 'is_self': True, 'leader_address': 'http://b'}
+    active = shape_node('http://b', UNSEALED, 200, leader, RAFT)
     assert active['state'] == 'active' and active['is_leader'] is True
     assert [p['node_id'] for p in active['raft_peers']] == ['node1', 'node2']
     assert active['raft_peers'][0]['leader'] is True

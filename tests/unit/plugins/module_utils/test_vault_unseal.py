@@ -5,7 +5,7 @@ from ansible_collections.trustroot.ops.plugins.module_utils._vault import VaultE
 from ansible_collections.trustroot.ops.plugins.module_utils._vault_unseal import (
     UnsealRun, summarize_unseal, validate_keys)
 
-GOOD = ['a2V5MQ==', 'a2V5Mg==', 'a2V5Mw==']
+GOOD = ('a2V5MQ==', 'a2V5Mg==', 'a2V5Mw==')
 
 
 class ScriptedNode(object):
@@ -98,7 +98,7 @@ def test_unreachable_node_named():
 
 def test_too_few_keys_sends_nothing():
     node = ScriptedNode('http://a', t=3)
-    results = run([node], keys=GOOD[:2])
+    results = run([node], keys=list(GOOD[:2]))
     assert node.submitted == [] and 'needs 3 more key(s), 2 given' in results[0]['error']
 
 
