@@ -41,8 +41,13 @@ The ``ansible`` fixture (tests/integration/conftest.py) runs modules through rea
 
 ``spire_server_module_args(server)`` (import from tests.lab.spire, also re-exported here) returns the
 module connection options {'socket_path': ..., 'spire_server_path': ...}.
+
+``ansible_cases`` -> run_cases(name, [args, ...], check=False, diff=False, env=None): runs one module once per
+    argument set as the tasks of ONE ansible-playbook run (each task ignore_errors) and returns the
+    registered results in order. For many bad-input cases at the cost of one playbook start.
 """
 
+import json
 import os
 import sys
 
@@ -96,3 +101,27 @@ def spire_server_b(tmp_path):
         yield server
     finally:
         server.cleanup()
+
+
+@pytest.fixture
+def ansible_cases(ansible):
+    """run_cases(name, args_list, check=False, diff=False, env=None) -> list of registered results."""
+    def run_cases(name, args_list, check=False, diff=False, env=None):
+        index = len(ansible.runs)
+        result_path = os.path.join(ansible.workdir, 'cases-%d.json' % index)
+        tasks = [{'name': 'case %d' % i, 'trustroot.ops.%s' % name: args, 'register': 'case%d' % i,
+                  'ignore_errors': True} for i, args in enumerate(args_list)]
+        tasks.append({'name': 'save results', 'ansible.builtin.copy': {
+            'content': '{{ [%s] | to_json }}' % ', '.join('case%d' % i for i in range(len(args_list))),
+            'dest': result_path, 'mode': '0600'}, 'check_mode': False, 'diff': False})
+        play_path = os.path.join(ansible.workdir, 'cases-%d.yml' % index)
+        with open(play_path, 'w') as handle:
+            json.dump([{'hosts': 'localhost', 'gather_facts': False, 'tasks': tasks}], handle)
+        proc = ansible.playbook(play_path, check=check, diff=diff, env=env)
+        if not os.path.exists(result_path):
+            raise AssertionError('playbook did not record results:\n%s\n%s' % (proc.stdout, proc.stderr))
+        with open(result_path) as handle:
+            results = json.load(handle)
+        os.remove(result_path)
+        return results
+    return run_cases

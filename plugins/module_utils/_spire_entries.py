@@ -1,0 +1,524 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, trustroot.ops contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Declarative SPIRE registration entries: normalisation, validation and the plan. Pure (no I/O).
+
+An entry is identified by its key: (SPIFFE ID, parent ID, sorted selectors), the triple SPIRE itself
+refuses to store twice (ALREADY_EXISTS). Every other field is compared for equality.
+
+Ownership follows spire-controller-manager: entries whose ID is ``<entry_id_prefix>.<uuid>`` belong to
+this configuration; others are never updated or deleted (a desired key that collides with one of them is
+reported as an unmanaged conflict). Without a prefix, an entry that matches a desired key is managed
+in place, and nothing is pruned.
+
+Current entries are consumed as an iterator (one pass): only the desired entries, the changes and the
+conflicts are kept, so reconciling 100,000 entries holds the normalised desired set, not the server's.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import collections
+import json
+import re
+import sys
+import uuid
+
+from ansible_collections.trustroot.ops.plugins.module_utils._spiffe_id import (
+    SpiffeError, check_dns_name, check_spiffe_id, normalize_trust_domain, parse_selector)
+
+# Fields compared between the desired and the current entry (the key fields come first).
+KEY_FIELDS = ('spiffe_id', 'parent_id', 'selectors')
+VALUE_FIELDS = ('x509_svid_ttl', 'jwt_svid_ttl', 'federates_with', 'dns_names', 'admin', 'downstream', 'hint',
+                'store_svid', 'expires_at', 'disable_x509_svid_prefetch', 'jwt_svid_include_jti')
+ALL_FIELDS = KEY_FIELDS + VALUE_FIELDS
+DEFAULTS = {'x509_svid_ttl': 0, 'jwt_svid_ttl': 0, 'federates_with': (), 'dns_names': (), 'admin': False,
+            'downstream': False, 'hint': '', 'store_svid': False, 'expires_at': 0,
+            'disable_x509_svid_prefetch': False, 'jwt_svid_include_jti': False}
+INPUT_FIELDS = ALL_FIELDS + ('entry_id', 'node')
+MAX_TTL = 2 ** 31 - 1
+MAX_HINT = 1024
+MAX_ENTRY_ID = 255
+SERVER_PATH = '/spire/server'
+NODE_PARENT = '(the server of the trust domain)'
+
+_ENTRY_ID = re.compile(r'^[A-Za-z0-9._-]+$')
+
+# One normalised entry. ``id`` is None for a desired entry without an explicit ID. ``index`` is the
+# position in the input (desired entries) or None (current entries).
+Entry = collections.namedtuple('Entry', ('id',) + ALL_FIELDS + ('index',))
+
+
+class EntryInputError(ValueError):
+    """Invalid desired entries; the text names the field (``entries[3].spiffe_id``) and the rule."""
+
+
+def _intern(value):
+    return sys.intern(value) if isinstance(value, str) else value
+
+
+def key_of(entry):
+    return (entry.spiffe_id, entry.parent_id, entry.selectors)
+
+
+def values_of(entry):
+    return tuple(getattr(entry, name) for name in VALUE_FIELDS)
+
+
+def describe_key(key):
+    """Readable key: 'spiffe://td/web <- spiffe://td/agent [unix:uid:1000, ...]'."""
+    return '%s <- %s [%s]' % (key[0], key[1], ', '.join(key[2]))
+
+
+def describe(entry):
+    text = describe_key(key_of(entry))
+    return '%s (entry %s)' % (text, entry.id) if entry.id else text
+
+
+def owned(entry_id, prefix):
+    """Whether this configuration manages an existing entry with ``entry_id``."""
+    if not prefix:
+        return True
+    return bool(entry_id) and entry_id.startswith(prefix + '.')
+
+
+def new_entry_id(prefix):
+    return '%s.%s' % (prefix, uuid.uuid4())
+
+
+def entry_id_error(value):
+    if not isinstance(value, str) or not value:
+        return 'must be a non-empty string'
+    if len(value) > MAX_ENTRY_ID:
+        return 'is longer than %d characters' % MAX_ENTRY_ID
+    if not _ENTRY_ID.match(value):
+        return 'may only use letters, digits, dots, hyphens and underscores ([A-Za-z0-9._-])'
+    return None
+
+
+def check_prefix(prefix):
+    """Validate entry_id_prefix (IDs will be ``<prefix>.<uuid>``, 36 characters after the dot)."""
+    error = entry_id_error(prefix)
+    if error is None and len(prefix) > MAX_ENTRY_ID - 37:
+        error = 'is longer than %d characters' % (MAX_ENTRY_ID - 37)
+    if error is None and prefix.endswith('.'):
+        error = 'must not end with a dot (IDs are <prefix>.<uuid>)'
+    if error:
+        raise EntryInputError('entry_id_prefix: %s' % error)
+    return prefix
+
+
+# --- desired entries ------------------------------------------------------------------------------------
+
+def _int_field(raw, name, where):
+    value = raw.get(name)
+    if value is None:
+        return DEFAULTS[name]
+    if isinstance(value, bool):
+        raise EntryInputError('%s.%s: must be an integer' % (where, name))
+    try:
+        value = int(value)
+    except (TypeError, ValueError):
+        raise EntryInputError('%s.%s: must be an integer, got %r' % (where, name, raw.get(name)))
+    if value < 0:
+        raise EntryInputError('%s.%s: must be >= 0 (0 means the server default), got %d' % (where, name, value))
+    if name != 'expires_at' and value > MAX_TTL:
+        raise EntryInputError('%s.%s: must be at most %d seconds' % (where, name, MAX_TTL))
+    return value
+
+
+def _bool_field(raw, name, where):
+    value = raw.get(name)
+    if value is None:
+        return DEFAULTS[name]
+    if not isinstance(value, bool):
+        raise EntryInputError('%s.%s: must be a boolean' % (where, name))
+    return value
+
+
+def _list_field(raw, name, where):
+    value = raw.get(name)
+    if value is None:
+        return []
+    if isinstance(value, str) or not isinstance(value, (list, tuple)):
+        raise EntryInputError('%s.%s: must be a list' % (where, name))
+    return value
+
+
+def normalize_desired(raw, index, state='present'):
+    """One desired entry (a dict in the module's input shape) as an Entry; EntryInputError otherwise.
+
+    Syntax only: bind_trust_domain() then checks the entries against the server's trust domain. With
+    ``state='absent'`` an entry is either ``entry_id`` alone or a full key."""
+    where = 'entries[%d]' % index
+    if not isinstance(raw, dict):
+        raise EntryInputError('%s: must be a dictionary' % where)
+    unknown = sorted(set(k for k, v in raw.items() if v is not None) - set(INPUT_FIELDS))
+    if unknown:
+        raise EntryInputError('%s: unknown field(s) %s' % (where, ', '.join(unknown)))
+    entry_id = raw.get('entry_id')
+    if entry_id is not None:
+        error = entry_id_error(entry_id)
+        if error:
+            raise EntryInputError('%s.entry_id: %s' % (where, error))
+    if state == 'absent' and entry_id and not raw.get('spiffe_id') and not raw.get('selectors'):
+        return Entry(entry_id, None, None, None, index=index, **DEFAULTS)
+
+    try:
+        spiffe_id = raw.get('spiffe_id')
+        if not spiffe_id:
+            raise EntryInputError('%s.spiffe_id: is required' % where)
+        check_spiffe_id(spiffe_id, '%s.spiffe_id' % where, workload=True)
+
+        parent_id = raw.get('parent_id')
+        if raw.get('node'):
+            if parent_id:
+                raise EntryInputError('%s: node and parent_id are mutually exclusive (a node entry\'s parent is '
+                                      'the server)' % where)
+            parent_id = NODE_PARENT
+        elif not parent_id:
+            raise EntryInputError('%s.parent_id: is required (or node: true)' % where)
+        else:
+            check_spiffe_id(parent_id, '%s.parent_id' % where)
+
+        selectors = _list_field(raw, 'selectors', where)
+        if not selectors:
+            raise EntryInputError('%s.selectors: at least one type:value selector is required' % where)
+        normalized = set()
+        for position, selector in enumerate(selectors):
+            kind, value = parse_selector(selector, '%s.selectors[%d]' % (where, position))
+            normalized.add(_intern('%s:%s' % (kind, value)))
+
+        federates_with = set()
+        for position, name in enumerate(_list_field(raw, 'federates_with', where)):
+            federates_with.add(_intern(normalize_trust_domain(name, '%s.federates_with[%d]' % (where, position))))
+
+        dns_names = []
+        for position, name in enumerate(_list_field(raw, 'dns_names', where)):
+            check_dns_name(name, '%s.dns_names[%d]' % (where, position))
+            if name not in dns_names:
+                dns_names.append(name)
+    except SpiffeError as err:
+        raise EntryInputError(str(err))
+
+    hint = raw.get('hint') or ''
+    if not isinstance(hint, str):
+        raise EntryInputError('%s.hint: must be a string' % where)
+    if len(hint) > MAX_HINT:
+        raise EntryInputError('%s.hint: is longer than %d characters' % (where, MAX_HINT))
+    store_svid = _bool_field(raw, 'store_svid', where)
+    sorted_selectors = tuple(sorted(normalized))
+    if store_svid and len(set(s.split(':', 1)[0] for s in sorted_selectors)) > 1:
+        raise EntryInputError('%s.selectors: with store_svid every selector must have the same type' % where)
+    disable_prefetch = _bool_field(raw, 'disable_x509_svid_prefetch', where)
+    if store_svid and disable_prefetch:
+        raise EntryInputError('%s: store_svid and disable_x509_svid_prefetch are mutually exclusive' % where)
+
+    return Entry(
+        id=entry_id,
+        spiffe_id=spiffe_id,
+        parent_id=_intern(parent_id),
+        selectors=sorted_selectors,
+        x509_svid_ttl=_int_field(raw, 'x509_svid_ttl', where),
+        jwt_svid_ttl=_int_field(raw, 'jwt_svid_ttl', where),
+        federates_with=tuple(sorted(federates_with)),
+        dns_names=tuple(dns_names),
+        admin=_bool_field(raw, 'admin', where),
+        downstream=_bool_field(raw, 'downstream', where),
+        hint=hint,
+        store_svid=store_svid,
+        expires_at=_int_field(raw, 'expires_at', where),
+        disable_x509_svid_prefetch=disable_prefetch,
+        jwt_svid_include_jti=_bool_field(raw, 'jwt_svid_include_jti', where),
+        index=index,
+    )
+
+
+def normalize_desired_list(raw_entries, state='present'):
+    """Every desired entry normalised (syntax only); duplicate keys or entry IDs are an error naming both
+    positions. Node entries carry a placeholder parent until bind_trust_domain()."""
+    desired = []
+    by_id = {}
+    for index, raw in enumerate(raw_entries or []):
+        entry = normalize_desired(raw, index, state)
+        if entry.id is not None:
+            if entry.id in by_id:
+                raise EntryInputError('entries[%d].entry_id: %s is also given in entries[%d]'
+                                      % (index, entry.id, by_id[entry.id]))
+            by_id[entry.id] = index
+        desired.append(entry)
+    return desired
+
+
+def bind_trust_domain(desired, trust_domain):
+    """Check every entry against the server's trust domain and resolve node parents. Returns the list.
+
+    A SPIFFE ID or parent ID in another trust domain, or federates_with naming the server's own trust
+    domain, is an EntryInputError naming the field. Duplicate keys are detected here (after node parents
+    are known)."""
+    prefix = 'spiffe://%s/' % trust_domain
+    node_parent = _intern('spiffe://%s%s' % (trust_domain, SERVER_PATH))
+    by_key = {}
+    for position, entry in enumerate(desired):
+        if entry.spiffe_id is None:
+            continue
+        where = 'entries[%d]' % entry.index
+        if entry.parent_id == NODE_PARENT:
+            entry = entry._replace(parent_id=node_parent)
+            desired[position] = entry
+        for name in ('spiffe_id', 'parent_id'):
+            value = getattr(entry, name)
+            if not value.startswith(prefix):
+                raise EntryInputError('%s.%s: %s is in trust domain %r, not in the server\'s trust domain %r'
+                                      % (where, name, value, value[len('spiffe://'):].split('/', 1)[0],
+                                         trust_domain))
+        if trust_domain in entry.federates_with:
+            raise EntryInputError('%s.federates_with: %s is the server\'s own trust domain' % (where, trust_domain))
+        key = key_of(entry)
+        if key in by_key:
+            raise EntryInputError('%s: same SPIFFE ID, parent ID and selectors as entries[%d] (%s)'
+                                  % (where, by_key[key], describe_key(key)))
+        by_key[key] = entry.index
+    return desired
+
+
+# --- current entries ------------------------------------------------------------------------------------
+
+def _id_string(value):
+    if isinstance(value, dict):
+        return 'spiffe://%s%s' % (value.get('trust_domain') or '', value.get('path') or '')
+    return value or ''
+
+
+def normalize_current(raw):
+    """An entry as ``entry show -output json`` prints it (IDs as {trust_domain, path}) as an Entry."""
+    attributes = raw.get('additional_attributes') or {}
+    return Entry(
+        id=raw.get('id') or raw.get('entry_id'),
+        spiffe_id=_id_string(raw.get('spiffe_id')),
+        parent_id=_intern(_id_string(raw.get('parent_id'))),
+        selectors=tuple(sorted(_intern('%s:%s' % (s.get('type'), s.get('value')))
+                               for s in raw.get('selectors') or [])),
+        x509_svid_ttl=int(raw.get('x509_svid_ttl') or 0),
+        jwt_svid_ttl=int(raw.get('jwt_svid_ttl') or 0),
+        federates_with=tuple(sorted(_intern(normalize_federated_name(n)) for n in raw.get('federates_with') or [])),
+        dns_names=tuple(raw.get('dns_names') or ()),
+        admin=bool(raw.get('admin')),
+        downstream=bool(raw.get('downstream')),
+        hint=raw.get('hint') or '',
+        store_svid=bool(raw.get('store_svid')),
+        expires_at=int(raw.get('expires_at') or raw.get('entryExpiry') or 0),
+        disable_x509_svid_prefetch=bool(attributes.get('disable_x509_svid_prefetch')),
+        jwt_svid_include_jti=bool(attributes.get('jwt_svid_include_jti')),
+        index=None,
+    )
+
+
+def normalize_federated_name(name):
+    return name[len('spiffe://'):] if name.startswith('spiffe://') else name
+
+
+# --- the plan ---------------------------------------------------------------------------------------------
+
+class Plan(object):
+    """What reconciliation will do. ``create``: desired Entries (``id`` set when known beforehand);
+    ``update``: (current, desired) pairs, desired carrying the current ID; ``delete``: current Entries;
+    ``conflicts``: (current, desired or None, reason) triples; ``unchanged``: a count."""
+
+    def __init__(self):
+        self.create = []
+        self.update = []
+        self.delete = []
+        self.conflicts = []
+        self.unchanged = 0
+
+    @property
+    def changed(self):
+        return bool(self.create or self.update or self.delete)
+
+    def counts(self):
+        return {'created': len(self.create), 'updated': len(self.update), 'deleted': len(self.delete),
+                'unchanged': self.unchanged, 'conflicts': len(self.conflicts)}
+
+
+def plan_present(desired, current, prefix=None, prune=False):
+    """Plan ``state=present``. ``current`` is any iterable of current Entries, consumed once."""
+    plan = Plan()
+    by_key = {}
+    by_id = {}
+    for entry in desired:
+        if entry.id is not None:
+            by_id[entry.id] = entry
+        else:
+            by_key[key_of(entry)] = entry
+    explicit_keys = dict((key_of(entry), entry) for entry in by_id.values())
+    matched = set()   # indexes of desired entries that exist in some form
+    seen_ids = set()
+
+    for entry in current:
+        if entry.id in seen_ids:
+            continue
+        seen_ids.add(entry.id)
+        key = key_of(entry)
+        want = by_id.get(entry.id)
+        if want is not None:
+            matched.add(want.index)
+            _compare(plan, entry, want, full=True)
+            continue
+        want = by_key.get(key)
+        if want is not None and want.index not in matched:
+            matched.add(want.index)
+            if owned(entry.id, prefix):
+                _compare(plan, entry, want, full=False)
+            else:
+                plan.conflicts.append((entry, want, _conflict_reason(entry, want, prefix)))
+            continue
+        want = explicit_keys.get(key)
+        if want is not None:
+            # The key is held by another entry than the requested entry_id: SPIRE refuses a second one.
+            plan.conflicts.append((entry, want, 'entries[%d] asks for entry ID %s but entry %s already has this '
+                                   'SPIFFE ID, parent ID and selectors' % (want.index, want.id, entry.id)))
+            matched.add(want.index)
+            continue
+        if prune and prefix and owned(entry.id, prefix):
+            plan.delete.append(entry)
+
+    for entry in desired:
+        if entry.index not in matched:
+            if entry.id is None and prefix:
+                entry = entry._replace(id=new_entry_id(prefix))
+            plan.create.append(entry)
+    plan.create.sort(key=lambda e: e.index)
+    plan.update.sort(key=lambda pair: pair[1].index)
+    return plan
+
+
+def _conflict_reason(current, want, prefix):
+    same = values_of(current) == values_of(want)
+    return 'entry %s is not owned (its ID does not start with %s.)%s' % (
+        current.id, prefix, '' if same else '; its fields differ and are left as they are')
+
+
+def _compare(plan, current, want, full):
+    fields = ALL_FIELDS if full else VALUE_FIELDS
+    if any(getattr(current, name) != getattr(want, name) for name in fields):
+        plan.update.append((current, want._replace(id=current.id)))
+    else:
+        plan.unchanged += 1
+
+
+def plan_absent(desired, current, prefix=None):
+    """Plan ``state=absent``: delete the listed entries that exist. An entry given by ``entry_id`` is
+    deleted whoever owns it; one given by key only when owned (any, without a prefix)."""
+    plan = Plan()
+    by_id = dict((e.id, e) for e in desired if e.id is not None)
+    by_key = dict((key_of(e), e) for e in desired if e.spiffe_id is not None and e.id is None)
+    seen = set()
+    for entry in current:
+        if entry.id in seen:
+            continue
+        seen.add(entry.id)
+        if entry.id in by_id:
+            plan.delete.append(entry)
+            continue
+        want = by_key.get(key_of(entry))
+        if want is not None:
+            if owned(entry.id, prefix):
+                plan.delete.append(entry)
+            else:
+                plan.conflicts.append((entry, want, 'entry %s is not owned (its ID does not start with %s.); '
+                                       'it is not deleted' % (entry.id, prefix)))
+    plan.unchanged = 0
+    return plan
+
+
+def changed_fields(current, desired):
+    """{field: {'before': ..., 'after': ...}} for every field that differs."""
+    changes = {}
+    for name in ALL_FIELDS:
+        before, after = getattr(current, name), getattr(desired, name)
+        if before != after:
+            changes[name] = {'before': _plain(before), 'after': _plain(after)}
+    return changes
+
+
+def _plain(value):
+    return list(value) if isinstance(value, tuple) else value
+
+
+# --- CLI payloads -----------------------------------------------------------------------------------------
+
+def to_input(entry):
+    """The legacy ``-data`` input shape of ``entry create|update`` for an Entry (every field)."""
+    data = {
+        'spiffe_id': entry.spiffe_id,
+        'parent_id': entry.parent_id,
+        'selectors': [dict(zip(('type', 'value'), s.split(':', 1))) for s in entry.selectors],
+        'x509_svid_ttl': entry.x509_svid_ttl,
+        'jwt_svid_ttl': entry.jwt_svid_ttl,
+        'federates_with': list(entry.federates_with),
+        'dns_names': list(entry.dns_names),
+        'admin': entry.admin,
+        'downstream': entry.downstream,
+        'entryExpiry': entry.expires_at,
+        'store_svid': entry.store_svid,
+        'hint': entry.hint,
+    }
+    if entry.id:
+        data['entry_id'] = entry.id
+    if entry.disable_x509_svid_prefetch or entry.jwt_svid_include_jti:
+        data['additional_attributes'] = {'disable_x509_svid_prefetch': entry.disable_x509_svid_prefetch,
+                                         'jwt_svid_include_jti': entry.jwt_svid_include_jti}
+    return data
+
+
+def batch_payload(entries):
+    return json.dumps({'entries': [to_input(e) for e in entries]}, separators=(',', ':'))
+
+
+def delete_payload(entry_ids):
+    return json.dumps({'ids': list(entry_ids)}, separators=(',', ':'))
+
+
+def show_args_for_key(key):
+    """``entry show`` arguments that list the entries with exactly this key."""
+    args = ['entry', 'show', '-spiffeID', key[0], '-parentID', key[1]]
+    for selector in key[2]:
+        args += ['-selector', selector]
+    return args + ['-matchSelectorsOn', 'exact']
+
+
+# --- results ----------------------------------------------------------------------------------------------
+
+def to_result(entry):
+    """An Entry as returned to the user."""
+    result = {'entry_id': entry.id}
+    for name in ALL_FIELDS:
+        result[name] = _plain(getattr(entry, name))
+    return result
+
+
+def diff_view(entry):
+    """The fields of an entry as they appear in the diff (keyed by describe_key elsewhere)."""
+    view = {'entry_id': entry.id}
+    for name in VALUE_FIELDS:
+        view[name] = _plain(getattr(entry, name))
+    return view
+
+
+def build_diff(plan):
+    """Ansible's before/after diff: dictionaries keyed by the readable entry key."""
+    before, after = {}, {}
+    for current, desired in plan.update:
+        before[describe(current)] = diff_view(current)
+        after[describe(current)] = diff_view(desired)
+        if key_of(current) != key_of(desired):
+            after[describe(current)]['key'] = describe_key(key_of(desired))
+    for entry in plan.create:
+        after[describe_key(key_of(entry))] = diff_view(entry)
+    for entry in plan.delete:
+        before[describe(entry)] = diff_view(entry)
+    return {'before': before, 'after': after,
+            'before_header': 'registration entries (changed or deleted)',
+            'after_header': 'registration entries (changed or created)'}

@@ -1,0 +1,546 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, trustroot.ops contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: spire_entry
+short_description: Declare SPIRE registration entries
+version_added: 0.1.0
+description:
+  - Makes the registration entries of a SPIRE server match a list, the way spire-controller-manager does.
+  - An entry is identified by its key, the SPIFFE ID, the parent ID and the sorted selectors, which SPIRE
+    refuses to store twice. Entries of the list that do not exist are created, existing ones whose other
+    fields differ are updated (every field is sent, since SPIRE replaces the whole entry), and with
+    O(prune=true) the entries this configuration owns that are not in the list are deleted.
+  - "Ownership: with O(entry_id_prefix), new entries get the ID C(<entry_id_prefix>.<uuid>), and only
+    entries whose ID carries that prefix are ever updated or deleted. Entries made by other means that
+    have a key of the list are left alone and reported in RV(unmanaged_conflicts). Without
+    O(entry_id_prefix), an existing entry with a key of the list is updated in place, and nothing is pruned."
+  - Every entry is validated before the first change; an error names the entry and the field.
+  - Changes are sent in batches (50 creations or updates, 200 deletions per command). SPIRE answers each
+    entry of a batch separately; when some fail, the others are still applied, and the task fails listing
+    each failed entry with SPIRE's message.
+  - Two runs with the same list at the same time do not create duplicates. SPIRE refuses a second entry
+    with the same key (ALREADY_EXISTS); the module then reads the entry back and treats it as existing.
+options:
+  entries:
+    description:
+      - The registration entries. With O(state=absent), an entry may be given by O(entries[].entry_id) alone.
+      - An empty list with O(prune=true) deletes every entry this configuration owns.
+    type: list
+    elements: dict
+    required: true
+    suboptions:
+      spiffe_id:
+        description:
+          - SPIFFE ID of the workload, in the server's trust domain, outside the C(/spire) namespace.
+        type: str
+      parent_id:
+        description:
+          - SPIFFE ID of the parent (an agent, or an entry used as a node alias), in the server's trust domain.
+          - Required unless O(entries[].node=true).
+        type: str
+      node:
+        description:
+          - A node entry (node alias) whose parent is the server (C(spiffe://<trust domain>/spire/server)).
+        type: bool
+        default: false
+      selectors:
+        description:
+          - Selectors as C(type:value) strings, for example V(unix:uid:1000) or V(k8s:ns:payments).
+          - Their order does not matter.
+        type: list
+        elements: str
+      entry_id:
+        description:
+          - Explicit ID of the entry. The entry with this ID is managed whatever its prefix.
+          - Letters, digits, dots, hyphens and underscores; at most 255 characters.
+        type: str
+      x509_svid_ttl:
+        description: Lifetime of X.509-SVIDs in seconds; V(0) means the server's default.
+        type: int
+        default: 0
+      jwt_svid_ttl:
+        description: Lifetime of JWT-SVIDs in seconds; V(0) means the server's default.
+        type: int
+        default: 0
+      federates_with:
+        description:
+          - Trust domains (V(other.example) or V(spiffe://other.example)) whose bundles the workload receives.
+          - The server must already have a bundle for each of them.
+        type: list
+        elements: str
+        default: []
+      dns_names:
+        description: DNS names added to the X.509-SVID (the first one is its common name).
+        type: list
+        elements: str
+        default: []
+      admin:
+        description: Grant the workload access to the server's administrative APIs.
+        type: bool
+        default: false
+      downstream:
+        description: The workload is a downstream SPIRE server.
+        type: bool
+        default: false
+      hint:
+        description: Hint that tells entries with the same SPIFFE ID apart (at most 1024 characters).
+        type: str
+        default: ''
+      store_svid:
+        description: Store the issued SVID through an SVIDStore plugin.
+        type: bool
+        default: false
+      expires_at:
+        description: Expiry of the entry as seconds since the epoch; V(0) means never.
+        type: int
+        default: 0
+      disable_x509_svid_prefetch:
+        description: Tell agents not to prefetch X.509-SVIDs for this entry.
+        type: bool
+        default: false
+      jwt_svid_include_jti:
+        description: Add a unique C(jti) claim to JWT-SVIDs of this entry.
+        type: bool
+        default: false
+  state:
+    description:
+      - V(present) creates and updates the entries; V(absent) deletes them.
+      - With V(absent), an entry given by O(entries[].entry_id) is deleted whoever created it; an entry
+        given by its key is deleted only when it is owned (see O(entry_id_prefix)).
+    type: str
+    choices: [present, absent]
+    default: present
+  entry_id_prefix:
+    description:
+      - Marks the entries this configuration owns (C(<entry_id_prefix>.<uuid>)). Required for O(prune).
+      - Letters, digits, dots, hyphens and underscores; use one prefix per source of truth.
+    type: str
+  prune:
+    description:
+      - With O(state=present), delete the owned entries (ID prefixed with O(entry_id_prefix)) that are
+        not in O(entries).
+    type: bool
+    default: false
+  report_limit:
+    description:
+      - Return the created, updated and deleted entries themselves only up to this many of each (the
+        counts are always returned). The diff always lists every change.
+    type: int
+    default: 100
+extends_documentation_fragment:
+  - trustroot.ops.spire_server
+attributes:
+  check_mode:
+    support: full
+    description: Reads the current entries and reports the changes without making them.
+  diff_mode:
+    support: full
+    description: Before and after of every created, updated and deleted entry, keyed by the entry's key.
+author:
+  - trustroot.ops maintainers (@trustroot)
+'''
+
+EXAMPLES = r'''
+- name: Declare the workloads of the payments team
+  trustroot.ops.spire_entry:
+    entry_id_prefix: payments
+    prune: true
+    entries:
+      - spiffe_id: spiffe://example.org/payments/api
+        parent_id: spiffe://example.org/spire/agent/x509pop/0a1b2c
+        selectors: ["unix:uid:1001", "unix:gid:1001"]
+        x509_svid_ttl: 3600
+        dns_names: [api.payments.example.org]
+      - spiffe_id: spiffe://example.org/payments/worker
+        parent_id: spiffe://example.org/spire/agent/x509pop/0a1b2c
+        selectors: ["unix:uid:1002"]
+        federates_with: [partner.example]
+
+- name: Remove one entry by ID
+  trustroot.ops.spire_entry:
+    state: absent
+    entries:
+      - entry_id: payments.6b0b9d6e-3c39-4d6c-9d0f-6a1f5a7c2e11
+
+- name: Entries kept in a file of the repository, checked on pull requests with --check --diff
+  trustroot.ops.spire_entry:
+    socket_path: /run/spire/server/private/api.sock
+    entry_id_prefix: gitops
+    prune: true
+    entries: "{{ lookup('ansible.builtin.file', 'spire/entries.json') | from_json }}"
+'''
+
+RETURN = r'''
+counts:
+  description: How many entries were (or, in check mode, would be) created, updated, deleted, left unchanged,
+    and how many desired entries collide with entries this configuration does not own.
+  returned: always
+  type: dict
+  contains:
+    created: {description: Entries created., type: int, returned: always}
+    updated: {description: Entries updated., type: int, returned: always}
+    deleted: {description: Entries deleted., type: int, returned: always}
+    unchanged: {description: Desired entries that already matched., type: int, returned: always}
+    conflicts: {description: Desired entries that collide with an entry not owned., type: int, returned: always}
+  sample: {created: 2, updated: 0, deleted: 1, unchanged: 40, conflicts: 0}
+created:
+  description:
+    - The created entries (up to O(report_limit)), with their fields. In check mode RV(created[].entry_id)
+      is the ID the entry would get, or null when the server would choose it.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - entry_id: payments.6b0b9d6e-3c39-4d6c-9d0f-6a1f5a7c2e11
+      spiffe_id: spiffe://example.org/payments/api
+      parent_id: spiffe://example.org/spire/agent/x509pop/0a1b2c
+      selectors: ["unix:gid:1001", "unix:uid:1001"]
+      x509_svid_ttl: 3600
+      jwt_svid_ttl: 0
+      federates_with: []
+      dns_names: [api.payments.example.org]
+      admin: false
+      downstream: false
+      hint: ''
+      store_svid: false
+      expires_at: 0
+      disable_x509_svid_prefetch: false
+      jwt_svid_include_jti: false
+updated:
+  description: The updated entries (up to O(report_limit)), each with the fields that changed.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    entry_id: {description: ID of the entry., type: str, returned: always}
+    spiffe_id: {description: SPIFFE ID after the update., type: str, returned: always}
+    parent_id: {description: Parent ID after the update., type: str, returned: always}
+    selectors: {description: Selectors after the update., type: list, elements: str, returned: always}
+    changes:
+      description: "For each changed field, C({before: ..., after: ...})."
+      type: dict
+      returned: always
+deleted:
+  description: The deleted entries (up to O(report_limit)), with their fields.
+  returned: always
+  type: list
+  elements: dict
+unmanaged_conflicts:
+  description:
+    - Desired entries whose key is held by an entry this configuration does not own (or, with an explicit
+      O(entries[].entry_id), by another entry). Those entries are left as they are.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    entry_id: {description: ID of the existing entry., type: str, returned: always}
+    index: {description: Position of the desired entry in O(entries)., type: int, returned: always}
+    key: {description: "The key: C(<spiffe_id> <- <parent_id> [selectors])", type: str, returned: always}
+    reason: {description: Why the entry is left alone., type: str, returned: always}
+    fields_differ: {description: Whether the existing entry's other fields differ from the desired ones., type: bool,
+                    returned: always}
+truncated:
+  description: Whether RV(created), RV(updated), RV(deleted) or RV(unmanaged_conflicts) were cut at O(report_limit).
+  returned: always
+  type: bool
+trust_domain:
+  description: The server's trust domain.
+  returned: success
+  type: str
+  sample: example.org
+failures:
+  description: On failure, one item per entry SPIRE refused, C({item, code, message}).
+  returned: failure
+  type: list
+  elements: dict
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.trustroot.ops.plugins.module_utils._spire import (
+    ALREADY_EXISTS, CODE_NAMES, MAX_BATCH, MAX_DELETE_BATCH, NOT_FOUND, SpireError, SpireServerCLI, chunked,
+    server_argument_spec)
+from ansible_collections.trustroot.ops.plugins.module_utils._spire_entries import (
+    EntryInputError, Plan, batch_payload, bind_trust_domain, build_diff, changed_fields, check_prefix,
+    delete_payload, describe, describe_key, key_of, normalize_current, normalize_desired_list, owned,
+    plan_absent, plan_present, show_args_for_key, to_result, values_of)
+
+# Up to this many desired entries (and without prune) the current state is read entry by entry;
+# above it, one `entry show` of the whole server is streamed.
+TARGETED_READ_LIMIT = 16
+
+ENTRY_OPTIONS = dict(
+    spiffe_id=dict(type='str'),
+    parent_id=dict(type='str'),
+    node=dict(type='bool', default=False),
+    selectors=dict(type='list', elements='str'),
+    entry_id=dict(type='str'),
+    x509_svid_ttl=dict(type='int', default=0),
+    jwt_svid_ttl=dict(type='int', default=0),
+    federates_with=dict(type='list', elements='str', default=[]),
+    dns_names=dict(type='list', elements='str', default=[]),
+    admin=dict(type='bool', default=False),
+    downstream=dict(type='bool', default=False),
+    hint=dict(type='str', default=''),
+    store_svid=dict(type='bool', default=False),
+    expires_at=dict(type='int', default=0),
+    disable_x509_svid_prefetch=dict(type='bool', default=False),
+    jwt_svid_include_jti=dict(type='bool', default=False),
+)
+
+
+def read_entries(cli, args):
+    """Current Entries listed by `entry show <filters>`; none when an -entryID lookup finds nothing."""
+    try:
+        answer = cli.run_json(args)
+    except SpireError as err:
+        if err.grpc_code == 'NotFound':
+            return []
+        raise
+    return [normalize_current(raw) for raw in answer.get('entries') or []]
+
+
+def stream_all(cli):
+    for raw in cli.stream_json_array(['entry', 'show'], 'entries'):
+        yield normalize_current(raw)
+
+
+def read_current(cli, desired, full):
+    """The current entries that matter: all of them (streamed) or, for a few desired entries, those
+    found by their keys and IDs."""
+    if full:
+        return stream_all(cli)
+    found = []
+    for entry in desired:
+        if entry.id is not None:
+            found.extend(read_entries(cli, ['entry', 'show', '-entryID', entry.id]))
+        if entry.spiffe_id is not None:
+            found.extend(read_entries(cli, show_args_for_key(key_of(entry))))
+    return found
+
+
+class Applier(object):
+    """Runs a plan in batches and records what was applied and what SPIRE refused."""
+
+    def __init__(self, cli, prefix):
+        self.cli = cli
+        self.prefix = prefix
+        self.created = []
+        self.updated = []
+        self.deleted = []
+        self.failures = []
+        self.concurrent = 0
+
+    def _results(self, args, payload, size):
+        answer = self.cli.run_json(args, data=payload)
+        results = answer.get('results') or []
+        if len(results) != size:
+            raise SpireError('%s answered %d results for %d entries' % (' '.join(args[:2]), len(results), size))
+        return results
+
+    def _fail(self, item, status):
+        code = int(status.get('code') or 0)
+        self.failures.append({'item': item, 'code': code, 'message': status.get('message') or CODE_NAMES.get(code)})
+
+    def create(self, entries):
+        existing = []
+        for batch in chunked(entries, MAX_BATCH):
+            results = self._results(['entry', 'create', '-data', '-'], batch_payload(batch), len(batch))
+            for entry, result in zip(batch, results):
+                status = result.get('status') or {}
+                code = int(status.get('code') or 0)
+                if code == 0:
+                    self.created.append(entry._replace(id=(result.get('entry') or {}).get('id') or entry.id))
+                elif code == ALREADY_EXISTS:
+                    existing.append(entry)
+                else:
+                    self._fail(describe_key(key_of(entry)), status)
+        return existing
+
+    def update(self, pairs):
+        for batch in chunked(pairs, MAX_BATCH):
+            results = self._results(['entry', 'update', '-data', '-'], batch_payload([d for c, d in batch]), len(batch))
+            for (current, desired), result in zip(batch, results):
+                status = result.get('status') or {}
+                if int(status.get('code') or 0) == 0:
+                    self.updated.append((current, desired))
+                else:
+                    self._fail(describe(current), status)
+
+    def delete(self, entries):
+        for batch in chunked(entries, MAX_DELETE_BATCH):
+            results = self._results(['entry', 'delete', '-file', '-'], delete_payload(e.id for e in batch), len(batch))
+            for entry, result in zip(batch, results):
+                status = result.get('status') or {}
+                code = int(status.get('code') or 0)
+                if code == 0:
+                    self.deleted.append(entry)
+                elif code != NOT_FOUND:   # already gone (deleted by a concurrent run): nothing to do
+                    self._fail(describe(entry), status)
+
+    def resolve_existing(self, entries, conflicts):
+        """Creations refused with ALREADY_EXISTS: a concurrent run (or someone) made an entry with the same
+        key in between. Read it back: the same owned entry counts as existing, an owned one with other
+        fields is updated, one not owned is a conflict."""
+        wanted = dict((key_of(e), e) for e in entries)
+        if len(entries) <= TARGETED_READ_LIMIT:
+            current = []
+            for entry in entries:
+                current.extend(read_entries(self.cli, show_args_for_key(key_of(entry))))
+        else:
+            current = (e for e in stream_all(self.cli) if key_of(e) in wanted)
+        updates = []
+        for entry in current:
+            want = wanted.pop(key_of(entry), None)
+            if want is None:
+                continue
+            if not owned(entry.id, self.prefix):
+                conflicts.append((entry, want, 'entry %s was created by someone else while this task ran'
+                                  % entry.id))
+            elif values_of(entry) == values_of(want):
+                self.concurrent += 1
+            else:
+                updates.append((entry, want._replace(id=entry.id)))
+        for want in wanted.values():
+            self.failures.append({'item': describe_key(key_of(want)), 'code': ALREADY_EXISTS,
+                                  'message': 'SPIRE reported a similar entry but none was found when read back'})
+        if updates:
+            self.update(updates)
+
+
+def conflict_view(current, desired, reason):
+    return {'entry_id': current.id, 'index': desired.index if desired is not None else None,
+            'key': describe_key(key_of(current)), 'reason': reason,
+            'fields_differ': desired is not None and values_of(current) != values_of(desired)}
+
+
+def updated_view(current, desired):
+    view = {'entry_id': current.id, 'spiffe_id': desired.spiffe_id, 'parent_id': desired.parent_id,
+            'selectors': list(desired.selectors), 'changes': changed_fields(current, desired)}
+    return view
+
+
+def build_result(trust_domain, created, updated, deleted, unchanged, conflicts, limit):
+    truncated = any(len(items) > limit for items in (created, updated, deleted, conflicts))
+    return dict(
+        trust_domain=trust_domain,
+        counts={'created': len(created), 'updated': len(updated), 'deleted': len(deleted),
+                'unchanged': unchanged, 'conflicts': len(conflicts)},
+        created=[to_result(e) for e in created[:limit]],
+        updated=[updated_view(c, d) for c, d in updated[:limit]],
+        deleted=[to_result(e) for e in deleted[:limit]],
+        unmanaged_conflicts=[conflict_view(*c) for c in conflicts[:limit]],
+        truncated=truncated,
+    )
+
+
+def main():
+    argument_spec = server_argument_spec()
+    argument_spec.update(
+        entries=dict(type='list', elements='dict', required=True, options=ENTRY_OPTIONS),
+        state=dict(type='str', choices=['present', 'absent'], default='present'),
+        entry_id_prefix=dict(type='str'),
+        prune=dict(type='bool', default=False),
+        report_limit=dict(type='int', default=100),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
+                           required_if=[('prune', True, ('entry_id_prefix',))])
+    params = module.params
+    state = params['state']
+    prefix = params['entry_id_prefix']
+    limit = max(0, params['report_limit'])
+
+    # Validation of the input alone, before any call.
+    try:
+        if prefix is not None:
+            check_prefix(prefix)
+        if state == 'absent' and params['prune']:
+            raise EntryInputError('prune: applies to state=present only')
+        desired = normalize_desired_list(params['entries'], state)
+    except EntryInputError as err:
+        module.fail_json(msg=str(err))
+    # The raw input is no longer needed: drop it so only the normalised entries stay in memory.
+    params['entries'] = None
+
+    cli = SpireServerCLI(module)
+    try:
+        trust_domain = cli.run_json(['bundle', 'show']).get('trust_domain')
+    except SpireError as err:
+        module.fail_json(msg=err.message)
+    try:
+        bind_trust_domain(desired, trust_domain)
+    except EntryInputError as err:
+        module.fail_json(msg=str(err))
+
+    full = params['prune'] or len(desired) > TARGETED_READ_LIMIT
+    try:
+        current = read_current(cli, desired, full)
+        if state == 'present':
+            plan = plan_present(desired, current, prefix=prefix, prune=params['prune'])
+        else:
+            plan = plan_absent(desired, current, prefix=prefix)
+    except SpireError as err:
+        module.fail_json(msg=err.message)
+    del desired
+
+    diff = build_diff(plan) if module._diff else None
+    if module.check_mode:
+        result = build_result(trust_domain, plan.create, plan.update, plan.delete, plan.unchanged, plan.conflicts,
+                              limit)
+        if diff is not None:
+            result['diff'] = diff
+        _warn_conflicts(module, plan.conflicts)
+        module.exit_json(changed=plan.changed, **result)
+
+    applier = Applier(cli, prefix)
+    conflicts = list(plan.conflicts)
+    try:
+        if plan.create:
+            existing = applier.create(plan.create)
+            if existing:
+                applier.resolve_existing(existing, conflicts)
+        if plan.update:
+            applier.update(plan.update)
+        if plan.delete:
+            applier.delete(plan.delete)
+    except SpireError as err:
+        result = build_result(trust_domain, applier.created, applier.updated, applier.deleted, plan.unchanged,
+                              conflicts, limit)
+        module.fail_json(msg='%s (applied before this error: %d created, %d updated, %d deleted)' % (
+            err.message, len(applier.created), len(applier.updated), len(applier.deleted)),
+            changed=bool(applier.created or applier.updated or applier.deleted), failures=err.failures, **result)
+
+    result = build_result(trust_domain, applier.created, applier.updated, applier.deleted,
+                          plan.unchanged + applier.concurrent, conflicts, limit)
+    changed = bool(applier.created or applier.updated or applier.deleted)
+    if diff is not None:
+        result['diff'] = diff
+    if applier.failures:
+        total = len(plan.create) + len(plan.update) + len(plan.delete)
+        module.fail_json(
+            msg='SPIRE refused %d of %d entry changes; the other changes were applied (%d created, %d updated, '
+                '%d deleted): %s' % (
+                    len(applier.failures), total, len(applier.created), len(applier.updated), len(applier.deleted),
+                    '; '.join('%s: %s (%s)' % (f['item'], f['message'], CODE_NAMES.get(f['code'], f['code']))
+                              for f in applier.failures)),
+            changed=changed, failures=applier.failures, **result)
+    _warn_conflicts(module, conflicts)
+    module.exit_json(changed=changed, **result)
+
+
+def _warn_conflicts(module, conflicts):
+    differing = [c for c in conflicts if c[1] is not None and values_of(c[0]) != values_of(c[1])]
+    if differing:
+        module.warn('%d desired entries collide with entries this configuration does not own and whose fields '
+                    'differ; they were left as they are (see unmanaged_conflicts)' % len(differing))
+
+
+if __name__ == '__main__':
+    main()
