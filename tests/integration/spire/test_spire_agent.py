@@ -1,0 +1,159 @@
+"""spire_agent_info and spire_agent against a real spire-server with real agents: listing with every filter,
+showing one agent, ban and evict (check mode, real, idempotent), purge of expired agents (check mode is
+SPIRE's -dryRun), bad inputs, a stopped server."""
+
+import time
+
+from tests.lab.spire import SpireAgent, SpireServer, spire_server_module_args
+
+
+def run(ansible, server, module, check=False, diff=False, **args):
+    params = dict(spire_server_module_args(server))
+    params.update(args)
+    return ansible.module(module, params, check=check, diff=diff)
+
+
+def server_agents(server):
+    return dict(('spiffe://%s%s' % (a['id']['trust_domain'], a['id']['path']), a)
+                for a in server.cli(['agent', 'list']).get('agents') or [])
+
+
+def test_info_lists_filters_and_shows(ansible, spire_server, spire_agent):
+    listed = run(ansible, spire_server, 'spire_agent_info')
+    assert not listed.get('failed'), listed
+    assert listed['changed'] is False and listed['count'] == 1
+    agent = listed['agents'][0]
+    assert agent['spiffe_id'] == spire_agent.spiffe_id
+    assert agent['attestation_type'] == 'join_token' and agent['trust_domain'] == 'example.org'
+    assert isinstance(agent['x509svid_expires_at'], int) and agent['x509svid_expires_at'] > time.time()
+    assert agent['x509svid_expires_at_iso'].endswith('Z')
+    assert agent['banned'] is False and agent['can_reattest'] is False and agent['selectors'] == []
+    raw = server_agents(spire_server)[spire_agent.spiffe_id]
+    assert agent['x509svid_expires_at'] == int(raw['x509svid_expires_at'])
+    assert agent['x509svid_serial_number'] == raw['x509svid_serial_number']
+
+    filters = [
+        ({'attestation_type': 'join_token'}, 1), ({'attestation_type': 'x509pop'}, 0),
+        ({'banned': False}, 1), ({'banned': True}, 0),
+        ({'can_reattest': False}, 1), ({'can_reattest': True}, 0),
+        ({'expires_before': '+48h'}, 1), ({'expires_before': '2020-01-01T00:00:00Z'}, 0),
+        ({'selectors': ['unix:uid:12345'], 'match': 'any'}, 0),
+    ]
+    for args, count in filters:
+        result = run(ansible, spire_server, 'spire_agent_info', **args)
+        assert result['count'] == count, (args, result)
+
+    shown = run(ansible, spire_server, 'spire_agent_info', spiffe_id=spire_agent.spiffe_id)
+    assert shown['agent'] == agent and shown['agents'] == [agent]
+
+    unknown = run(ansible, spire_server, 'spire_agent_info', spiffe_id='spiffe://example.org/spire/agent/join_token/nope')
+    assert not unknown.get('failed') and unknown['agent'] is None and unknown['count'] == 0, unknown
+
+
+def test_info_bad_inputs(ansible, spire_server):
+    cases = [
+        ({'spiffe_id': 'spiffe://example.org/workload'}, 'spiffe_id must be an agent ID'),
+        ({'spiffe_id': 'example.org/spire/agent/x'}, 'spiffe_id must start with spiffe://'),
+        ({'spiffe_id': 'spiffe://other.example/spire/agent/x'}, 'spiffe_id spiffe://other.example/spire/agent/x was '
+                                                                 'refused by the server'),
+        ({'expires_before': 'next tuesday'}, 'expires_before must be an ISO 8601 time'),
+        ({'selectors': ['uid']}, 'selectors[0] must be "type:value"'),
+        ({'spiffe_id': 'spiffe://example.org/spire/agent/x', 'banned': True}, 'mutually exclusive'),
+    ]
+    for args, needle in cases:
+        result = run(ansible, spire_server, 'spire_agent_info', **args)
+        assert result.get('failed') is True and needle in result['msg'], (args, result)
+
+
+def test_ban_then_evict(ansible, spire_server, spire_agent):
+    sid = spire_agent.spiffe_id
+
+    check = run(ansible, spire_server, 'spire_agent', check=True, diff=True, spiffe_id=sid, state='banned')
+    assert check['changed'] is True and check['state_before'] == 'attested' and check['state_after'] == 'banned', check
+    assert check['diff'] == {'before': {'spiffe_id': sid, 'state': 'attested'}, 'after': {'spiffe_id': sid, 'state': 'banned'}}
+    assert server_agents(spire_server)[sid]['banned'] is False
+
+    banned = run(ansible, spire_server, 'spire_agent', spiffe_id=sid, state='banned')
+    assert banned['changed'] is True, banned
+    assert server_agents(spire_server)[sid]['banned'] is True
+    again = run(ansible, spire_server, 'spire_agent', spiffe_id=sid, state='banned')
+    assert again['changed'] is False and again['state_before'] == 'banned', again
+
+    check = run(ansible, spire_server, 'spire_agent', check=True, spiffe_id=sid, state='evicted')
+    assert check['changed'] is True and check['state_after'] == 'absent'
+    assert sid in server_agents(spire_server)
+
+    evicted = run(ansible, spire_server, 'spire_agent', diff=True, spiffe_id=sid, state='evicted')
+    assert evicted['changed'] is True and evicted['agent']['spiffe_id'] == sid, evicted
+    assert evicted['diff']['after']['state'] == 'absent'
+    assert sid not in server_agents(spire_server)
+    again = run(ansible, spire_server, 'spire_agent', spiffe_id=sid, state='evicted')
+    assert again['changed'] is False and again['agent'] is None, again
+
+    # a ban needs an attested agent
+    result = run(ansible, spire_server, 'spire_agent', spiffe_id=sid, state='banned')
+    assert result['failed'] is True and 'is not an attested agent of this server' in result['msg']
+
+
+def test_agent_bad_inputs(ansible, spire_server, spire_agent):
+    cases = [
+        ({'state': 'evicted', 'spiffe_id': 'spiffe://example.org/spire/agent/../x'}, 'spiffe_id must not contain'),
+        ({'state': 'evicted', 'spiffe_id': 'spiffe://example.org/node'}, 'spiffe_id must be an agent ID'),
+        ({'state': 'banned', 'spiffe_id': 'spiffe://other.example/spire/agent/x'},
+         "is not in the server's trust domain example.org"),
+        ({'state': 'banned'}, 'spiffe_id'),
+        ({'state': 'purged', 'expired_for': '3 weeks'}, 'expired_for must be seconds or a duration'),
+        ({'state': 'purged', 'spiffe_id': spire_agent.spiffe_id}, 'spiffe_id is not used with state=purged'),
+    ]
+    for args, needle in cases:
+        result = run(ansible, spire_server, 'spire_agent', **args)
+        assert result.get('failed') is True and needle in result['msg'], (args, result)
+    assert server_agents(spire_server)[spire_agent.spiffe_id]['banned'] is False
+
+
+def test_purge_expired_agents(ansible, tmp_path):
+    # Agent SVIDs live 20 s on this server; an x509pop agent (re-attestable, so purgeable) is stopped and left
+    # to expire.
+    server = SpireServer(str(tmp_path), name='server-p', x509_svid_ttl='20s')
+    agent = None
+    try:
+        server.start()
+        agent = SpireAgent(str(tmp_path), server, name='agent-p', attestation='x509pop').start()
+        sid = agent.spiffe_id
+        info = run(ansible, server, 'spire_agent_info', selectors=['x509pop:subject:cn:agent-x509pop'], match='any')
+        assert [a['spiffe_id'] for a in info['agents']] == [sid], info
+        assert info['agents'][0]['can_reattest'] is True
+        assert 'x509pop:subject:cn:agent-x509pop' in info['agents'][0]['selectors']
+
+        none = run(ansible, server, 'spire_agent', state='purged')
+        assert none['changed'] is False and none['purged'] == [], none
+
+        agent.stop()
+        expires = int(server_agents(server)[sid]['x509svid_expires_at'])
+        while time.time() < expires + 3:
+            time.sleep(1)
+
+        check = run(ansible, server, 'spire_agent', check=True, diff=True, state='purged', expired_for='1s')
+        assert check['changed'] is True, check
+        assert check['purged'] == [{'spiffe_id': sid, 'deleted': False, 'error': ''}]
+        assert check['diff']['before'] == {'expired_agents': [sid]} and check['diff']['after'] == {'expired_agents': []}
+        assert sid in server_agents(server)
+
+        purged = run(ansible, server, 'spire_agent', state='purged', expired_for='1s')
+        assert purged['changed'] is True and purged['purged'] == [{'spiffe_id': sid, 'deleted': True, 'error': ''}]
+        assert server_agents(server) == {}
+
+        again = run(ansible, server, 'spire_agent', state='purged', expired_for='1s')
+        assert again['changed'] is False and again['purged'] == []
+    finally:
+        if agent is not None:
+            agent.cleanup()
+        server.cleanup()
+
+
+def test_unreachable_socket(ansible, spire_server, spire_agent):
+    spire_server.stop()
+    for module, args in (('spire_agent_info', {}), ('spire_agent', {'state': 'evicted', 'spiffe_id': spire_agent.spiffe_id})):
+        result = run(ansible, spire_server, module, **args)
+        assert result['failed'] is True
+        assert 'not reachable on socket_path %s' % spire_server.socket_path in result['msg'], result
