@@ -385,8 +385,9 @@ def main():
     if stale:
         problem = run.cancel()
         if problem:
+            result['changed'] = False
             module.fail_json(msg='cancel_stale: the attempt in progress could not be cancelled: %s' % problem,
-                             **dict(result, changed=False))
+                             **result)
 
     pgp_keys = params['pgp_keys'] or []
     payload = init_payload(shares, threshold, pgp_keys, params['backup'], params['require_verification'])
@@ -416,7 +417,8 @@ def main():
                                      'not be written (%s); they are lost, and the old keys no longer work' % exc,
                                  **result)
     except OperationError as exc:
-        module.fail_json(msg=str(exc), **dict(result, changed=bool(stale)))
+        result['changed'] = stale
+        module.fail_json(msg=str(exc), **result)
     result['output_path'] = params['output_path']
 
     if not wait_for_layout(node, shares, threshold):

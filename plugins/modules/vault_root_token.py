@@ -312,14 +312,16 @@ def ensure_present(module, result):
     if stale:
         problem = run.cancel()
         if problem:
+            result['changed'] = False
             module.fail_json(msg='cancel_stale: the attempt in progress could not be cancelled: %s' % problem,
-                             **dict(result, changed=False))
+                             **result)
     try:
         run.start(params['pgp_key'])
         result['nonce'] = run.nonce
         encoded, fingerprint = run.submit_keys(keys, required)
     except OperationError as exc:
-        module.fail_json(msg=str(exc), **dict(result, changed=stale))
+        result['changed'] = stale
+        module.fail_json(msg=str(exc), **result)
     result['pgp_fingerprint'] = fingerprint
 
     new_token = encoded
