@@ -197,6 +197,11 @@ created:
   returned: always
   type: list
   elements: dict
+  contains:
+    entry_id: {description: ID of the entry., type: str, returned: always}
+    spiffe_id: {description: SPIFFE ID., type: str, returned: always}
+    parent_id: {description: Parent ID., type: str, returned: always}
+    selectors: {description: "Selectors as C(type:value), sorted.", type: list, elements: str, returned: always}
   sample:
     - entry_id: payments.6b0b9d6e-3c39-4d6c-9d0f-6a1f5a7c2e11
       spiffe_id: spiffe://example.org/payments/api
@@ -268,7 +273,7 @@ from ansible_collections.trustroot.ops.plugins.module_utils._spire import (
     ALREADY_EXISTS, CODE_NAMES, MAX_BATCH, MAX_DELETE_BATCH, NOT_FOUND, SpireError, SpireServerCLI, chunked,
     server_argument_spec)
 from ansible_collections.trustroot.ops.plugins.module_utils._spire_entries import (
-    EntryInputError, Plan, batch_payload, bind_trust_domain, build_diff, changed_fields, check_prefix,
+    EntryInputError, batch_payload, bind_trust_domain, build_diff, changed_fields, check_prefix,
     delete_payload, describe, describe_key, key_of, normalize_current, normalize_desired_list, owned,
     plan_absent, plan_present, show_args_for_key, to_result, values_of)
 

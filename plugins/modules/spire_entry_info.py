@@ -68,6 +68,7 @@ attributes:
     description: Reads only.
   diff_mode:
     support: none
+    description: Nothing changes, so there is nothing to compare.
 author:
   - trustroot.ops maintainers (@trustroot)
 '''
@@ -99,7 +100,7 @@ entries:
     entry_id: {description: ID of the entry., type: str, returned: always}
     spiffe_id: {description: SPIFFE ID., type: str, returned: always}
     parent_id: {description: Parent ID., type: str, returned: always}
-    selectors: {description: Selectors as C(type:value), sorted., type: list, elements: str, returned: always}
+    selectors: {description: "Selectors as C(type:value), sorted.", type: list, elements: str, returned: always}
     x509_svid_ttl: {description: X.509-SVID lifetime in seconds (0 is the server default)., type: int, returned: always}
     jwt_svid_ttl: {description: JWT-SVID lifetime in seconds (0 is the server default)., type: int, returned: always}
     federates_with: {description: Federated trust domains., type: list, elements: str, returned: always}

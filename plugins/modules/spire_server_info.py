@@ -30,6 +30,7 @@ attributes:
     description: Reads only.
   diff_mode:
     support: none
+    description: Nothing changes, so there is nothing to compare.
 author:
   - trustroot.ops maintainers (@trustroot)
 '''

@@ -177,7 +177,7 @@ def test_bad_inputs_change_nothing(ansible_cases, spire_server):
          'prune is True but all of the following are missing: entry_id_prefix'),
         (args_for(spire_server, [dict(good[0], ttl=5)]), 'ttl'),
     ]
-    args_list = [case if 'socket_path' in case else args_for(spire_server, [good[0], case]) for case, _ in cases]
+    args_list = [case if 'socket_path' in case else args_for(spire_server, [good[0], case]) for case, dummy in cases]
     results = ansible_cases('spire_entry', args_list)
     for (case, expected), result in zip(cases, results):
         assert result.get('failed') is True, (case, result)

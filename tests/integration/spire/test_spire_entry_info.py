@@ -55,7 +55,7 @@ def test_filters(ansible_cases, spire_server, spire_server_b):
         (dict(entry_id='no-such-entry'), []),                                          # unknown entry
         (dict(spiffe_id=spire_server.spiffe_id('nothing-here')), []),
     ]
-    results = ansible_cases('spire_entry_info', [dict(base, **filters) for filters, _ in cases])
+    results = ansible_cases('spire_entry_info', [dict(base, **filters) for filters, dummy in cases])
     for (filters, expected), result in zip(cases, results):
         assert ids(result) == expected, filters
     everything = results[0]
@@ -95,7 +95,7 @@ def test_bad_inputs_and_unreachable(ansible, ansible_cases, spire_server):
         (dict(entry_id='x', spiffe_id='spiffe://example.org/w'), 'mutually exclusive'),
         (dict(entry_id='bad id'), 'entry_id: '),
     ]
-    results = ansible_cases('spire_entry_info', [dict(base, **filters) for filters, _ in cases])
+    results = ansible_cases('spire_entry_info', [dict(base, **filters) for filters, dummy in cases])
     for (filters, expected), result in zip(cases, results):
         assert result.get('failed') is True, (filters, result)
         assert expected in result['msg'], (expected, result['msg'])

@@ -8,7 +8,7 @@ import pytest
 from ansible_collections.trustroot.ops.plugins.module_utils import _spire_entries as se
 from ansible_collections.trustroot.ops.plugins.module_utils._spire_entries import (
     EntryInputError, bind_trust_domain, build_diff, changed_fields, check_prefix, describe_key, key_of,
-    normalize_current, normalize_desired, normalize_desired_list, owned, plan_absent, plan_present, to_input)
+    normalize_current, normalize_desired_list, owned, plan_absent, plan_present, to_input)
 
 TD = 'example.org'
 AGENT = 'spiffe://example.org/spire/agent/join_token/abc'
