@@ -22,7 +22,7 @@ import re
 import time
 
 from ansible_collections.trustroot.ops.plugins.module_utils._files import (
-    CHUNK, atomic_write, atomic_writer, check_writable_target)
+    atomic_write, atomic_writer, check_writable_target)
 from ansible_collections.trustroot.ops.plugins.module_utils._vault import (
     VaultError, detect_flavour, normalize_url)
 from ansible_collections.trustroot.ops.plugins.module_utils._vault_status import shape_raft_peers
@@ -37,6 +37,8 @@ METADATA_FORMAT = 'trustroot.ops/raft-snapshot/v1'
 GZIP_MAGIC = b'\x1f\x8b'
 SHA256_RE = re.compile(r'^[0-9a-fA-F]{64}$')
 TIME_FORMAT = '%Y-%m-%dT%H:%M:%SZ'
+# Bytes held in memory at a time while downloading, hashing or uploading a snapshot.
+CHUNK = 64 * 1024
 
 
 class RaftError(Exception):
@@ -388,16 +390,15 @@ def stream_to_file(chunks, path, before_commit=None, mode=0o600):
 
 
 def snapshot_target_errors(path):
-    """Why a snapshot cannot be written at ``path`` (and its metadata next to it)."""
-    errors = []
+    """Why a snapshot cannot be written at ``path`` (and its metadata next to it, in the same directory)."""
     for target in (path, metadata_path(path)):
         reason = check_writable_target(target)
         if reason:
-            errors.append('path %s: %s' % (target, reason))
-        elif os.path.exists(target) and not os.access(target, os.W_OK):
-            # A rename would replace it, but an existing read-only file is a sign it is not ours to replace.
-            errors.append('path %s: exists and is not writable' % target)
-    return errors
+            return ['path %s: %s' % (target, reason)]
+        if os.path.exists(target) and not os.access(target, os.W_OK):
+            # A rename would replace it, but a read-only file is a sign it is not ours to replace.
+            return ['path %s: exists and is not writable' % target]
+    return []
 
 
 # --- calls to servers --------------------------------------------------------------------------------
