@@ -53,7 +53,7 @@ STATE_OPTIONS = {
                'leader_tls_servername', 'auto_join', 'auto_join_scheme', 'auto_join_port', 'retry',
                'non_voter'),
     'removed': ('server_id', 'force'),
-    'info': (),
+    'show': (),
 }
 
 # Defaults of the state options (set values equal to these count as "not given").
@@ -64,7 +64,7 @@ PEM_RE = re.compile(r'-----BEGIN [A-Z0-9 ]+-----')
 
 def state_option_errors(params):
     """Messages for options given with a state they do not apply to, and for malformed join options."""
-    state = params.get('state') or 'info'
+    state = params.get('state') or 'show'
     errors = []
     for other_state, names in sorted(STATE_OPTIONS.items()):
         if other_state == state:
@@ -420,8 +420,8 @@ def remove_peer(node, server_id):
 
 
 def join(node, payload):
-    """POST sys/storage/raft/join on the node to join (no token needed on a fresh node)."""
-    return node.call('POST', 'sys/storage/raft/join', auth=node.has_token, json=payload)
+    """POST sys/storage/raft/join on the node to join. The endpoint is unauthenticated: no token is sent."""
+    return node.call('POST', 'sys/storage/raft/join', auth=False, json=payload)
 
 
 def ask_leader(node):

@@ -12,7 +12,7 @@ module: vault_raft
 short_description: Read, join and shrink the integrated storage (raft) cluster of Vault / OpenBao
 version_added: 0.1.0
 description:
-  - O(state=info) reads the raft peers (C(sys/storage/raft/configuration)) and the autopilot state
+  - O(state=show) reads the raft peers (C(sys/storage/raft/configuration)) and the autopilot state
     (C(sys/storage/raft/autopilot/state)) through the node at O(url). Needs O(token).
   - O(state=joined) joins the node at O(url) to the cluster led by O(leader_api_addr)
     (C(sys/storage/raft/join)). The node's C(sys/seal-status) is read first; a node whose storage is
@@ -28,10 +28,10 @@ description:
 options:
   state:
     description:
-      - V(info) reads, V(joined) makes the node at O(url) a member, V(removed) makes O(server_id) not a peer.
+      - V(show) reads, V(joined) makes the node at O(url) a member, V(removed) makes O(server_id) not a peer.
     type: str
-    choices: [info, joined, removed]
-    default: info
+    choices: [show, joined, removed]
+    default: show
   server_id:
     description:
       - Raft node ID of the peer to remove (the C(node_id) of the server's raft storage stanza).
@@ -98,7 +98,7 @@ notes:
   - A sealed node that reports initialized storage is taken as a member; its cluster can only be
     compared with the leader's once it is unsealed, and a node of another cluster is then an error.
 author:
-  - trustroot.ops maintainers
+  - Trustroot maintainers (@trustroot)
 '''
 
 EXAMPLES = r'''
@@ -126,7 +126,7 @@ EXAMPLES = r'''
 RETURN = r'''
 peers:
   description: Raft peers (after the change for O(state=removed); predicted in check mode).
-  returned: when O(state=info) or O(state=removed)
+  returned: when O(state=show) or O(state=removed)
   type: list
   elements: dict
   contains:
@@ -136,11 +136,11 @@ peers:
     voter: {description: Whether the peer votes., type: bool, returned: always}
 leader:
   description: node_id of the raft leader.
-  returned: when O(state=info) or O(state=removed)
+  returned: when O(state=show) or O(state=removed)
   type: str
 autopilot:
   description: Autopilot state, or null when it cannot be read (see RV(autopilot_error)).
-  returned: when O(state=info) or O(state=removed)
+  returned: when O(state=show) or O(state=removed)
   type: dict
   contains:
     healthy: {description: Whether autopilot reports the cluster healthy., type: bool, returned: always}
@@ -155,7 +155,7 @@ autopilot:
       returned: always
 autopilot_error:
   description: Why the autopilot state could not be read.
-  returned: when O(state=info) or O(state=removed)
+  returned: when O(state=show) or O(state=removed)
   type: str
 removed:
   description: The server_id removed (or that would be removed in check mode), else null.
@@ -186,7 +186,7 @@ from ansible_collections.trustroot.ops.plugins.module_utils._vault_raft import (
     leader_peer, peers_diff, read_autopilot, read_peers, remove_peer, removal_decision, state_option_errors)
 
 
-def run_info(module, node):
+def run_show(module, node):
     require_token(module, node, 'read the raft configuration')
     peers = read_peers(node)
     autopilot, autopilot_error = read_autopilot(node)
@@ -270,7 +270,7 @@ def run_joined(module, node):
 def main():
     argument_spec = connection_argument_spec()
     argument_spec.update(
-        state=dict(type='str', default='info', choices=['info', 'joined', 'removed']),
+        state=dict(type='str', default='show', choices=['show', 'joined', 'removed']),
         server_id=dict(type='str'),
         force=dict(type='bool', default=False),
         leader_api_addr=dict(type='str'),
@@ -293,7 +293,7 @@ def main():
         module.fail_json(msg='; '.join(errors))
 
     node = VaultNode.from_params(module.params)
-    runners = {'info': run_info, 'removed': run_removed, 'joined': run_joined}
+    runners = {'show': run_show, 'removed': run_removed, 'joined': run_joined}
     try:
         result = runners[module.params['state']](module, node)
     except VaultError as exc:

@@ -21,7 +21,7 @@ description:
   - O(state=restored) checks the file's sha256 against O(sha256) or against its metadata file, then
     streams it from disk to C(sys/storage/raft/snapshot) (or C(sys/storage/raft/snapshot-force) with
     O(force=true)) on the active node. A checksum mismatch fails before any call to a server.
-  - The active node is found with C(sys/leader): the nodes in O(nodes) (or O(url)) are asked in order,
+  - The active node is found with C(sys/leader). The nodes in O(nodes) (or O(url)) are asked in order,
     stopped and sealed nodes are skipped, and a standby's answer points at the leader.
   - Saving is an action; every run takes a new snapshot unless O(skip_if_newer_than) finds a recent,
     intact one at O(path). Restoring is an action; every run restores.
@@ -58,7 +58,7 @@ options:
         by another cluster (another set of unseal keys or seal), for example into a freshly initialized
         cluster during disaster recovery. Without it the server refuses such a snapshot, and the module
         refuses before the call when the metadata's cluster ID differs from the target's.
-      - After a forced restore the cluster uses the snapshot's keys: unseal it with the keys and tokens
+      - After a forced restore the cluster uses the snapshot's keys; unseal it with the keys and tokens
         of the cluster the snapshot came from.
     type: bool
     default: false
@@ -78,7 +78,7 @@ notes:
     C(sys/storage/raft/snapshot) or C(sys/storage/raft/snapshot-force) to restore.
   - A restore replaces all data (secrets, policies, tokens, leases) with the snapshot's.
 author:
-  - trustroot.ops maintainers
+  - Trustroot maintainers (@trustroot)
 '''
 
 EXAMPLES = r'''
@@ -141,6 +141,10 @@ skipped:
   description: Whether O(skip_if_newer_than) found a recent snapshot, so none was taken.
   returned: when O(state=saved)
   type: bool
+skip_reason:
+  description: Why the snapshot at O(path) did not count as recent (missing, too old, metadata invalid, checksum).
+  returned: when O(skip_if_newer_than) is set and a snapshot was taken
+  type: str
 endpoint:
   description: API path the snapshot was (or would be) posted to.
   returned: when O(state=restored)

@@ -17,7 +17,7 @@ KEY = '-----BEGIN PRIVATE KEY-----\nsecretkeymaterial\n-----END PRIVATE KEY-----
 
 
 def params(**kwargs):
-    base = dict(state='info', server_id=None, force=False, leader_api_addr=None, leader_ca_cert=None,
+    base = dict(state='show', server_id=None, force=False, leader_api_addr=None, leader_ca_cert=None,
                 leader_client_cert=None, leader_client_key=None, leader_tls_servername=None, auto_join=None,
                 auto_join_scheme=None, auto_join_port=None, retry=False, non_voter=False)
     base.update(kwargs)
@@ -51,9 +51,9 @@ def test_valid_combinations_have_no_errors():
 def test_options_of_other_states_are_named():
     errors = raft.state_option_errors(params(state='joined', leader_api_addr='http://v1:8200', server_id='x'))
     assert errors == ['server_id applies only to state=removed, not state=joined']
-    errors = raft.state_option_errors(params(state='info', force=True, retry=True))
-    assert 'force applies only to state=removed, not state=info' in errors
-    assert 'retry applies only to state=joined, not state=info' in errors
+    errors = raft.state_option_errors(params(state='show', force=True, retry=True))
+    assert 'force applies only to state=removed, not state=show' in errors
+    assert 'retry applies only to state=joined, not state=show' in errors
     errors = raft.state_option_errors(params(state='removed', server_id='n', leader_api_addr='http://v1'))
     assert errors == ['leader_api_addr applies only to state=joined, not state=removed']
 
