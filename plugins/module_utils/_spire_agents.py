@@ -27,7 +27,7 @@ _UNIT_SECONDS = {'ns': 1e-9, 'us': 1e-6, '\u00b5s': 1e-6, 'ms': 1e-3, 's': 1, 'm
 def selector_error(value):
     if not isinstance(value, str) or ':' not in value:
         return 'must be "type:value" (got %r)' % (value,)
-    kind, _, rest = value.partition(':')
+    kind, sep, rest = value.partition(':')
     if not kind or not rest:
         return 'must be "type:value" with a non-empty type and value (got %r)' % value
     return None

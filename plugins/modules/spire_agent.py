@@ -50,7 +50,7 @@ attributes:
     support: full
     description: The agent's state (absent / attested / banned) before and after; for V(purged) the agents purged.
 author:
-  - trustroot.ops maintainers
+  - Trustroot maintainers (@trustroot)
 '''
 
 EXAMPLES = r'''

@@ -21,7 +21,7 @@ options:
   spiffe_id:
     description:
       - SPIFFE ID of one agent to show (C(spiffe://<trust domain>/spire/agent/...)).
-      - An agent the server does not know gives O(agents=[]) and O(agent=null), not a failure.
+      - An agent the server does not know gives RV(agents=[]) and RV(agent=null), not a failure.
       - Cannot be combined with the list filters.
     type: str
   selectors:
@@ -55,7 +55,7 @@ attributes:
     support: full
     description: Reads only.
 author:
-  - trustroot.ops maintainers
+  - Trustroot maintainers (@trustroot)
 '''
 
 EXAMPLES = r'''
@@ -104,11 +104,11 @@ agents:
     selectors: {description: "Node selectors, C(type:value).", type: list, elements: str, returned: always}
     agent_version: {description: Version the agent reported., type: str, returned: always}
 count:
-  description: Number of agents in O(agents).
+  description: Number of agents in RV(agents).
   returned: always
   type: int
 agent:
-  description: The agent shown with O(spiffe_id) (same keys as an element of O(agents)), or null when unknown.
+  description: The agent shown with O(spiffe_id) (same keys as an element of RV(agents)), or null when unknown.
   returned: when O(spiffe_id) is given
   type: dict
 '''

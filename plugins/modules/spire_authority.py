@@ -79,7 +79,7 @@ attributes:
     support: full
     description: The authority states (active, prepared, old and the bundle's authorities) before and after.
 author:
-  - trustroot.ops maintainers
+  - Trustroot maintainers (@trustroot)
 '''
 
 EXAMPLES = r'''

@@ -12,7 +12,7 @@ module: spire_bundle
 short_description: Show a SPIRE server's trust bundle, set or delete a foreign trust domain's bundle
 version_added: 0.1.0
 description:
-  - V(info) shows the server's own trust bundle (C(spire-server bundle show -output json)), or with O(trust_domain)
+  - V(show) shows the server's own trust bundle (C(spire-server bundle show -output json)), or with O(trust_domain)
     the bundle the server holds for that foreign trust domain (C(bundle list -id)), as PEM or as a SPIFFE bundle
     (JWKS), with the authorities listed by ID.
   - V(present) stores O(bundle) as the bundle of the foreign O(trust_domain) (C(bundle set -id spiffe://<td>
@@ -28,12 +28,12 @@ options:
   state:
     description: What to do.
     type: str
-    choices: [info, present, absent]
-    default: info
+    choices: [show, present, absent]
+    default: show
   trust_domain:
     description:
       - The foreign trust domain, as a name (V(other.example)) or a trust domain ID (V(spiffe://other.example)).
-      - Required with V(present) and V(absent). With V(info), omit it for the server's own bundle.
+      - Required with V(present) and V(absent). With V(show), omit it for the server's own bundle.
     type: str
   bundle:
     description:
@@ -47,7 +47,7 @@ options:
     description:
       - With V(present), the format of O(bundle). A PEM bundle holds X.509 authorities only, so setting one removes
         any JWT authorities the stored bundle had.
-      - With V(info), the format of RV(bundle).
+      - With V(show), the format of RV(bundle).
     type: str
     choices: [spiffe, pem]
     default: spiffe
@@ -69,13 +69,13 @@ attributes:
     support: full
     description: The authorities (X.509 Subject Key IDs and JWT key IDs) before and after.
 author:
-  - trustroot.ops maintainers
+  - Trustroot maintainers (@trustroot)
 '''
 
 EXAMPLES = r'''
 - name: Read server A's bundle
   trustroot.ops.spire_bundle:
-    state: info
+    state: show
     format: spiffe
   register: bundle_a
   delegate_to: spire-a.example.org
@@ -104,7 +104,7 @@ EXAMPLES = r'''
 
 RETURN = r'''
 trust_domain:
-  description: The trust domain of the bundle (the server's own with O(state=info) and no O(trust_domain)).
+  description: The trust domain of the bundle (the server's own with O(state=show) and no O(trust_domain)).
   returned: always
   type: str
 found:
@@ -113,8 +113,8 @@ found:
   type: bool
 bundle:
   description:
-    - With V(info), the bundle in O(format) (PEM text, or the SPIFFE bundle as JSON text); null when not found.
-  returned: with O(state=info)
+    - With V(show), the bundle in O(format) (PEM text, or the SPIFFE bundle as JSON text); null when not found.
+  returned: with O(state=show)
   type: str
 x509_authorities:
   description: The bundle's X.509 authorities after the task (in check mode, as the server holds them now).
@@ -124,7 +124,7 @@ x509_authorities:
   contains:
     authority_id: {description: Subject Key ID of the CA certificate (SPIRE's X.509 authority ID)., type: str, returned: always}
     tainted: {description: Whether the authority is tainted., type: bool, returned: always}
-    asn1: {description: The DER certificate, base64., type: str, returned: always}
+    asn1: {description: Base64 of the DER certificate., type: str, returned: always}
 jwt_authorities:
   description: The bundle's JWT authorities.
   returned: always
@@ -135,7 +135,7 @@ jwt_authorities:
     tainted: {description: Whether the key is tainted., type: bool, returned: always}
     expires_at: {description: Expiry in Unix seconds., type: int, returned: always}
     expires_at_iso: {description: Expiry as ISO 8601 UTC text., type: str, returned: always}
-    public_key: {description: The PKIX DER public key, base64., type: str, returned: always}
+    public_key: {description: Base64 of the PKIX DER public key., type: str, returned: always}
 sequence_number:
   description: The bundle's sequence number.
   returned: always
@@ -200,7 +200,7 @@ def empty_view():
 def main():
     argument_spec = server_argument_spec()
     argument_spec.update(
-        state=dict(type='str', choices=['info', 'present', 'absent'], default='info'),
+        state=dict(type='str', choices=['show', 'present', 'absent'], default='show'),
         trust_domain=dict(type='str'),
         bundle=dict(type='raw'),
         bundle_path=dict(type='path'),
@@ -229,7 +229,7 @@ def main():
     try:
         own = cli.run_json(['bundle', 'show'])
         own_td = own.get('trust_domain')
-        if state == 'info':
+        if state == 'show':
             if trust_domain is None or trust_domain == own_td:
                 proto = own
             else:

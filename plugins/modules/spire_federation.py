@@ -102,13 +102,13 @@ attributes:
     support: full
     description: The relationships by trust domain (without bundles) before and after.
 author:
-  - trustroot.ops maintainers
+  - Trustroot maintainers (@trustroot)
 '''
 
 EXAMPLES = r'''
 - name: Read B's bundle (bootstrap for https_spiffe)
   trustroot.ops.spire_bundle:
-    state: info
+    state: show
   register: bundle_b
   delegate_to: spire-b.example.org
 

@@ -52,10 +52,11 @@ attributes:
     description: Generates nothing and writes nothing; reports C(changed=true) with RV(token) null.
   diff_mode:
     support: none
+    description: A join token has no before and after.
 notes:
   - "Tasks registering this module must set C(no_log: true) (see the description)."
 author:
-  - trustroot.ops maintainers
+  - Trustroot maintainers (@trustroot)
 '''
 
 EXAMPLES = r'''
@@ -161,7 +162,7 @@ def main():
         except (IOError, OSError) as exc:
             module.fail_json(msg='output_path %s could not be written (%s); the token generated is unused and '
                                  'expires at %s' % (params['output_path'], exc.strerror or exc, iso_time(expires_at)),
-                             **dict(result, changed=True))
+                             **result)
         result['output_path'] = params['output_path']
     else:
         result['token'] = token

@@ -54,8 +54,8 @@ def test_info_bad_inputs(ansible, spire_server):
     cases = [
         ({'spiffe_id': 'spiffe://example.org/workload'}, 'spiffe_id must be an agent ID'),
         ({'spiffe_id': 'example.org/spire/agent/x'}, 'spiffe_id must start with spiffe://'),
-        ({'spiffe_id': 'spiffe://other.example/spire/agent/x'}, 'spiffe_id spiffe://other.example/spire/agent/x was '
-                                                                 'refused by the server'),
+        ({'spiffe_id': 'spiffe://other.example/spire/agent/x'},
+         'spiffe_id spiffe://other.example/spire/agent/x was refused by the server'),
         ({'expires_before': 'next tuesday'}, 'expires_before must be an ISO 8601 time'),
         ({'selectors': ['uid']}, 'selectors[0] must be "type:value"'),
         ({'spiffe_id': 'spiffe://example.org/spire/agent/x', 'banned': True}, 'mutually exclusive'),

@@ -28,7 +28,7 @@ def jwt_set(bundle):
 
 
 def test_info_own_bundle_matches_spire(ansible, spire_server):
-    spiffe = run(ansible, spire_server, state='info', format='spiffe')
+    spiffe = run(ansible, spire_server, state='show', format='spiffe')
     assert not spiffe.get('failed'), spiffe
     assert spiffe['changed'] is False and spiffe['found'] is True
     assert spiffe['trust_domain'] == spire_server.trust_domain
@@ -40,10 +40,10 @@ def test_info_own_bundle_matches_spire(ansible, spire_server):
     assert [a['authority_id'] for a in spiffe['jwt_authorities']] == [jwt_active]
     assert spiffe['jwt_authorities'][0]['expires_at'] > 0 and spiffe['jwt_authorities'][0]['expires_at_iso']
 
-    pem = run(ansible, spire_server, state='info', format='pem')
+    pem = run(ansible, spire_server, state='show', format='pem')
     assert pem['bundle'].strip() == spire_server.bundle_pem().strip()
 
-    missing = run(ansible, spire_server, state='info', trust_domain='nobody.example')
+    missing = run(ansible, spire_server, state='show', trust_domain='nobody.example')
     assert missing['found'] is False and missing['bundle'] is None and missing['x509_authorities'] == []
 
 
@@ -91,7 +91,7 @@ def test_set_and_delete_foreign_bundle(ansible, spire_server, spire_server_b, tm
     assert run(ansible, spire_server, state='present', trust_domain=b_td, bundle_path=str(pem_path),
                format='pem')['changed'] is False
 
-    info = run(ansible, spire_server, state='info', trust_domain=b_td, format='pem')
+    info = run(ansible, spire_server, state='show', trust_domain=b_td, format='pem')
     assert info['found'] is True and info['bundle'].strip() == spire_server_b.bundle_pem().strip()
 
     # absent: check mode keeps it, then it is deleted, then nothing to do
@@ -147,7 +147,7 @@ def test_bad_inputs_change_nothing(ansible, spire_server, spire_server_b, tmp_pa
     result = run(ansible, spire_server, state='present', trust_domain='other.example')
     assert result['failed'] is True and 'bundle' in result['msg']
 
-    result = run(ansible, spire_server, state='info', bundle=own)
+    result = run(ansible, spire_server, state='show', bundle=own)
     assert result['failed'] is True and 'only used with state=present' in result['msg']
 
     assert foreign(spire_server) == {}

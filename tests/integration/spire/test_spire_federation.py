@@ -40,7 +40,7 @@ def test_https_spiffe_federation_both_ways(ansible, spire_server, spire_server_b
 
     # 1. bootstrap: each server stores the other's bundle, read and written through spire_bundle
     for side in ('a', 'b'):
-        shown = run(ansible, other[side], module='spire_bundle', state='info', format='spiffe')
+        shown = run(ansible, other[side], module='spire_bundle', state='show', format='spiffe')
         assert shown['found'] is True, shown
         stored = run(ansible, servers[side], module='spire_bundle', state='present',
                      trust_domain=shown['trust_domain'], bundle=shown['bundle'])

@@ -56,11 +56,24 @@ def jwt_state(show, jwts):
 
 
 # rotation stages of the X.509 CA
-FRESH = lambda: x509_state({'active': slot(CA1_ID)}, [(CA1, False)])                       # noqa: E731
-PREPARED = lambda: x509_state({'active': slot(CA1_ID), 'prepared': slot(CA2_ID)}, [(CA1, False), (CA2, False)])  # noqa: E731
-ACTIVATED = lambda: x509_state({'active': slot(CA2_ID), 'old': slot(CA1_ID)}, [(CA1, False), (CA2, False)])  # noqa: E731
-TAINTED = lambda: x509_state({'active': slot(CA2_ID), 'old': slot(CA1_ID)}, [(CA1, True), (CA2, False)])  # noqa: E731
-REVOKED = lambda: x509_state({'active': slot(CA2_ID), 'old': slot(CA1_ID)}, [(CA2, False)])  # noqa: E731
+def FRESH():
+    return x509_state({'active': slot(CA1_ID)}, [(CA1, False)])
+
+
+def PREPARED():
+    return x509_state({'active': slot(CA1_ID), 'prepared': slot(CA2_ID)}, [(CA1, False), (CA2, False)])
+
+
+def ACTIVATED():
+    return x509_state({'active': slot(CA2_ID), 'old': slot(CA1_ID)}, [(CA1, False), (CA2, False)])
+
+
+def TAINTED():
+    return x509_state({'active': slot(CA2_ID), 'old': slot(CA1_ID)}, [(CA1, True), (CA2, False)])
+
+
+def REVOKED():
+    return x509_state({'active': slot(CA2_ID), 'old': slot(CA1_ID)}, [(CA2, False)])
 
 
 def test_state_reads_slots_and_bundle():
@@ -133,9 +146,9 @@ def test_jwt_rotation_and_revoke_any_tainted_key():
         plan_step('revoked', state, 'unknown')
 
 
-UPSTREAM = lambda tainted=False, revoked=False: x509_state(  # noqa: E731
-    {'active': slot(CA2_ID, UP2_ID), 'old': slot(CA1_ID, UP1_ID)},
-    ([] if revoked else [(UP1, tainted)]) + [(UP2, False)])
+def UPSTREAM(tainted=False, revoked=False):
+    return x509_state({'active': slot(CA2_ID, UP2_ID), 'old': slot(CA1_ID, UP1_ID)},
+                      ([] if revoked else [(UP1, tainted)]) + [(UP2, False)])
 
 
 def test_upstream_steps():

@@ -19,12 +19,21 @@ from ansible_collections.trustroot.ops.plugins.module_utils._spire_federation im
     relationships_after, relationships_data, same_authorities, spiffe_id_error, split_spiffe_id,
     trust_domain_error, x509_spki, x509_subject_key_id)
 
+SERVER_CA_ASN1 = (
+    'MIICAjCCAaigAwIBAgIRAPVELhoWGzTwB+c0z5hLIC0wCgYIKoZIzj0EAwIwUDELMAkGA1UEBhMCVVMxDzANBgNVBAoTBlNQSUZG'
+    'RTEwMC4GA1UEBRMnMzI2MDE0ODcwMjExMzAwMzExNjkxOTI5NDM3ODgwMzgyNTk1MTE3MB4XDTI2MTEyMjExMjcwMFoXDTI2MTEy'
+    'MzExMjcxMFowUDELMAkGA1UEBhMCVVMxDzANBgNVBAoTBlNQSUZGRTEwMC4GA1UEBRMnMzI2MDE0ODcwMjExMzAwMzExNjkxOTI5'
+    'NDM3ODgwMzgyNTk1MTE3MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEIV7/6nUrguioMRrLsNubJjSfE93yN1iIEcH05BhJtSP2'
+    'sEe/27pNWxqK6OnxURnXdx/eeiaHRrWknsmJnbU0XqNjMGEwDgYDVR0PAQH/BAQDAgEGMA8GA1UdEwEB/wQFMAMBAf8wHQYDVR0O'
+    'BBYEFLW1a6Wo3qN/G2+ndZaUqSHFtqe0MB8GA1UdEQQYMBaGFHNwaWZmZTovL2V4YW1wbGUub3JnMAoGCCqGSM49BAMCA0gAMEUC'
+    'IQCtXp4M3qprjKZPo2kre0P/imSQANFgEyKS/osbuOWgswIgQfHhrKw7UOaysETIOx7PxlxHpPZoMxeXLb1Y3USflWQ='
+)
 # `spire-server bundle show -output json` and `bundle show -format spiffe` of one SPIRE v1.15.3 server.
 SERVER_BUNDLE = json.loads('''{"jwt_authorities": [{"expires_at": "1795433230", "key_id": "c6WQ5OEEY0SnsobN0WsboZOyiDMMyWh2",
 "public_key": "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAELZpYejY72Sl8/cH1pSiw4DTLytuXGP2rPnA9Cac8vt7YHhgVG0K3VS8JyBcpCU8u6JTCBFHNVwq2u60CQNLmxg==",
 "tainted": false}], "refresh_hint": "0", "sequence_number": "1", "trust_domain": "example.org", "wit_authorities": [],
-"x509_authorities": [{"asn1": "MIICAjCCAaigAwIBAgIRAPVELhoWGzTwB+c0z5hLIC0wCgYIKoZIzj0EAwIwUDELMAkGA1UEBhMCVVMxDzANBgNVBAoTBlNQSUZGRTEwMC4GA1UEBRMnMzI2MDE0ODcwMjExMzAwMzExNjkxOTI5NDM3ODgwMzgyNTk1MTE3MB4XDTI2MTEyMjExMjcwMFoXDTI2MTEyMzExMjcxMFowUDELMAkGA1UEBhMCVVMxDzANBgNVBAoTBlNQSUZGRTEwMC4GA1UEBRMnMzI2MDE0ODcwMjExMzAwMzExNjkxOTI5NDM3ODgwMzgyNTk1MTE3MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEIV7/6nUrguioMRrLsNubJjSfE93yN1iIEcH05BhJtSP2sEe/27pNWxqK6OnxURnXdx/eeiaHRrWknsmJnbU0XqNjMGEwDgYDVR0PAQH/BAQDAgEGMA8GA1UdEwEB/wQFMAMBAf8wHQYDVR0OBBYEFLW1a6Wo3qN/G2+ndZaUqSHFtqe0MB8GA1UdEQQYMBaGFHNwaWZmZTovL2V4YW1wbGUub3JnMAoGCCqGSM49BAMCA0gAMEUCIQCtXp4M3qprjKZPo2kre0P/imSQANFgEyKS/osbuOWgswIgQfHhrKw7UOaysETIOx7PxlxHpPZoMxeXLb1Y3USflWQ=",
-"tainted": false}]}''')
+"x509_authorities": [{"asn1": "%s",
+"tainted": false}]}''' % SERVER_CA_ASN1)
 SERVER_BUNDLE_SPIFFE = json.loads('''{"keys": [{"use": "x509-svid", "kty": "EC", "crv": "P-256",
 "x": "IV7_6nUrguioMRrLsNubJjSfE93yN1iIEcH05BhJtSM", "y": "9rBHv9u6TVsaiujp8VEZ13cf3nomh0a1pJ7JiZ21NF4",
 "x5c": ["%s"]}, {"use": "jwt-svid", "kty": "EC", "kid": "c6WQ5OEEY0SnsobN0WsboZOyiDMMyWh2", "crv": "P-256",
@@ -136,7 +145,7 @@ def test_subject_key_id_of_real_spire_ca_is_its_authority_id():
 @pytest.mark.parametrize('key_factory', [
     lambda: ec.generate_private_key(ec.SECP256R1()), lambda: ec.generate_private_key(ec.SECP384R1()),
     lambda: ec.generate_private_key(ec.SECP521R1()), lambda: rsa.generate_private_key(65537, 2048),
-    lambda: ed25519.Ed25519PrivateKey.generate(),
+    ed25519.Ed25519PrivateKey.generate,
 ])
 def test_jwk_and_ski_match_cryptography(key_factory):
     key = key_factory()
