@@ -19,7 +19,7 @@ description:
     There is nothing to compare with, so the module is not idempotent by design.
   - >-
     B(The token is a secret.) It is returned only in RV(token), never in C(msg) or any other field. Ansible cannot
-    hide one return value of a module, so B(every task that registers this module must set C(no_log: true));
+    hide one return value of a module, so B(every task that registers this module must set) C(no_log: true);
     otherwise the token appears in the output at C(-v) and in callback plugins and logs.
   - >-
     To avoid registering the token at all, set O(output_path): the token is written to that file (mode 0600,
