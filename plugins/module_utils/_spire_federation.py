@@ -405,7 +405,11 @@ def authorities_from_proto(proto):
     jwt = set()
     for item in (proto or {}).get('jwt_authorities') or []:
         der = _b64decode(item.get('public_key'), 'jwt_authorities.public_key')
-        jwt.add((item.get('key_id') or '', key_identity(jwk_from_spki(der))))
+        try:
+            identity = key_identity(jwk_from_spki(der))
+        except (DERError, InputError):
+            identity = ('DER', der)     # a key this reader does not know: compared by its bytes
+        jwt.add((item.get('key_id') or '', identity))
     return {'x509': x509, 'jwt': jwt}
 
 

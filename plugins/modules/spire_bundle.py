@@ -149,7 +149,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.trustroot.ops.plugins.module_utils._spire import (
     SpireError, SpireServerCLI, check_results, server_argument_spec)
 from ansible_collections.trustroot.ops.plugins.module_utils._spire_federation import (
-    InputError, authorities_from_input, authorities_from_proto, authorities_summary, bundle_pem, bundle_spiffe,
+    DERError, InputError, authorities_from_input, authorities_from_proto, authorities_summary, bundle_pem, bundle_spiffe,
     bundle_view, normalize_trust_domain, same_authorities)
 
 
@@ -272,6 +272,8 @@ def main():
         result.update(view_result(final) if final is not None else empty_view())
     except InputError as exc:
         module.fail_json(msg=str(exc))
+    except DERError as exc:
+        module.fail_json(msg='the bundle holds a certificate or key this module cannot read: %s' % exc)
     except SpireError as exc:
         module.fail_json(msg=exc.message, failures=exc.failures)
     module.exit_json(**result)

@@ -382,3 +382,10 @@ def test_payload_is_camel_case_like_spire_reads_it():
     assert len(data['federationRelationships']) == 2
     # without a bundle, no bundle keys at all (an update then leaves the stored bundle alone)
     assert 'trustDomainBundle' not in relationship_payload(desired_relationship(rel(), 0))
+
+
+def test_unknown_jwt_key_compared_by_bytes():
+    odd = dict(SERVER_BUNDLE, jwt_authorities=[{'key_id': 'k', 'public_key': 'AAAA', 'tainted': False}])
+    got = authorities_from_proto(odd)
+    assert got['jwt'] == {('k', ('DER', b'\x00\x00\x00'))}
+    assert not same_authorities(got, authorities_from_proto(SERVER_BUNDLE))
