@@ -53,18 +53,22 @@ def leader_of(cluster):
     return leader, [n for n in cluster.nodes if n is not leader and n.proc is not None]
 
 
+def active_node(cluster):
+    return leader_of(cluster)[0]
+
+
 def wait_all_voters(cluster, count=3):
     """Autopilot promotes joined nodes to voters once they are stable."""
     token = cluster.root_token
 
     def voters():
-        state = autopilot_state(leader_of(cluster)[0].url, token)
+        state = autopilot_state(active_node(cluster).url, token)
         return state and len(state.get('voters') or []) >= count
     wait_for(voters, timeout=90, what='%d raft voters' % count)
 
 
 def test_info_reports_peers_and_autopilot(ansible, bao_unsealed):
-    leader, _followers = leader_of(bao_unsealed)
+    leader = active_node(bao_unsealed)
     result = ansible.module('vault_raft', {'url': bao_unsealed.urls[1], 'token': bao_unsealed.root_token})
     assert not result.get('failed'), result
     assert result['changed'] is False
@@ -120,7 +124,7 @@ def test_remove_a_stopped_peer(ansible, bao_unsealed):
 
 def test_removing_the_leader_needs_force(ansible, bao_unsealed):
     token = bao_unsealed.root_token
-    leader, _followers = leader_of(bao_unsealed)
+    leader = active_node(bao_unsealed)
     result = ansible.module('vault_raft', {'url': leader.url, 'token': token, 'state': 'removed',
                                            'server_id': leader.node_id})
     assert result['failed'] is True
@@ -153,7 +157,7 @@ def test_removal_that_breaks_quorum_is_refused(ansible, bao_unsealed):
 
 def test_join_a_new_node(ansible, bao_unsealed, tmp_path):
     token = bao_unsealed.root_token
-    leader, _followers = leader_of(bao_unsealed)
+    leader = active_node(bao_unsealed)
     extra = BaoServer(str(tmp_path / 'extra'), 'node4').start()
     try:
         args = {'url': extra.url, 'state': 'joined', 'leader_api_addr': leader.url}
@@ -214,7 +218,7 @@ def test_bad_inputs_fail_before_any_call(ansible, bao_single):
         ({'state': 'joined', 'leader_api_addr': url, 'leader_client_key': secret},
          'leader_client_cert and leader_client_key must be given together'),
     ]
-    results, stdout = run_tasks(ansible, 'vault_raft', [dict(args, url=url) for args, _ in cases], verbosity=3)
+    results, stdout = run_tasks(ansible, 'vault_raft', [dict(case[0], url=url) for case in cases], verbosity=3)
     for (args, message), result in zip(cases, results):
         assert result['failed'] is True, args
         assert message in result['msg'], (args, result['msg'])

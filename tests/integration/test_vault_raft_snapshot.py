@@ -27,6 +27,10 @@ def leader_of(cluster):
     return leader, [n for n in cluster.nodes if n is not leader and n.proc is not None]
 
 
+def active_node(cluster):
+    return leader_of(cluster)[0]
+
+
 def sha256_of(path):
     with open(path, 'rb') as handle:
         return hashlib.sha256(handle.read()).hexdigest()
@@ -131,7 +135,7 @@ def test_a_stopped_node_in_nodes_is_skipped(ansible, bao_unsealed, tmp_path):
 
 def test_restore_brings_a_secret_back(ansible, bao_unsealed, tmp_path):
     token = bao_unsealed.root_token
-    leader, _followers = leader_of(bao_unsealed)
+    leader = active_node(bao_unsealed)
     kv_enable(leader.url, token)
     kv_put(leader.url, token, 'app', {'password': 'before-snapshot'})
     kv_put(leader.url, token, 'other', {'value': 'kept'})
@@ -140,7 +144,7 @@ def test_restore_brings_a_secret_back(ansible, bao_unsealed, tmp_path):
     assert not saved.get('failed'), saved
 
     kv_put(leader.url, token, 'app', {'password': 'after-snapshot'})
-    status, _ = http('DELETE', leader.url + '/v1/kv/other', token=token)
+    status = http('DELETE', leader.url + '/v1/kv/other', token=token)[0]
     assert status == 204 and kv_get(leader.url, token, 'other') is None
 
     args = {'state': 'restored', 'url': bao_unsealed.urls[0], 'token': token, 'path': path}
@@ -156,7 +160,7 @@ def test_restore_brings_a_secret_back(ansible, bao_unsealed, tmp_path):
     assert restored['metadata_path'] == path + '.json'
 
     def secrets_back():
-        active, _ = leader_of(bao_unsealed)
+        active = active_node(bao_unsealed)
         return (kv_get(active.url, token, 'app') == {'password': 'before-snapshot'}
                 and kv_get(active.url, token, 'other') == {'value': 'kept'})
     wait_for(secrets_back, timeout=60, what='the secrets of the snapshot')
@@ -165,7 +169,7 @@ def test_restore_brings_a_secret_back(ansible, bao_unsealed, tmp_path):
 
 def test_tampered_or_empty_snapshots_are_rejected_before_any_call(ansible, bao_unsealed, tmp_path):
     token = bao_unsealed.root_token
-    leader, _followers = leader_of(bao_unsealed)
+    leader = active_node(bao_unsealed)
     kv_enable(leader.url, token)
     path = str(tmp_path / 'raft.snap')
     saved = ansible.module('vault_raft_snapshot', {'url': leader.url, 'token': token, 'path': path})
@@ -203,7 +207,7 @@ def test_tampered_or_empty_snapshots_are_rejected_before_any_call(ansible, bao_u
 
 def test_unwritable_paths_and_bad_inputs(ansible, bao_unsealed, tmp_path):
     token = bao_unsealed.root_token
-    leader, _followers = leader_of(bao_unsealed)
+    leader = active_node(bao_unsealed)
     missing_dir = str(tmp_path / 'no-such-dir' / 'raft.snap')
     proc_path = '/proc/trustroot-raft-test.snap'
     results = run_tasks(ansible, [
@@ -233,7 +237,7 @@ def test_unwritable_paths_and_bad_inputs(ansible, bao_unsealed, tmp_path):
 
 def test_restore_of_another_clusters_snapshot_needs_force(ansible, bao_unsealed, bao_single, tmp_path):
     token = bao_unsealed.root_token
-    leader, _followers = leader_of(bao_unsealed)
+    leader = active_node(bao_unsealed)
     path = str(tmp_path / 'raft.snap')
     saved = ansible.module('vault_raft_snapshot', {'url': leader.url, 'token': token, 'path': path})
     assert not saved.get('failed'), saved
@@ -284,7 +288,7 @@ sys.exit(rc)
 def test_memory_does_not_grow_with_snapshot_size(ansible, bao_unsealed, tmp_path):
     """Peak RSS of the module process for a small and a ~10 MB snapshot, saving and restoring."""
     token = bao_unsealed.root_token
-    leader, _followers = leader_of(bao_unsealed)
+    leader = active_node(bao_unsealed)
     log = str(tmp_path / 'rss.jsonl')
     wrapper = str(tmp_path / 'rss-python')
     with open(wrapper, 'w') as handle:
@@ -319,14 +323,13 @@ def test_memory_does_not_grow_with_snapshot_size(ansible, bao_unsealed, tmp_path
     # Reading the body whole would add at least the snapshot's size; streaming adds about nothing.
     assert big_save_rss - small_save_rss < growth / 4, (small_save_rss, big_save_rss, growth)
 
-    _r, small_restore_rss = module_peak({'state': 'restored', 'url': leader.url, 'token': token,
-                                         'path': small_path})
-    wait_for(lambda: leader_of(bao_unsealed)[0], timeout=60, what='an active node after restore')
-    active, _ = leader_of(bao_unsealed)
-    _r, big_restore_rss = module_peak({'state': 'restored', 'url': active.url, 'token': token,
-                                       'path': big_path})
+    small_restore_rss = module_peak({'state': 'restored', 'url': leader.url, 'token': token,
+                                     'path': small_path})[1]
+    active = active_node(bao_unsealed)
+    big_restore_rss = module_peak({'state': 'restored', 'url': active.url, 'token': token,
+                                   'path': big_path})[1]
     print('restore peak RSS %d / %d bytes' % (small_restore_rss, big_restore_rss))
     assert big_restore_rss - small_restore_rss < growth / 4, (small_restore_rss, big_restore_rss, growth)
-    active, _ = leader_of(bao_unsealed)
+    active = active_node(bao_unsealed)
     wait_for(lambda: kv_get(active.url, token, 'chunk23', mount='blob'), timeout=60,
              what='the large snapshot restored')
