@@ -262,7 +262,8 @@ _WS = ' \t\r\n'
 def iter_json_array(chunks, key):
     """Pure. Yield the elements of the array under ``key`` in a JSON object that arrives as text
     ``chunks`` (any split). Other members are skipped; a missing or null ``key`` yields nothing.
-    Raises ValueError on malformed or truncated input."""
+    With ``key=None`` the document itself is the array. Raises ValueError on malformed or truncated
+    input."""
     decoder = json.JSONDecoder()
     state = {'buf': '', 'pos': 0, 'eof': False}
     source = iter(chunks)
@@ -312,6 +313,27 @@ def iter_json_array(chunks, key):
             state['pos'] = end
             return obj
 
+    def items(where):
+        state['pos'] += 1
+        if skip_ws() == ']':
+            state['pos'] += 1
+            return
+        while True:
+            yield value()
+            sep = skip_ws()
+            state['pos'] += 1
+            if sep == ']':
+                return
+            if sep != ',':
+                raise ValueError('expected , or ] in %s, found %r' % (where, sep))
+
+    if key is None:
+        if skip_ws() != '[':
+            raise ValueError('expected a JSON array')
+        yield from items('the array')
+        if skip_ws() is not None:
+            raise ValueError('unexpected data after the array')
+        return
     expect('{')
     if skip_ws() == '}':
         return
@@ -321,18 +343,7 @@ def iter_json_array(chunks, key):
             raise ValueError('expected a member name')
         expect(':')
         if name == key and skip_ws() == '[':
-            state['pos'] += 1
-            if skip_ws() == ']':
-                state['pos'] += 1
-            else:
-                while True:
-                    yield value()
-                    sep = skip_ws()
-                    state['pos'] += 1
-                    if sep == ']':
-                        break
-                    if sep != ',':
-                        raise ValueError('expected , or ] in %s, found %r' % (key, sep))
+            yield from items(key)
         else:
             value()
         sep = skip_ws()

@@ -40,10 +40,14 @@ INPUT_FIELDS = ALL_FIELDS + ('entry_id', 'node')
 MAX_TTL = 2 ** 31 - 1
 MAX_HINT = 1024
 MAX_ENTRY_ID = 255
+MAX_PAYLOAD_BYTES = 1 << 20
+MAX_BATCH_SIZE = 1000
 SERVER_PATH = '/spire/server'
 NODE_PARENT = '(the server of the trust domain)'
 
 _ENTRY_ID = re.compile(r'^[A-Za-z0-9._-]+$')
+_TRUE = ('true', 'yes', 'on', '1')
+_FALSE = ('false', 'no', 'off', '0')
 
 # One normalised entry. ``id`` is None for a desired entry without an explicit ID. ``index`` is the
 # position in the input (desired entries) or None (current entries).
@@ -132,9 +136,13 @@ def _bool_field(raw, name, where):
     value = raw.get(name)
     if value is None:
         return DEFAULTS[name]
-    if not isinstance(value, bool):
-        raise EntryInputError('%s.%s: must be a boolean' % (where, name))
-    return value
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in _TRUE:
+        return True
+    if isinstance(value, str) and value.lower() in _FALSE:
+        return False
+    raise EntryInputError('%s.%s: must be a boolean' % (where, name))
 
 
 def _list_field(raw, name, where):
@@ -475,6 +483,24 @@ def to_input(entry):
 
 def batch_payload(entries):
     return json.dumps({'entries': [to_input(e) for e in entries]}, separators=(',', ':'))
+
+
+def payload_batches(items, max_count, max_bytes=MAX_PAYLOAD_BYTES, entry_of=None):
+    """Yield (batch of items, ``-data`` payload) with at most ``max_count`` items and, beyond the first item
+    of a batch, at most ``max_bytes`` of JSON: gRPC messages are capped at 4 MiB, and the answer echoes
+    the entries back, so a batch stays well under that. ``entry_of(item)`` gives the Entry to send
+    (default: the item itself)."""
+    batch, parts, size = [], [], 0
+    for entry in items:
+        part = json.dumps(to_input(entry_of(entry) if entry_of else entry), separators=(',', ':'))
+        if batch and (len(batch) >= max_count or size + len(part) > max_bytes):
+            yield batch, '{"entries":[%s]}' % ','.join(parts)
+            batch, parts, size = [], [], 0
+        batch.append(entry)
+        parts.append(part)
+        size += len(part) + 1
+    if batch:
+        yield batch, '{"entries":[%s]}' % ','.join(parts)
 
 
 def delete_payload(entry_ids):

@@ -32,9 +32,9 @@ options:
     description:
       - The registration entries. With O(state=absent), an entry may be given by O(entries[].entry_id) alone.
       - An empty list with O(prune=true) deletes every entry this configuration owns.
+      - Exactly one of O(entries) and O(entries_file) is required.
     type: list
     elements: dict
-    required: true
     suboptions:
       spiffe_id:
         description:
@@ -109,6 +109,21 @@ options:
         description: Add a unique C(jti) claim to JWT-SVIDs of this entry.
         type: bool
         default: false
+  entries_file:
+    description:
+      - Path, on the host that runs the module, of a JSON file with the entries, either a list or an
+        object with an C(entries) list, each entry with the fields of O(entries).
+      - For thousands of entries: the file is read as a stream by the module, so the controller does not
+        template and send the entries as task arguments and the module never holds the raw list; each
+        entry is validated by the same rules.
+    type: path
+  batch_size:
+    description:
+      - Entries created or updated per C(spire-server) command (deletions go by 200).
+      - Each command costs a process start; for thousands of entries a larger batch is faster. A batch
+        is also cut at 1 MiB of JSON so requests stay well under SPIRE's 4 MiB message limit.
+    type: int
+    default: 50
   state:
     description:
       - V(present) creates and updates the entries; V(absent) deletes them.
@@ -175,6 +190,20 @@ EXAMPLES = r'''
     entry_id_prefix: gitops
     prune: true
     entries: "{{ lookup('ansible.builtin.file', 'spire/entries.json') | from_json }}"
+
+- name: Copy a large set of entries next to the server
+  ansible.builtin.copy:
+    src: spire/entries.json
+    dest: /var/lib/spire/declared-entries.json
+    mode: "0600"
+
+- name: Reconcile tens of thousands of entries from that file
+  trustroot.ops.spire_entry:
+    entries_file: /var/lib/spire/declared-entries.json
+    entry_id_prefix: gitops
+    prune: true
+    batch_size: 500
+    report_limit: 0
 '''
 
 RETURN = r'''
@@ -267,15 +296,17 @@ failures:
   elements: dict
 '''
 
+import itertools
+
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.trustroot.ops.plugins.module_utils._spire import (
     ALREADY_EXISTS, CODE_NAMES, MAX_BATCH, MAX_DELETE_BATCH, NOT_FOUND, SpireError, SpireServerCLI, chunked,
-    server_argument_spec)
+    iter_json_array, server_argument_spec)
 from ansible_collections.trustroot.ops.plugins.module_utils._spire_entries import (
-    EntryInputError, batch_payload, bind_trust_domain, build_diff, changed_fields, check_prefix,
+    MAX_BATCH_SIZE, EntryInputError, bind_trust_domain, build_diff, changed_fields, check_prefix,
     delete_payload, describe, describe_key, key_of, normalize_current, normalize_desired_list, owned,
-    plan_absent, plan_present, show_args_for_key, to_result, values_of)
+    payload_batches, plan_absent, plan_present, show_args_for_key, to_result, values_of)
 
 # Up to this many desired entries (and without prune) the current state is read entry by entry;
 # above it, one `entry show` of the whole server is streamed.
@@ -334,9 +365,10 @@ def read_current(cli, desired, full):
 class Applier(object):
     """Runs a plan in batches and records what was applied and what SPIRE refused."""
 
-    def __init__(self, cli, prefix):
+    def __init__(self, cli, prefix, batch_size=MAX_BATCH):
         self.cli = cli
         self.prefix = prefix
+        self.batch_size = batch_size
         self.created = []
         self.updated = []
         self.deleted = []
@@ -356,8 +388,8 @@ class Applier(object):
 
     def create(self, entries):
         existing = []
-        for batch in chunked(entries, MAX_BATCH):
-            results = self._results(['entry', 'create', '-data', '-'], batch_payload(batch), len(batch))
+        for batch, payload in payload_batches(entries, self.batch_size):
+            results = self._results(['entry', 'create', '-data', '-'], payload, len(batch))
             for entry, result in zip(batch, results):
                 status = result.get('status') or {}
                 code = int(status.get('code') or 0)
@@ -370,8 +402,8 @@ class Applier(object):
         return existing
 
     def update(self, pairs):
-        for batch in chunked(pairs, MAX_BATCH):
-            results = self._results(['entry', 'update', '-data', '-'], batch_payload([d for c, d in batch]), len(batch))
+        for batch, payload in payload_batches(pairs, self.batch_size, entry_of=lambda pair: pair[1]):
+            results = self._results(['entry', 'update', '-data', '-'], payload, len(batch))
             for (current, desired), result in zip(batch, results):
                 status = result.get('status') or {}
                 if int(status.get('code') or 0) == 0:
@@ -446,17 +478,30 @@ def build_result(trust_domain, created, updated, deleted, unchanged, conflicts, 
     )
 
 
+def read_entries_file(path):
+    """Raw entries streamed from a JSON file: a list, or an object with an ``entries`` list."""
+    with open(path, 'r') as handle:
+        chunks = iter(lambda: handle.read(1 << 20), '')
+        first = next(chunks, '')
+        key = None if first.lstrip()[:1] == '[' else 'entries'
+        yield from iter_json_array(itertools.chain([first], chunks), key)
+
+
 def main():
     argument_spec = server_argument_spec()
     argument_spec.update(
-        entries=dict(type='list', elements='dict', required=True, options=ENTRY_OPTIONS),
+        entries=dict(type='list', elements='dict', options=ENTRY_OPTIONS),
+        entries_file=dict(type='path'),
+        batch_size=dict(type='int', default=MAX_BATCH),
         state=dict(type='str', choices=['present', 'absent'], default='present'),
         entry_id_prefix=dict(type='str'),
         prune=dict(type='bool', default=False),
         report_limit=dict(type='int', default=100),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
-                           required_if=[('prune', True, ('entry_id_prefix',))])
+                           required_if=[('prune', True, ('entry_id_prefix',))],
+                           required_one_of=[('entries', 'entries_file')],
+                           mutually_exclusive=[('entries', 'entries_file')])
     params = module.params
     state = params['state']
     prefix = params['entry_id_prefix']
@@ -468,7 +513,20 @@ def main():
             check_prefix(prefix)
         if state == 'absent' and params['prune']:
             raise EntryInputError('prune: applies to state=present only')
-        desired = normalize_desired_list(params['entries'], state)
+        if not 1 <= params['batch_size'] <= MAX_BATCH_SIZE:
+            raise EntryInputError('batch_size: must be between 1 and %d' % MAX_BATCH_SIZE)
+        if params['entries_file']:
+            try:
+                desired = normalize_desired_list(read_entries_file(params['entries_file']), state)
+            except (IOError, OSError) as err:
+                raise EntryInputError('entries_file: cannot read %s: %s' % (params['entries_file'], err))
+            except ValueError as err:
+                if isinstance(err, EntryInputError):
+                    raise
+                raise EntryInputError('entries_file: %s is not a JSON list of entries (or an object with '
+                                      'an "entries" list): %s' % (params['entries_file'], err))
+        else:
+            desired = normalize_desired_list(params['entries'], state)
     except EntryInputError as err:
         module.fail_json(msg=str(err))
     # The raw input is no longer needed: drop it so only the normalised entries stay in memory.
@@ -504,7 +562,7 @@ def main():
         _warn_conflicts(module, plan.conflicts)
         module.exit_json(changed=plan.changed, **result)
 
-    applier = Applier(cli, prefix)
+    applier = Applier(cli, prefix, params['batch_size'])
     conflicts = list(plan.conflicts)
     try:
         if plan.create:

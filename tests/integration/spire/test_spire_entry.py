@@ -304,3 +304,50 @@ def test_concurrent_runs_make_no_duplicates(ansible, spire_server):
         assert r['counts']['conflicts'] == 0
     again = ansible.module('spire_entry', args_for(spire_server, entries))
     assert again['changed'] is False and again['counts']['unchanged'] == 80
+
+
+def test_entries_file_and_batch_size(ansible, ansible_cases, spire_server, tmp_path):
+    parent = spire_server.spiffe_id('agent/a')
+    entries = entries_for(spire_server, parent, 130, x509_svid_ttl=300)
+    entries[5]['admin'] = 'true'
+    path = tmp_path / 'entries.json'
+    path.write_text(json.dumps({'entries': entries}))
+    base = dict(spire_server_module_args(spire_server), entries_file=str(path), entry_id_prefix=PREFIX,
+                batch_size=500)
+    check = ansible.module('spire_entry', base, check=True)
+    assert not check.get('failed'), check
+    assert check['counts']['created'] == 130 and spire_server.entries() == []
+    run = ansible.module('spire_entry', base)
+    assert not run.get('failed'), run
+    assert run['counts']['created'] == 130
+    stored = by_spiffe_id(spire_server)
+    assert len(stored) == 130 and stored[entries[5]['spiffe_id']][0]['admin'] is True
+    # The same entries as a plain list in the file, with a batch of 7: nothing to do.
+    path.write_text(json.dumps(entries))
+    again = ansible.module('spire_entry', dict(base, batch_size=7, prune=True))
+    assert again['changed'] is False and again['counts']['unchanged'] == 130
+    # Changes go in batches of 7.
+    for entry in entries[:20]:
+        entry['x509_svid_ttl'] = 600
+    path.write_text(json.dumps(entries))
+    run = ansible.module('spire_entry', dict(base, batch_size=7), verbosity=0)
+    assert run['counts']['updated'] == 20
+    assert sum(1 for e in spire_server.entries() if e['x509_svid_ttl'] == 600) == 20
+
+    bad_file = tmp_path / 'bad.json'
+    bad_file.write_text('{"entries": [{"spiffe_id": "spiffe://example.org/x", ')
+    wrong = tmp_path / 'wrong.json'
+    wrong.write_text(json.dumps([dict(entries[0], selectors=['nocolon'])]))
+    cases = [
+        (dict(base, entries_file=str(tmp_path / 'missing.json')), 'entries_file: cannot read'),
+        (dict(base, entries_file=str(bad_file)), 'entries_file: %s is not a JSON list' % bad_file),
+        (dict(base, entries_file=str(wrong)), 'entries[0].selectors[0]'),
+        (dict(base, entries=entries[:1]), 'mutually exclusive'),
+        (dict(base, batch_size=0), 'batch_size: must be between 1 and 1000'),
+        (dict(spire_server_module_args(spire_server)), 'one of the following is required: entries, entries_file'),
+    ]
+    results = ansible_cases('spire_entry', [args for args, expected in cases])
+    for (args, expected), result in zip(cases, results):
+        assert result.get('failed') is True, (args, result)
+        assert expected in result['msg'], (expected, result['msg'])
+    assert len(spire_server.entries()) == 130

@@ -80,7 +80,7 @@ def test_current_normalises_to_the_same_entry():
     ({'jwt_svid_ttl': 'ten'}, 'entries[0].jwt_svid_ttl: must be an integer'),
     ({'jwt_svid_ttl': 2 ** 31}, 'entries[0].jwt_svid_ttl: must be at most'),
     ({'expires_at': -3}, 'entries[0].expires_at: must be >= 0'),
-    ({'admin': 'yes'}, 'entries[0].admin: must be a boolean'),
+    ({'admin': 'maybe'}, 'entries[0].admin: must be a boolean'),
     ({'dns_names': ['a..b']}, 'entries[0].dns_names[0]'),
     ({'hint': 'x' * 1025}, 'entries[0].hint: is longer than 1024'),
     ({'entry_id': 'a/b'}, 'entries[0].entry_id: may only use'),
@@ -245,3 +245,24 @@ def test_large_plan_is_one_pass_and_fast():
     assert time.time() - started < 20
     # 1000, 2000, ... 99000 changed (100000 is not desired: deleted).
     assert plan.counts() == {'created': 5, 'updated': 99, 'deleted': 5, 'unchanged': count - 104, 'conflicts': 0}
+
+
+def test_payload_batches_by_count_and_bytes():
+    entries = desired(*[raw(i) for i in range(7)])
+    batches = list(se.payload_batches(entries, 3))
+    assert [len(b) for b, p in batches] == [3, 3, 1]
+    for batch, payload in batches:
+        assert json.loads(payload) == {'entries': [to_input(e) for e in batch]}
+    one = len(json.dumps(to_input(entries[0]), separators=(',', ':')))
+    assert [len(b) for b, p in se.payload_batches(entries, 50, max_bytes=2 * one + 5)] == [2, 2, 2, 1]
+    # A single entry larger than the byte cap still goes (alone).
+    assert [len(b) for b, p in se.payload_batches(entries[:2], 50, max_bytes=10)] == [1, 1]
+    pairs = [(None, e) for e in entries[:2]]
+    [(batch, payload)] = list(se.payload_batches(pairs, 50, entry_of=lambda pair: pair[1]))
+    assert batch == pairs and len(json.loads(payload)['entries']) == 2
+    assert list(se.payload_batches([], 50)) == []
+
+
+def test_lenient_booleans_from_files():
+    [entry] = desired(raw(1, admin='true', downstream='no'))
+    assert entry.admin is True and entry.downstream is False
