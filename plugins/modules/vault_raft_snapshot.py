@@ -137,7 +137,7 @@ leader:
   description: URL of the active node used (for a skipped save, the leader recorded in the metadata).
   returned: always
   type: str
-skipped:
+kept_recent:
   description: Whether O(skip_if_newer_than) found a recent snapshot, so none was taken.
   returned: when O(state=saved)
   type: bool
@@ -201,12 +201,12 @@ def run_saved(module):
     if errors:
         module.fail_json(msg='; '.join(errors))
     result = dict(changed=False, path=path, metadata_path=metadata_path(path), sha256=None, size=None,
-                  leader=None, skipped=False)
+                  leader=None, kept_recent=False)
     previous, _reason = read_metadata(path)
     if params['skip_if_newer_than']:
         recent, reason = fresh_snapshot(path, params['skip_if_newer_than'])
         if recent:
-            result.update(skipped=True, sha256=recent['sha256'], size=recent['size'], metadata=recent,
+            result.update(kept_recent=True, sha256=recent['sha256'], size=recent['size'], metadata=recent,
                           leader=recent.get('leader_url'))
             return result
         result['skip_reason'] = reason

@@ -111,7 +111,7 @@ def test_save_from_the_leader_when_a_follower_comes_first(ansible, bao_unsealed,
     inode = os.stat(path).st_ino
     recent = ansible.module('vault_raft_snapshot', dict(args, skip_if_newer_than=3600))
     assert not recent.get('failed'), recent
-    assert recent['changed'] is False and recent['skipped'] is True
+    assert recent['changed'] is False and recent['kept_recent'] is True
     assert recent['sha256'] == result['sha256'] and os.stat(path).st_ino == inode
 
     again = ansible.module('vault_raft_snapshot', args)
