@@ -428,7 +428,7 @@ def _run(argv, check=True, timeout=60, **kwargs):
     argv = [_tool(argv[0])] + list(argv[1:])
     try:
         proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
-                              timeout=timeout, **kwargs)
+                              timeout=timeout, check=False, **kwargs)
     except subprocess.TimeoutExpired:
         raise LabError('%s timed out after %ss' % (' '.join(argv), timeout))
     if check and proc.returncode != 0:
@@ -705,7 +705,7 @@ def ensure_rootfs(path=None, mirror=None):
         with open(log_path, 'w') as log:
             proc = subprocess.run([_tool('debootstrap'), '--variant=minbase', '--components=main',
                                    '--include=' + ','.join(PACKAGES), SUITE, tmp, mirror],
-                                  stdout=log, stderr=subprocess.STDOUT)
+                                  stdout=log, stderr=subprocess.STDOUT, check=False)
         if proc.returncode != 0:
             raise LabError('debootstrap failed with status %d: see %s' % (proc.returncode, log_path))
         customize_rootfs(tmp)
@@ -927,7 +927,7 @@ class Lab(object):
         finally:
             log.close()
         start = None
-        for _ in range(100):
+        for _attempt in range(100):
             start = proc_start_time(proc.pid)
             if start is not None:
                 break
@@ -1008,8 +1008,8 @@ class Lab(object):
         return out
 
     def _console_tail(self, host, lines=15):
-        text = _read(os.path.join(self.host_dir(host), 'console.log'), '')
-        return ' | '.join(text.strip().splitlines()[-lines:])
+        text = re.sub(r'\x1b\[[0-9;]*m', '', _read(os.path.join(self.host_dir(host), 'console.log'), ''))
+        return ' | '.join(line for line in text.strip().splitlines()[-lines:] if line.strip())
 
     def supervisor_alive(self):
         sup = self.state.get('supervisor') or {}
@@ -1110,7 +1110,7 @@ class Lab(object):
         # Mounts: only those under this lab's directory, deepest first.
         for point in mounts_under(self.dir):
             proc = _run(['umount', point], check=False)
-            for _ in range(50):
+            for _attempt in range(50):
                 if proc.returncode == 0 or point not in mounts_under(self.dir):
                     break
                 time.sleep(0.1)
@@ -1327,8 +1327,8 @@ def _cli_status(args):
         'running' if status['supervisor_running'] else 'not running',
         ', destroyed' if status['destroyed'] else ''))
     for host in status['hosts']:
-        print('  %-20s %-15s %-10s boot %-3s systemd %s' % (host['name'], host['address'], host['state'],
-                                                           host['boot'], host['system']))
+        print('  %-20s %-15s %-10s boot %-3s systemd %s' % (
+            host['name'], host['address'], host['state'], host['boot'], host['system']))
     return 0
 
 
