@@ -17,13 +17,17 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import base64
+import binascii
 import datetime
 import json
+import re
 
 from ansible_collections.trustroot.ops.plugins.module_utils._files import (
-    FileError, age_decrypt, age_encrypt, atomic_write, is_age_encrypted)
+    FileError, age_decrypt, age_encrypt, atomic_write, check_writable_target, is_age_encrypted)
 
 FORMAT = 'trustroot.ops/vault-init/v1'
+HEX_KEY = re.compile(r'^[0-9a-fA-F]+$')
 
 
 class MaterialError(Exception):
@@ -132,3 +136,60 @@ def secrets_in(material):
         elif name == 'root_token' and value:
             values.append(value)
     return values
+
+
+def validate_key_shares(keys, field='keys'):
+    """Return the problem with key shares (never echoing them), or None."""
+    if not keys:
+        return '%s is empty' % field
+    for index, key in enumerate(keys):
+        if not isinstance(key, str) or not key.strip():
+            return '%s[%d] is empty' % (field, index)
+        if HEX_KEY.match(key.strip()):
+            continue
+        try:
+            base64.b64decode(key.strip(), validate=True)
+        except (binascii.Error, ValueError):
+            return '%s[%d] is neither hex nor base64' % (field, index)
+    if len(set(k.strip() for k in keys)) != len(keys):
+        return '%s holds the same key more than once' % field
+    return None
+
+
+def load_key_shares(module, recovery=False):
+    """Key shares from the module's ``keys`` option or its ``key_material_path`` (+ ``age_identity``).
+
+    Fails the module with a message naming the option; keys read from a file are masked in Ansible's
+    output from the moment they are read, as if they had been a no_log parameter."""
+    params = module.params
+    if params.get('keys') is not None:
+        keys = [key.strip() for key in params['keys']]
+        problem = validate_key_shares(keys)
+        if problem:
+            module.fail_json(msg=problem)
+        return keys
+    path = params['key_material_path']
+    try:
+        keys = keys_from_material(read_material(module, path, params.get('age_identity')), recovery=recovery,
+                                  path=path)
+    except MaterialError as exc:
+        module.fail_json(msg='key_material_path: %s' % exc)
+    module.no_log_values.update(keys)
+    problem = validate_key_shares(keys, field='the keys in key_material_path')
+    if problem:
+        module.fail_json(msg='key_material_path: %s' % problem)
+    return keys
+
+
+def check_material_output(module):
+    """Fail before any change when ``output_path`` / ``age_recipients`` could not take new material."""
+    params = module.params
+    problem = check_writable_target(params['output_path'], overwrite=params['overwrite_output'])
+    if problem:
+        module.fail_json(msg='output_path: %s%s' % (
+            problem, ' (set overwrite_output=true to replace it)' if problem.endswith('already exists') else ''))
+    if params.get('age_recipients'):
+        try:
+            age_encrypt(module, b'recipient check', params['age_recipients'])
+        except FileError as exc:
+            module.fail_json(msg='age_recipients: %s' % exc)

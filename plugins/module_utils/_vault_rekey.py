@@ -27,14 +27,13 @@ import contextlib
 import re
 
 from ansible_collections.trustroot.ops.plugins.module_utils._files import age_encrypt, atomic_writer
-from ansible_collections.trustroot.ops.plugins.module_utils._material import serialize
+from ansible_collections.trustroot.ops.plugins.module_utils._material import serialize, validate_key_shares
 from ansible_collections.trustroot.ops.plugins.module_utils._vault import VaultError, uses_rotate_root_api
 
 TARGETS = ('unseal', 'recovery')
 APIS = ('rekey', 'rotate_root')
 # Shamir's secret sharing in Vault / OpenBao splits into at most 255 shares.
 MAX_SHARES = 255
-HEX_KEY = re.compile(r'^[0-9a-fA-F]+$')
 # OpenBao 2.7 formats some wrapped errors with a verb Go cannot apply:
 #   'invalid rotate seal configuration: %!w(*errors.errorString=&{threshold cannot be larger than shares})'
 GO_WRAP_VERB = re.compile(r'%!w\(\*?[\w.]+=&\{(.*?)\}\)')
@@ -56,24 +55,6 @@ def is_unsupported(exc):
 
 def is_permission_denied(exc):
     return isinstance(exc, VaultError) and exc.status == 403
-
-
-def validate_key_shares(keys, field='keys'):
-    """Return the problem with key shares (never echoing them), or None."""
-    if not keys:
-        return '%s is empty' % field
-    for index, key in enumerate(keys):
-        if not isinstance(key, str) or not key.strip():
-            return '%s[%d] is empty' % (field, index)
-        if HEX_KEY.match(key.strip()):
-            continue
-        try:
-            base64.b64decode(key.strip(), validate=True)
-        except (binascii.Error, ValueError):
-            return '%s[%d] is neither hex nor base64' % (field, index)
-    if len(set(k.strip() for k in keys)) != len(keys):
-        return '%s holds the same key more than once' % field
-    return None
 
 
 def validate_pgp_keys(pgp_keys, field='pgp_keys'):

@@ -17,33 +17,9 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import base64
-import binascii
-import re
 import time
 
 from ansible_collections.trustroot.ops.plugins.module_utils._vault import VaultError
-
-HEX_KEY = re.compile(r'^[0-9a-fA-F]+$')
-
-
-def validate_keys(keys):
-    """Return the name of the problem with the keys (without echoing them), or None."""
-    if not keys:
-        return 'keys is empty'
-    for index, key in enumerate(keys):
-        if not isinstance(key, str) or not key.strip():
-            return 'keys[%d] is empty' % index
-        if HEX_KEY.match(key):
-            continue
-        try:
-            base64.b64decode(key, validate=True)
-        except (binascii.Error, ValueError):
-            return 'keys[%d] is neither hex nor base64' % index
-    if len(set(keys)) != len(keys):
-        return 'keys holds the same key more than once'
-    return None
-
 
 def new_node_result(url):
     return {'url': url, 'sealed_before': None, 'sealed': None, 'initialized': None, 'changed': False,

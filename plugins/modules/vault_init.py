@@ -131,26 +131,12 @@ version:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.trustroot.ops.plugins.module_utils._files import FileError, age_encrypt, check_writable_target
 from ansible_collections.trustroot.ops.plugins.module_utils._material import (
-    MaterialError, material_from_init, secrets_in, write_material)
+    MaterialError, check_material_output, material_from_init, secrets_in, write_material)
 from ansible_collections.trustroot.ops.plugins.module_utils._vault import (
     VaultError, VaultNode, connection_argument_spec, ensure_hvac, require_url)
 from ansible_collections.trustroot.ops.plugins.module_utils._vault_init import (
     InitInputError, build_init_request, is_auto_unseal)
-
-
-def validate_output(module):
-    """Everything that could stop the material from being written is checked before init."""
-    params = module.params
-    problem = check_writable_target(params['output_path'], overwrite=params['overwrite_output'])
-    if problem:
-        module.fail_json(msg='output_path: %s' % problem)
-    if params['age_recipients']:
-        try:
-            age_encrypt(module, b'recipient check', params['age_recipients'])
-        except FileError as exc:
-            module.fail_json(msg='age_recipients: %s' % exc)
 
 
 def main():
@@ -193,7 +179,7 @@ def main():
         result.update(shares=status.get('n'), threshold=status.get('t'))
         module.exit_json(**result)
 
-    validate_output(module)
+    check_material_output(module)
     result['changed'] = True
     if module._diff:
         result['diff'] = {'before': {'initialized': False},

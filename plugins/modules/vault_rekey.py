@@ -244,45 +244,14 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.trustroot.ops.plugins.module_utils._files import (
-    FileError, age_encrypt, check_writable_target)
+from ansible_collections.trustroot.ops.plugins.module_utils._files import FileError
 from ansible_collections.trustroot.ops.plugins.module_utils._material import (
-    MaterialError, keys_from_material, material_from_rekey, read_material, write_material)
+    MaterialError, check_material_output, load_key_shares, material_from_rekey, write_material)
 from ansible_collections.trustroot.ops.plugins.module_utils._vault import (
     VaultError, VaultNode, connection_argument_spec, ensure_hvac)
 from ansible_collections.trustroot.ops.plugins.module_utils._vault_rekey import (
     OperationError, RekeyRun, check_target, choose_api, find_active_node, init_payload, resolve_layout, shape_layout,
-    stale_attempt_message, staged_material, validate_key_shares, validate_options)
-
-
-def validate_output(module):
-    params = module.params
-    problem = check_writable_target(params['output_path'], overwrite=params['overwrite_output'])
-    if problem:
-        module.fail_json(msg='output_path: %s%s' % (
-            problem, ' (set overwrite_output=true to replace it)' if problem.endswith('already exists') else ''))
-    if params['age_recipients']:
-        try:
-            age_encrypt(module, b'recipient check', params['age_recipients'])
-        except FileError as exc:
-            module.fail_json(msg='age_recipients: %s' % exc)
-
-
-def load_keys(module):
-    params = module.params
-    if params['keys'] is not None:
-        return [k.strip() for k in params['keys']]
-    try:
-        material = read_material(module, params['key_material_path'], params['age_identity'])
-        keys = keys_from_material(material, recovery=params['target'] == 'recovery',
-                                  path=params['key_material_path'])
-    except MaterialError as exc:
-        module.fail_json(msg='key_material_path: %s' % exc)
-    module.no_log_values.update(keys)
-    problem = validate_key_shares(keys, field='the keys in key_material_path')
-    if problem:
-        module.fail_json(msg='key_material_path: %s' % problem)
-    return keys
+    stale_attempt_message, staged_material, validate_options)
 
 
 def wait_for_layout(node, shares, threshold, timeout=15):
@@ -332,8 +301,8 @@ def main():
     problem = validate_options(params)
     if problem:
         module.fail_json(msg=problem, **result)
-    validate_output(module)
-    keys = load_keys(module)
+    check_material_output(module)
+    keys = load_key_shares(module, recovery=params['target'] == 'recovery')
 
     node = VaultNode.from_params(params)
     try:

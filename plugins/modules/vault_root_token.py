@@ -203,14 +203,12 @@ import binascii
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.trustroot.ops.plugins.module_utils._files import (
-    FileError, age_encrypt, check_writable_target)
 from ansible_collections.trustroot.ops.plugins.module_utils._material import (
-    MaterialError, keys_from_material, read_material, write_material)
+    MaterialError, check_material_output, load_key_shares, read_material, validate_key_shares, write_material)
 from ansible_collections.trustroot.ops.plugins.module_utils._vault import (
     VaultError, VaultNode, connection_argument_spec, ensure_hvac)
 from ansible_collections.trustroot.ops.plugins.module_utils._vault_rekey import (
-    OperationError, find_active_node, validate_key_shares)
+    OperationError, find_active_node)
 from ansible_collections.trustroot.ops.plugins.module_utils._vault_root_token import (
     DecodeError, GenerateRootRun, choose_api, decode_token, lookup_state, material_from_root_token, revoke,
     stale_attempt_message)
@@ -218,15 +216,7 @@ from ansible_collections.trustroot.ops.plugins.module_utils._vault_root_token im
 
 def validate_present_inputs(module):
     params = module.params
-    problem = check_writable_target(params['output_path'], overwrite=params['overwrite_output'])
-    if problem:
-        module.fail_json(msg='output_path: %s%s' % (
-            problem, ' (set overwrite_output=true to replace it)' if problem.endswith('already exists') else ''))
-    if params['age_recipients']:
-        try:
-            age_encrypt(module, b'recipient check', params['age_recipients'])
-        except FileError as exc:
-            module.fail_json(msg='age_recipients: %s' % exc)
+    check_material_output(module)
     if params['pgp_key'] is not None:
         try:
             decoded = base64.b64decode(params['pgp_key'].strip(), validate=True)
@@ -238,22 +228,6 @@ def validate_present_inputs(module):
         problem = validate_key_shares(params['keys'])
         if problem:
             module.fail_json(msg=problem)
-
-
-def load_keys(module, recovery):
-    params = module.params
-    if params['keys'] is not None:
-        return [k.strip() for k in params['keys']]
-    try:
-        material = read_material(module, params['key_material_path'], params['age_identity'])
-        keys = keys_from_material(material, recovery=recovery, path=params['key_material_path'])
-    except MaterialError as exc:
-        module.fail_json(msg='key_material_path: %s' % exc)
-    module.no_log_values.update(keys)
-    problem = validate_key_shares(keys, field='the keys in key_material_path')
-    if problem:
-        module.fail_json(msg='key_material_path: %s' % problem)
-    return keys
 
 
 def node_with_token(params, token):
@@ -276,7 +250,7 @@ def ensure_present(module, result):
         module.fail_json(msg='%s: the server is sealed: unseal it before generating a root token' % node.url,
                          **result)
     recovery = bool(seal_status.get('recovery_seal'))
-    keys = load_keys(module, recovery)
+    keys = load_key_shares(module, recovery)
     try:
         node = find_active_node(node, lambda url: VaultNode.from_params(params, url))
     except OperationError as exc:

@@ -99,27 +99,11 @@ failed_nodes: {description: URLs of nodes that failed., type: list, elements: st
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.trustroot.ops.plugins.module_utils._material import (
-    MaterialError, keys_from_material, read_material)
+from ansible_collections.trustroot.ops.plugins.module_utils._material import load_key_shares
 from ansible_collections.trustroot.ops.plugins.module_utils._vault import (
     VaultNode, connection_argument_spec, ensure_hvac, nodes_from_params)
 from ansible_collections.trustroot.ops.plugins.module_utils._vault_unseal import (
-    UnsealClient, UnsealRun, summarize_unseal, validate_keys)
-
-
-def load_keys(module):
-    params = module.params
-    if params['keys']:
-        return params['keys']
-    try:
-        material = read_material(module, params['key_material_path'], params['age_identity'])
-        keys = keys_from_material(material, recovery=params['use_recovery_keys'],
-                                  path=params['key_material_path'])
-    except MaterialError as exc:
-        module.fail_json(msg='key_material_path: %s' % exc)
-    # Mask them in anything Ansible might print, as if they had been a no_log parameter.
-    module.no_log_values.update(keys)
-    return keys
+    UnsealClient, UnsealRun, summarize_unseal)
 
 
 def main():
@@ -140,10 +124,7 @@ def main():
     if module.params['wait_timeout'] < 0:
         module.fail_json(msg='wait_timeout must be 0 or more seconds')
 
-    keys = load_keys(module)
-    problem = validate_keys(keys)
-    if problem:
-        module.fail_json(msg='keys: %s' % problem)
+    keys = load_key_shares(module, recovery=module.params['use_recovery_keys'])
 
     nodes = [UnsealClient(VaultNode.from_params(module.params, url)) for url in nodes_from_params(module.params)]
     results = UnsealRun(nodes, keys, migrate=module.params['migrate'], wait_timeout=module.params['wait_timeout'],

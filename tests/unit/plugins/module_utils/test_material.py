@@ -5,7 +5,8 @@ import pytest
 
 from ansible_collections.trustroot.ops.plugins.module_utils._files import atomic_write, atomic_writer, sha256_file
 from ansible_collections.trustroot.ops.plugins.module_utils._material import (
-    FORMAT, MaterialError, keys_from_material, material_from_init, parse_material, secrets_in, serialize)
+    FORMAT, MaterialError, keys_from_material, material_from_init, parse_material, secrets_in, serialize,
+    validate_key_shares)
 
 INIT = {'keys': ['aa', 'bb', 'cc'], 'keys_base64': ['qg==', 'uw==', 'zA=='], 'root_token': 's.root'}
 
@@ -44,3 +45,17 @@ def test_atomic_write_mode_and_no_leftovers_on_failure(tmp_path):
     assert target.read_bytes() == b'{}', 'an interrupted write must not replace the file'
     assert os.listdir(tmp_path) == ['secret.json'], 'no temp file may be left behind'
     assert sha256_file(str(target)) == '44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a'
+
+
+@pytest.mark.parametrize('keys, problem', [
+    ([], 'keys is empty'),
+    (['   '], 'keys[0] is empty'),
+    (['abc!'], 'keys[0] is neither hex nor base64'),
+    (['a2V5MQ==', 'a2V5MQ=='], 'keys holds the same key more than once'),
+])
+def test_validate_key_shares(keys, problem):
+    assert validate_key_shares(keys) == problem
+
+
+def test_validate_key_shares_accepts_hex_and_base64():
+    assert validate_key_shares(['deadbeef', 'a2V5MQ==']) is None

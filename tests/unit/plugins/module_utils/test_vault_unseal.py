@@ -1,9 +1,7 @@
 """The unseal loop, driven by scripted nodes that behave like Vault's sys/unseal."""
-import pytest
-
 from ansible_collections.trustroot.ops.plugins.module_utils._vault import VaultError
 from ansible_collections.trustroot.ops.plugins.module_utils._vault_unseal import (
-    UnsealRun, summarize_unseal, validate_keys)
+    UnsealRun, summarize_unseal)
 
 GOOD = ('a2V5MQ==', 'a2V5Mg==', 'a2V5Mw==')
 
@@ -113,17 +111,3 @@ def test_migrate_flag_is_sent():
     node = ScriptedNode('http://a')
     run([node], migrate=True)
     assert all(migrate for _key, migrate in node.submitted)
-
-
-@pytest.mark.parametrize('keys, problem', [
-    ([], 'keys is empty'),
-    (['   '], 'keys[0] is empty'),
-    (['abc!'], 'keys[0] is neither hex nor base64'),
-    (['a2V5MQ==', 'a2V5MQ=='], 'keys holds the same key more than once'),
-])
-def test_validate_keys(keys, problem):
-    assert validate_keys(keys) == problem
-
-
-def test_validate_keys_accepts_hex_and_base64():
-    assert validate_keys(['deadbeef', 'a2V5MQ==']) is None
