@@ -28,7 +28,7 @@ unit: bootstrap
 	$(VENV)/pytest -q tests/unit
 
 integration: bootstrap
-	$(VENV)/pytest -q -n 2 tests/integration
+	$(VENV)/pytest -q -n 2 --dist loadfile tests/integration
 
 build: bootstrap
 	$(VENV)/ansible-galaxy collection build --force --output-path .cache/dist

@@ -73,9 +73,16 @@ link_collection() {
   ln -sfn "$ROOT" .cache/collections/ansible_collections/trustroot/ops
 }
 
+build_lab_rootfs() {
+  # Debian bookworm rootfs for the lab hosts (tests/lab/hosts.py): debootstrap once (~2 min), then a stamp check.
+  if [ "$(id -u)" -ne 0 ]; then log "not root: skipping the lab rootfs (the lab needs root)"; return 0; fi
+  .venv/bin/python -m tests.lab.hosts rootfs >/dev/null
+}
+
 install_debian_packages
 install_python_tools
 link_bao
 link_collection
 [ "${BOOTSTRAP_SKIP_SPIRE:-0}" = 1 ] || build_spire
+[ "${BOOTSTRAP_SKIP_LAB:-0}" = 1 ] || build_lab_rootfs
 log "ready"
