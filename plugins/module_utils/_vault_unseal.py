@@ -21,6 +21,7 @@ import time
 
 from ansible_collections.trustroot.ops.plugins.module_utils._vault import VaultError
 
+
 def new_node_result(url):
     return {'url': url, 'sealed_before': None, 'sealed': None, 'initialized': None, 'changed': False,
             'keys_submitted': 0, 'waited_for_join': False, 'error': None}
