@@ -28,6 +28,8 @@ RESERVED_PATH = '/spire'
 
 _TRUST_DOMAIN = re.compile(r'^[a-z0-9._-]+$')
 _SEGMENT = re.compile(r'^[A-Za-z0-9._-]+$')
+# A whole valid SPIFFE ID, for the common case; errors are then explained by the detailed checks.
+_VALID_ID = re.compile(r'spiffe://[a-z0-9._-]+(?:/(?!\.\.?(?:/|$))[A-Za-z0-9._-]+)*\Z')
 _DNS_LABEL = re.compile(r'^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$')
 
 
@@ -72,6 +74,8 @@ def spiffe_id_error(value):
     """Why ``value`` is not a valid SPIFFE ID, or None."""
     if not isinstance(value, str) or not value:
         return 'a SPIFFE ID must be a non-empty string'
+    if _VALID_ID.match(value) and len(value) <= MAX_ID_LENGTH:
+        return None
     if len(value.encode('utf-8')) > MAX_ID_LENGTH:
         return 'SPIFFE ID is longer than %d bytes' % MAX_ID_LENGTH
     if not value.startswith(SCHEME):

@@ -22,11 +22,11 @@ __metaclass__ = type
 import collections
 import json
 import re
-import sys
 import uuid
 
 from ansible_collections.trustroot.ops.plugins.module_utils._spiffe_id import (
-    SpiffeError, check_dns_name, check_spiffe_id, normalize_trust_domain, parse_selector)
+    RESERVED_PATH, SpiffeError, check_dns_name, check_spiffe_id, normalize_trust_domain, parse_selector,
+    spiffe_id_error)
 
 # Fields compared between the desired and the current entry (the key fields come first).
 KEY_FIELDS = ('spiffe_id', 'parent_id', 'selectors')
@@ -54,20 +54,41 @@ _FALSE = ('false', 'no', 'off', '0')
 Entry = collections.namedtuple('Entry', ('id',) + ALL_FIELDS + ('index',))
 
 
+# Parent IDs already checked (they repeat across entries).
+_VALID_PARENTS = set()
+
+
+def _reserved(spiffe_id):
+    """Whether a valid SPIFFE ID's path is in SPIRE's reserved /spire namespace."""
+    rest = spiffe_id[len('spiffe://'):]
+    slash = rest.find('/')
+    path = rest[slash:] if slash >= 0 else ''
+    return path == RESERVED_PATH or path.startswith(RESERVED_PATH + '/')
+
+
 class EntryInputError(ValueError):
     """Invalid desired entries; the text names the field (``entries[3].spiffe_id``) and the rule."""
 
 
+_INTERNED = {}
+
+
 def _intern(value):
-    return sys.intern(value) if isinstance(value, str) else value
+    """One copy of strings that repeat across entries (parent IDs, trust domains)."""
+    return _INTERNED.setdefault(value, value)
 
 
 def key_of(entry):
     return (entry.spiffe_id, entry.parent_id, entry.selectors)
 
 
+# Positions of the compared fields in an Entry (after 'id').
+_ALL_SLICE = slice(1, 1 + len(ALL_FIELDS))
+_VALUE_SLICE = slice(1 + len(KEY_FIELDS), 1 + len(ALL_FIELDS))
+
+
 def values_of(entry):
-    return tuple(getattr(entry, name) for name in VALUE_FIELDS)
+    return entry[_VALUE_SLICE]
 
 
 def describe_key(key):
@@ -177,7 +198,8 @@ def normalize_desired(raw, index, state='present'):
         spiffe_id = raw.get('spiffe_id')
         if not spiffe_id:
             raise EntryInputError('%s.spiffe_id: is required' % where)
-        check_spiffe_id(spiffe_id, '%s.spiffe_id' % where, workload=True)
+        if spiffe_id_error(spiffe_id) is not None or _reserved(spiffe_id):
+            check_spiffe_id(spiffe_id, '%s.spiffe_id' % where, workload=True)
 
         parent_id = raw.get('parent_id')
         if raw.get('node'):
@@ -187,8 +209,10 @@ def normalize_desired(raw, index, state='present'):
             parent_id = NODE_PARENT
         elif not parent_id:
             raise EntryInputError('%s.parent_id: is required (or node: true)' % where)
-        else:
+        elif parent_id not in _VALID_PARENTS:
             check_spiffe_id(parent_id, '%s.parent_id' % where)
+            if len(_VALID_PARENTS) < 100000:
+                _VALID_PARENTS.add(parent_id)
 
         selectors = _list_field(raw, 'selectors', where)
         if not selectors:
@@ -196,7 +220,7 @@ def normalize_desired(raw, index, state='present'):
         normalized = set()
         for position, selector in enumerate(selectors):
             kind, value = parse_selector(selector, '%s.selectors[%d]' % (where, position))
-            normalized.add(_intern('%s:%s' % (kind, value)))
+            normalized.add('%s:%s' % (kind, value))
 
         federates_with = set()
         for position, name in enumerate(_list_field(raw, 'federates_with', where)):
@@ -306,8 +330,7 @@ def normalize_current(raw):
         id=raw.get('id') or raw.get('entry_id'),
         spiffe_id=_id_string(raw.get('spiffe_id')),
         parent_id=_intern(_id_string(raw.get('parent_id'))),
-        selectors=tuple(sorted(_intern('%s:%s' % (s.get('type'), s.get('value')))
-                               for s in raw.get('selectors') or [])),
+        selectors=tuple(sorted('%s:%s' % (s.get('type'), s.get('value')) for s in raw.get('selectors') or [])),
         x509_svid_ttl=int(raw.get('x509_svid_ttl') or 0),
         jwt_svid_ttl=int(raw.get('jwt_svid_ttl') or 0),
         federates_with=tuple(sorted(_intern(normalize_federated_name(n)) for n in raw.get('federates_with') or [])),
@@ -361,23 +384,24 @@ def plan_present(desired, current, prefix=None, prune=False):
         else:
             by_key[key_of(entry)] = entry
     explicit_keys = dict((key_of(entry), entry) for entry in by_id.values())
-    matched = set()   # indexes of desired entries that exist in some form
-    seen_ids = set()
+    # matched[i]: ID of the current entry that matched desired entry i (indexes are input positions), so
+    # an entry listed twice (targeted reads by ID and by key) is recognised; '' for a conflict.
+    matched = [None] * (max([e.index for e in desired] or [-1]) + 1)
 
     for entry in current:
-        if entry.id in seen_ids:
-            continue
-        seen_ids.add(entry.id)
         key = key_of(entry)
         want = by_id.get(entry.id)
+        if want is None:
+            want = by_key.get(key)
+        if want is not None and matched[want.index] is not None:
+            if matched[want.index] == entry.id:
+                continue          # the same entry again
+            want = None
         if want is not None:
-            matched.add(want.index)
-            _compare(plan, entry, want, full=True)
-            continue
-        want = by_key.get(key)
-        if want is not None and want.index not in matched:
-            matched.add(want.index)
-            if owned(entry.id, prefix):
+            matched[want.index] = entry.id
+            if want.id is not None:
+                _compare(plan, entry, want, full=True)
+            elif owned(entry.id, prefix):
                 _compare(plan, entry, want, full=False)
             else:
                 plan.conflicts.append((entry, want, _conflict_reason(entry, want, prefix)))
@@ -385,15 +409,16 @@ def plan_present(desired, current, prefix=None, prune=False):
         want = explicit_keys.get(key)
         if want is not None:
             # The key is held by another entry than the requested entry_id: SPIRE refuses a second one.
-            plan.conflicts.append((entry, want, 'entries[%d] asks for entry ID %s but entry %s already has this '
-                                   'SPIFFE ID, parent ID and selectors' % (want.index, want.id, entry.id)))
-            matched.add(want.index)
+            if matched[want.index] is None:
+                plan.conflicts.append((entry, want, 'entries[%d] asks for entry ID %s but entry %s already has '
+                                       'this SPIFFE ID, parent ID and selectors' % (want.index, want.id, entry.id)))
+                matched[want.index] = ''
             continue
         if prune and prefix and owned(entry.id, prefix):
             plan.delete.append(entry)
 
     for entry in desired:
-        if entry.index not in matched:
+        if matched[entry.index] is None:
             if entry.id is None and prefix:
                 entry = entry._replace(id=new_entry_id(prefix))
             plan.create.append(entry)
@@ -409,8 +434,8 @@ def _conflict_reason(current, want, prefix):
 
 
 def _compare(plan, current, want, full):
-    fields = ALL_FIELDS if full else VALUE_FIELDS
-    if any(getattr(current, name) != getattr(want, name) for name in fields):
+    fields = _ALL_SLICE if full else _VALUE_SLICE
+    if current[fields] != want[fields]:
         plan.update.append((current, want._replace(id=current.id)))
     else:
         plan.unchanged += 1

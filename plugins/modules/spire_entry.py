@@ -113,7 +113,7 @@ options:
     description:
       - Path, on the host that runs the module, of a JSON file with the entries, either a list or an
         object with an C(entries) list, each entry with the fields of O(entries).
-      - For thousands of entries: the file is read as a stream by the module, so the controller does not
+      - Meant for thousands of entries. The file is read as a stream by the module, so the controller does not
         template and send the entries as task arguments and the module never holds the raw list; each
         entry is validated by the same rules.
     type: path
