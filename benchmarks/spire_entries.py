@@ -2,14 +2,16 @@
 """Benchmark: trustroot.ops.spire_entry against raw spire-server commands, on real SPIRE servers.
 
 Every scenario runs on a fresh server started by the lab (tests/lab/spire.py); servers run one at a
-time so they do not compete for the CPU. The module runs through real ansible-playbook (local
-connection), with the entries in a vars file.
+time so they do not compete for the CPU. The module runs as the only task of a real ansible-playbook
+run (local connection); the time compared is that of the whole ansible-playbook command. The entries
+reach the module either inline (`entries`, read by the controller from a JSON file with the file
+lookup) or through `entries_file`.
 
 Scenarios
-  create     N entries from empty: spire_entry vs ONE raw `entry create -data -` of the same entries
-             (target: module <= 1.25x raw)
+  create     N entries from empty: spire_entry (several batch_size / parallel settings) vs ONE raw
+             `entry create -data -` of the same entries (target: module <= 1.25x raw)
   noop       re-run of spire_entry with the same N entries vs ONE raw `entry show -output json`
-             (target: module <= 2x raw)
+             (target: module <= 2x raw; best of --repeat runs for both)
   per-call   M entries created with one `spire-server entry create` per entry (how other tools do it)
              vs spire_entry creating the same M entries
   large      L entries on the server (seeded raw); spire_entry reconciles L desired entries of which 1%
@@ -140,7 +142,7 @@ def env(extra=None):
     return result
 
 
-def run_module(workdir, server, entries, prune=False, name='run', mode='inline', batch_size=50):
+def run_module(workdir, server, entries, prune=False, name='run', mode='inline', batch_size=50, parallel=2):
     """One spire_entry task through ansible-playbook: (seconds, counts, module peak KiB, controller peak KiB).
 
     mode 'inline': the entries are the task's `entries`, read by the controller from a JSON file with the
@@ -151,7 +153,7 @@ def run_module(workdir, server, entries, prune=False, name='run', mode='inline',
     with open(entries_path, 'w') as handle:
         json.dump(entries, handle)
     task = {'socket_path': server.socket_path, 'spire_server_path': server.binary, 'entry_id_prefix': PREFIX,
-            'prune': prune, 'report_limit': 0, 'timeout': 600, 'batch_size': batch_size}
+            'prune': prune, 'report_limit': 0, 'timeout': 600, 'batch_size': batch_size, 'parallel': parallel}
     if mode == 'file':
         task['entries_file'] = entries_path
     else:
@@ -238,6 +240,7 @@ def main(argv=None):
     parser.add_argument('--per-call', type=int, default=1000)
     parser.add_argument('--large', type=int, default=100000, help='0 skips the large scenario')
     parser.add_argument('--large-batch-size', type=int, default=500)
+    parser.add_argument('--large-parallel', type=int, default=2)
     parser.add_argument('--repeat', type=int, default=3, help='no-op and read timings: best of this many')
     parser.add_argument('--output', default=os.path.join(ROOT, 'benchmarks', 'results'))
     args = parser.parse_args(argv)
@@ -258,12 +261,24 @@ def main(argv=None):
         with Fresh(base, 'raw-create') as server:
             raw_seconds, _ = timed(raw_create, server, entries)
         scenarios['raw_create'] = {'entries': n, 'seconds': raw_seconds}
-        for label, mode, batch_size in (('inline, batch 50', 'inline', 50), ('entries_file, batch 50', 'file', 50),
-                                        ('entries_file, batch 500', 'file', 500)):
-            key = '%s_%d' % (mode, batch_size)
+        variants = (('inline, defaults: batch 50, parallel 2', 'inline', 50, 2),
+                    ('inline, batch 50, parallel 1', 'inline', 50, 1),
+                    ('entries_file, batch 50, parallel 2', 'file', 50, 2),
+                    ('entries_file, batch 500, parallel 2', 'file', 500, 2),
+                    ('entries_file, batch 1000, parallel 4', 'file', 1000, 4))
+        for label, mode, batch_size, parallel in variants:
+            key = '%s_%d_%d' % (mode, batch_size, parallel)
             with Fresh(base, 'create-%s' % key) as server:
-                create = run_module(work, server, entries, name='create-' + key, mode=mode, batch_size=batch_size)
+                create = run_module(work, server, entries, name='create-' + key, mode=mode, batch_size=batch_size,
+                                    parallel=parallel)
                 assert create.counts['created'] == n, create.counts
+                if parallel != 2:
+                    scenarios['create_' + key] = dict(create._asdict(), entries=n, mode=mode, batch_size=batch_size,
+                                                      parallel=parallel, raw_seconds=raw_seconds,
+                                                      ratio=create.seconds / raw_seconds, target=TARGETS['create'])
+                    rows.append(('create %d (%s)' % (n, label), create, '1 x entry create -data', raw_seconds,
+                                 TARGETS['create']))
+                    continue
                 noops = [run_module(work, server, entries, name='noop-%s-%d' % (key, i), mode=mode,
                                     batch_size=batch_size) for i in range(args.repeat)]
                 noop = min(noops, key=lambda r: r.seconds)
@@ -271,15 +286,15 @@ def main(argv=None):
                 show_seconds, shown = best(args.repeat, raw_show, server)
                 assert shown == n
             scenarios['create_' + key] = dict(create._asdict(), entries=n, mode=mode, batch_size=batch_size,
-                                              raw_seconds=raw_seconds, ratio=create.seconds / raw_seconds,
-                                              target=TARGETS['create'])
+                                              parallel=parallel, raw_seconds=raw_seconds,
+                                              ratio=create.seconds / raw_seconds, target=TARGETS['create'])
             scenarios['noop_' + key] = dict(noop._asdict(), entries=n, mode=mode, raw_seconds=show_seconds,
                                             ratio=noop.seconds / show_seconds, target=TARGETS['noop'])
             rows.append(('create %d (%s)' % (n, label), create, '1 x entry create -data', raw_seconds,
                          TARGETS['create']))
             if batch_size == 50:
-                rows.append(('no-op %d (%s)' % (n, label.split(',')[0]), noop, '1 x entry show', show_seconds,
-                             TARGETS['noop']))
+                rows.append(('no-op %d (%s)' % (n, mode if mode == 'inline' else 'entries_file'), noop,
+                             '1 x entry show', show_seconds, TARGETS['noop']))
 
         m = args.per_call
         small = make_entries(m)
@@ -290,7 +305,7 @@ def main(argv=None):
             assert run.counts['created'] == m
         scenarios['per_call'] = dict(run._asdict(), entries=m, per_call_seconds=per_call_seconds,
                                      per_call_over_module=per_call_seconds / run.seconds)
-        rows.append(('create %d (inline, batch 50)' % m, run, '%d x entry create' % m, per_call_seconds, None))
+        rows.append(('create %d (inline, defaults)' % m, run, '%d x entry create' % m, per_call_seconds, None))
 
         if args.large:
             run_large(args, base, work, rows, scenarios)
@@ -298,15 +313,15 @@ def main(argv=None):
         shutil.rmtree(base, ignore_errors=True)
 
     print('\nratio = whole ansible-playbook run / baseline; "module" = wall time of the module process alone')
-    print('%-46s %8s %8s   %-24s %8s %7s %8s' % ('spire_entry scenario', 'seconds', 'module', 'baseline', 'seconds',
+    print('%-58s %8s %8s   %-24s %8s %7s %8s' % ('spire_entry scenario', 'seconds', 'module', 'baseline', 'seconds',
                                                 'ratio', 'target'))
     for label, run, baseline, base_s, target in rows:
-        print('%-46s %8.2f %8s   %-24s %8.2f %6.2fx %8s' % (
+        print('%-58s %8.2f %8s   %-24s %8.2f %6.2fx %8s' % (
             label, run.seconds, '%.2f' % run.module_seconds if run.module_seconds else '-', baseline, base_s,
             run.seconds / base_s, '<=%.2fx' % target if target else '-'))
     print('\npeak RSS (VmHWM) in MiB: module process / ansible-playbook controller')
     for label, run, baseline, base_s, target in rows:
-        print('  %-46s %7.1f / %.1f' % (label, run.module_kib / 1024.0, run.controller_kib / 1024.0))
+        print('  %-58s %7.1f / %.1f' % (label, run.module_kib / 1024.0, run.controller_kib / 1024.0))
     os.makedirs(args.output, exist_ok=True)
     path = os.path.join(args.output, 'spire_entries-%s.json' % report['started'].replace(':', ''))
     with open(path, 'w') as handle:
@@ -325,27 +340,46 @@ def run_large(args, base, work, rows, scenarios):
     desired += make_entries(added, start=big)
     expected = {'created': added, 'updated': changed, 'deleted': pruned, 'unchanged': big - pruned - changed,
                 'conflicts': 0}
-    for mode in ('file', 'inline'):
-        with Fresh(base, 'large-%s' % mode) as server:
-            seed_seconds = seed_owned(server, big)
+    with Fresh(base, 'large') as server:
+        seed_seconds = seed_owned(server, big)
+        snapshot = snapshot_datastore(server)
+        for mode in ('file', 'inline'):
+            restore_datastore(server, snapshot)
             run = run_module(work, server, desired, prune=True, name='large-' + mode, mode=mode,
-                             batch_size=args.large_batch_size)
+                             batch_size=args.large_batch_size, parallel=args.large_parallel)
             assert run.counts == expected, run.counts
             noop = run_module(work, server, desired, prune=True, name='large-noop-' + mode, mode=mode,
                               batch_size=args.large_batch_size)
             assert noop.counts['unchanged'] == len(desired), noop.counts
             show_seconds, shown = best(args.repeat, raw_show, server)
             assert shown == len(desired)
-        scenarios['large_' + mode] = dict(run._asdict(), entries_on_server=big, desired=len(desired), mode=mode,
-                                          batch_size=args.large_batch_size, seed_seconds=seed_seconds,
-                                          raw_show_seconds=show_seconds)
-        scenarios['large_noop_' + mode] = dict(noop._asdict(), entries=len(desired), mode=mode,
-                                               raw_seconds=show_seconds, ratio=noop.seconds / show_seconds,
-                                               target=TARGETS['noop'])
-        label = 'entries_file' if mode == 'file' else 'inline'
-        rows.append(('reconcile %d, 1%% changed (%s, batch %d)' % (big, label, args.large_batch_size), run,
-                     '1 x entry show', show_seconds, None))
-        rows.append(('no-op %d (%s)' % (big, label), noop, '1 x entry show', show_seconds, TARGETS['noop']))
+            scenarios['large_' + mode] = dict(run._asdict(), entries_on_server=big, desired=len(desired), mode=mode,
+                                              batch_size=args.large_batch_size, seed_seconds=seed_seconds,
+                                              raw_show_seconds=show_seconds)
+            scenarios['large_noop_' + mode] = dict(noop._asdict(), entries=len(desired), mode=mode,
+                                                   raw_seconds=show_seconds, ratio=noop.seconds / show_seconds,
+                                                   target=TARGETS['noop'])
+            label = 'entries_file' if mode == 'file' else 'inline'
+            rows.append(('reconcile %d, 1%% changed (%s, batch %d, parallel %d)' % (
+                big, label, args.large_batch_size, args.large_parallel), run,
+                         '1 x entry show', show_seconds, None))
+            rows.append(('no-op %d (%s)' % (big, label), noop, '1 x entry show', show_seconds, TARGETS['noop']))
+
+
+def snapshot_datastore(server):
+    """Copy the stopped server's datastore and keys aside (the same state for each mode), then restart it."""
+    server.stop()
+    snapshot = os.path.join(server.workdir, 'snapshot')
+    shutil.copytree(server.data_dir, snapshot)
+    server.start()
+    return snapshot
+
+
+def restore_datastore(server, snapshot):
+    server.stop()
+    shutil.rmtree(server.data_dir)
+    shutil.copytree(snapshot, server.data_dir)
+    server.start()
 
 
 def seed_owned(server, count):

@@ -124,6 +124,14 @@ options:
         is also cut at 1 MiB of JSON so requests stay well under SPIRE's 4 MiB message limit.
     type: int
     default: 50
+  parallel:
+    description:
+      - How many C(spire-server) batch commands run at the same time within each step (creations, then
+        updates, then deletions); at most 8. Each entry still gets its own result.
+      - Much of the time of a command is its process start, which overlaps with the server's work on
+        another batch. V(1) runs the batches one after the other.
+    type: int
+    default: 2
   state:
     description:
       - V(present) creates and updates the entries; V(absent) deletes them.
@@ -296,7 +304,9 @@ failures:
   elements: dict
 '''
 
+import collections
 import itertools
+from concurrent.futures import ThreadPoolExecutor
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -311,6 +321,7 @@ from ansible_collections.trustroot.ops.plugins.module_utils._spire_entries impor
 # Up to this many desired entries (and without prune) the current state is read entry by entry;
 # above it, one `entry show` of the whole server is streamed.
 TARGETED_READ_LIMIT = 16
+MAX_PARALLEL = 8
 
 ENTRY_OPTIONS = dict(
     spiffe_id=dict(type='str'),
@@ -365,10 +376,11 @@ def read_current(cli, desired, full):
 class Applier(object):
     """Runs a plan in batches and records what was applied and what SPIRE refused."""
 
-    def __init__(self, cli, prefix, batch_size=MAX_BATCH):
+    def __init__(self, cli, prefix, batch_size=MAX_BATCH, parallel=1):
         self.cli = cli
         self.prefix = prefix
         self.batch_size = batch_size
+        self.parallel = parallel
         self.created = []
         self.updated = []
         self.deleted = []
@@ -382,14 +394,44 @@ class Applier(object):
             raise SpireError('%s answered %d results for %d entries' % (' '.join(args[:2]), len(results), size))
         return results
 
+    def _batches(self, args, batches):
+        """Run each (batch, payload) of ``batches``, up to ``parallel`` commands at once, and yield (batch,
+        results) in order. After a command fails, no new one starts; those already running finish and
+        are yielded, then the error is raised."""
+        if self.parallel <= 1:
+            for batch, payload in batches:
+                yield batch, self._results(args, payload, len(batch))
+            return
+        error = None
+        pending = collections.deque()
+        source = iter(batches)
+        with ThreadPoolExecutor(max_workers=self.parallel) as pool:
+            while True:
+                while error is None and len(pending) < self.parallel:
+                    item = next(source, None)
+                    if item is None:
+                        break
+                    pending.append((item[0], pool.submit(self._results, args, item[1], len(item[0]))))
+                if not pending:
+                    break
+                batch, future = pending.popleft()
+                try:
+                    results = future.result()
+                except SpireError as err:
+                    error = error or err
+                    continue
+                yield batch, results
+        if error is not None:
+            raise error
+
     def _fail(self, item, status):
         code = int(status.get('code') or 0)
         self.failures.append({'item': item, 'code': code, 'message': status.get('message') or CODE_NAMES.get(code)})
 
     def create(self, entries):
         existing = []
-        for batch, payload in payload_batches(entries, self.batch_size):
-            results = self._results(['entry', 'create', '-data', '-'], payload, len(batch))
+        for batch, results in self._batches(['entry', 'create', '-data', '-'],
+                                            payload_batches(entries, self.batch_size)):
             for entry, result in zip(batch, results):
                 status = result.get('status') or {}
                 code = int(status.get('code') or 0)
@@ -402,8 +444,8 @@ class Applier(object):
         return existing
 
     def update(self, pairs):
-        for batch, payload in payload_batches(pairs, self.batch_size, entry_of=lambda pair: pair[1]):
-            results = self._results(['entry', 'update', '-data', '-'], payload, len(batch))
+        batches = payload_batches(pairs, self.batch_size, entry_of=lambda pair: pair[1])
+        for batch, results in self._batches(['entry', 'update', '-data', '-'], batches):
             for (current, desired), result in zip(batch, results):
                 status = result.get('status') or {}
                 if int(status.get('code') or 0) == 0:
@@ -412,8 +454,8 @@ class Applier(object):
                     self._fail(describe(current), status)
 
     def delete(self, entries):
-        for batch in chunked(entries, MAX_DELETE_BATCH):
-            results = self._results(['entry', 'delete', '-file', '-'], delete_payload(e.id for e in batch), len(batch))
+        batches = ((batch, delete_payload(e.id for e in batch)) for batch in chunked(entries, MAX_DELETE_BATCH))
+        for batch, results in self._batches(['entry', 'delete', '-file', '-'], batches):
             for entry, result in zip(batch, results):
                 status = result.get('status') or {}
                 code = int(status.get('code') or 0)
@@ -493,6 +535,7 @@ def main():
         entries=dict(type='list', elements='dict', options=ENTRY_OPTIONS),
         entries_file=dict(type='path'),
         batch_size=dict(type='int', default=MAX_BATCH),
+        parallel=dict(type='int', default=2),
         state=dict(type='str', choices=['present', 'absent'], default='present'),
         entry_id_prefix=dict(type='str'),
         prune=dict(type='bool', default=False),
@@ -515,6 +558,8 @@ def main():
             raise EntryInputError('prune: applies to state=present only')
         if not 1 <= params['batch_size'] <= MAX_BATCH_SIZE:
             raise EntryInputError('batch_size: must be between 1 and %d' % MAX_BATCH_SIZE)
+        if not 1 <= params['parallel'] <= MAX_PARALLEL:
+            raise EntryInputError('parallel: must be between 1 and %d' % MAX_PARALLEL)
         if params['entries_file']:
             try:
                 desired = normalize_desired_list(read_entries_file(params['entries_file']), state)
@@ -562,7 +607,7 @@ def main():
         _warn_conflicts(module, plan.conflicts)
         module.exit_json(changed=plan.changed, **result)
 
-    applier = Applier(cli, prefix, params['batch_size'])
+    applier = Applier(cli, prefix, params['batch_size'], params['parallel'])
     conflicts = list(plan.conflicts)
     try:
         if plan.create:
@@ -576,9 +621,14 @@ def main():
     except SpireError as err:
         result = build_result(trust_domain, applier.created, applier.updated, applier.deleted, plan.unchanged,
                               conflicts, limit)
-        module.fail_json(msg='%s (applied before this error: %d created, %d updated, %d deleted)' % (
-            err.message, len(applier.created), len(applier.updated), len(applier.deleted)),
-            changed=bool(applier.created or applier.updated or applier.deleted), failures=err.failures, **result)
+        refused = ''
+        if applier.failures:
+            refused = '; SPIRE also refused: %s' % '; '.join(
+                '%s: %s' % (f['item'], f['message']) for f in applier.failures)
+        module.fail_json(msg='%s (applied before this error: %d created, %d updated, %d deleted)%s' % (
+            err.message, len(applier.created), len(applier.updated), len(applier.deleted), refused),
+            changed=bool(applier.created or applier.updated or applier.deleted),
+            failures=applier.failures + err.failures, **result)
 
     result = build_result(trust_domain, applier.created, applier.updated, applier.deleted,
                           plan.unchanged + applier.concurrent, conflicts, limit)

@@ -326,13 +326,16 @@ def test_entries_file_and_batch_size(ansible, ansible_cases, spire_server, tmp_p
     path.write_text(json.dumps(entries))
     again = ansible.module('spire_entry', dict(base, batch_size=7, prune=True))
     assert again['changed'] is False and again['counts']['unchanged'] == 130
-    # Changes go in batches of 7.
+    # Changes go in batches of 7, four commands at a time; one entry SPIRE refuses does not stop the others.
     for entry in entries[:20]:
         entry['x509_svid_ttl'] = 600
+    entries[9]['federates_with'] = ['unknown.example']
     path.write_text(json.dumps(entries))
-    run = ansible.module('spire_entry', dict(base, batch_size=7), verbosity=0)
-    assert run['counts']['updated'] == 20
-    assert sum(1 for e in spire_server.entries() if e['x509_svid_ttl'] == 600) == 20
+    run = ansible.module('spire_entry', dict(base, batch_size=7, parallel=4))
+    assert run['failed'] is True and run['counts']['updated'] == 19
+    assert [f['item'].split(' ')[0] for f in run['failures']] == [entries[9]['spiffe_id']]
+    assert 'unknown.example' in run['msg'] and 'the other changes were applied' in run['msg']
+    assert sum(1 for e in spire_server.entries() if e['x509_svid_ttl'] == 600) == 19
 
     bad_file = tmp_path / 'bad.json'
     bad_file.write_text('{"entries": [{"spiffe_id": "spiffe://example.org/x", ')
@@ -344,6 +347,7 @@ def test_entries_file_and_batch_size(ansible, ansible_cases, spire_server, tmp_p
         (dict(base, entries_file=str(wrong)), 'entries[0].selectors[0]'),
         (dict(base, entries=entries[:1]), 'mutually exclusive'),
         (dict(base, batch_size=0), 'batch_size: must be between 1 and 1000'),
+        (dict(base, parallel=9), 'parallel: must be between 1 and 8'),
         (dict(spire_server_module_args(spire_server)), 'one of the following is required: entries, entries_file'),
     ]
     results = ansible_cases('spire_entry', [args for args, expected in cases])
