@@ -1,5 +1,6 @@
 """Fixtures for integration tests: real OpenBao servers and real ansible-playbook runs."""
 
+import base64
 import json
 import os
 import subprocess
@@ -198,3 +199,38 @@ def ansible(tmp_path):
     workdir = tmp_path / 'ansible'
     workdir.mkdir()
     return AnsibleRunner(workdir)
+
+
+class Gpg(object):
+    """Throwaway PGP keys in a private GNUPGHOME."""
+
+    def __init__(self, home):
+        self.home = str(home)
+        os.makedirs(self.home, mode=0o700, exist_ok=True)
+
+    def run(self, *args, data=None):
+        proc = subprocess.run(['gpg', '--homedir', self.home, '--batch', '--yes'] + list(args), input=data,
+                              capture_output=True, timeout=120, check=False)
+        assert proc.returncode == 0, proc.stderr.decode()
+        return proc.stdout
+
+    def new_key(self, name):
+        """A new key pair; returns the public key as Vault takes it (binary export, base64)."""
+        uid = '%s <%s@example.invalid>' % (name, name)
+        self.run('--passphrase', '', '--quick-gen-key', uid, 'default', 'default', 'never')
+        return base64.b64encode(self.run('--export', uid)).decode()
+
+    def decrypt_b64(self, blob):
+        return self.run('--decrypt', data=base64.b64decode(blob))
+
+    def stop_agent(self):
+        # gpg starts a gpg-agent daemon per home; it would outlive the test.
+        subprocess.run(['gpgconf', '--homedir', self.home, '--kill', 'gpg-agent'], capture_output=True,
+                       timeout=30, check=False)
+
+
+@pytest.fixture
+def gpg(tmp_path):
+    keyring = Gpg(tmp_path / 'gnupg')
+    yield keyring
+    keyring.stop_agent()

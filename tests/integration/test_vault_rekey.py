@@ -4,7 +4,6 @@ import base64
 import json
 import os
 import stat
-import subprocess
 
 import pytest
 
@@ -122,28 +121,6 @@ def material_secrets(path):
     return values
 
 
-# --- PGP: throwaway keys in a temporary GNUPGHOME ---
-
-class Gpg(object):
-    def __init__(self, home):
-        self.home = str(home)
-        os.makedirs(self.home, mode=0o700, exist_ok=True)
-
-    def run(self, *args, data=None):
-        proc = subprocess.run(['gpg', '--homedir', self.home, '--batch', '--yes'] + list(args), input=data,
-                              capture_output=True, timeout=120, check=False)
-        assert proc.returncode == 0, proc.stderr.decode()
-        return proc.stdout
-
-    def new_key(self, name):
-        uid = '%s <%s@example.invalid>' % (name, name)
-        self.run('--passphrase', '', '--quick-gen-key', uid, 'default', 'default', 'never')
-        return base64.b64encode(self.run('--export', uid)).decode()
-
-    def decrypt_b64(self, blob):
-        return self.run('--decrypt', data=base64.b64decode(blob))
-
-
 # --- tests on the 3-node cluster ---
 
 def test_rekey_3_2_to_5_3_new_keys_unseal_old_do_not(ansible, bao_unsealed, tmp_path):
@@ -231,9 +208,8 @@ def test_without_verification_then_rerun_is_refused(ansible, bao_unsealed, tmp_p
     assert_unseals_with(standby, newest[:3])
 
 
-def test_pgp_encrypted_shares_with_server_backup(ansible, bao_unsealed, tmp_path):
+def test_pgp_encrypted_shares_with_server_backup(ansible, bao_unsealed, tmp_path, gpg):
     cluster = bao_unsealed
-    gpg = Gpg(tmp_path / 'gnupg')
     pgp_keys = [gpg.new_key('officer%d' % i) for i in range(3)]
     output = str(tmp_path / 'rekey-pgp.json')
     result = ansible.module('vault_rekey', {
@@ -288,10 +264,9 @@ def test_cancel_stale_attempt(ansible, bao_unsealed, tmp_path):
     assert_no_secrets(done, cluster_secrets(cluster) + material_secrets(args['output_path']))
 
 
-def test_bad_inputs_change_nothing(ansible, bao_unsealed, tmp_path):
+def test_bad_inputs_change_nothing(ansible, bao_unsealed, tmp_path, gpg):
     cluster = bao_unsealed
     url, token = active_url(cluster), cluster.root_token
-    gpg = Gpg(tmp_path / 'gnupg')
     one_pgp_key = gpg.new_key('only')
     base = {'url': url, 'token': token, 'keys': cluster.keys, 'output_path': str(tmp_path / 'out.json')}
     a_directory = tmp_path / 'a-directory'

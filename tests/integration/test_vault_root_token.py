@@ -76,26 +76,6 @@ def cluster_secrets(cluster):
     return list(cluster.keys) + list(cluster.init['keys']) + [cluster.root_token]
 
 
-class Gpg(object):
-    def __init__(self, home):
-        self.home = str(home)
-        os.makedirs(self.home, mode=0o700, exist_ok=True)
-
-    def run(self, *args, data=None):
-        proc = subprocess.run(['gpg', '--homedir', self.home, '--batch', '--yes'] + list(args), input=data,
-                              capture_output=True, timeout=120, check=False)
-        assert proc.returncode == 0, proc.stderr.decode()
-        return proc.stdout
-
-    def new_key(self, name):
-        uid = '%s <%s@example.invalid>' % (name, name)
-        self.run('--passphrase', '', '--quick-gen-key', uid, 'default', 'default', 'never')
-        return base64.b64encode(self.run('--export', uid)).decode()
-
-    def decrypt_b64(self, blob):
-        return self.run('--decrypt', data=base64.b64decode(blob))
-
-
 def age_identity(tmp_path):
     path = str(tmp_path / 'operator.agekey')
     subprocess.run(['age-keygen', '-o', path], check=True, capture_output=True)
@@ -161,9 +141,8 @@ def test_unauthenticated_endpoints_off_by_default(ansible, bao_unsealed, tmp_pat
     assert attempt_status(active_url(cluster), cluster.root_token)['started'] is False
 
 
-def test_pgp_encrypted_token(ansible, bao_unsealed, tmp_path):
+def test_pgp_encrypted_token(ansible, bao_unsealed, tmp_path, gpg):
     cluster = bao_unsealed
-    gpg = Gpg(tmp_path / 'gnupg')
     output = str(tmp_path / 'root-pgp.json')
     result = ansible.module('vault_root_token', {'url': cluster.urls[0], 'token': cluster.root_token,
                                                  'keys': cluster.keys, 'pgp_key': gpg.new_key('officer'),
