@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Benchmark: trustroot.ops.spire_entry against raw spire-server commands, on real SPIRE servers.
 
 Every scenario runs on a fresh server started by the lab (tests/lab/spire.py); servers run one at a
@@ -169,7 +168,7 @@ def run_module(workdir, server, entries, prune=False, name='run', mode='inline',
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env=env({'ANSIBLE_STDOUT_CALLBACK': 'ansible.builtin.minimal'}), cwd=workdir)
     with Peak(proc.pid) as peak:
-        out, _ = proc.communicate()
+        out = proc.communicate()[0]
     elapsed = time.perf_counter() - started
     if proc.returncode != 0:
         raise RuntimeError('ansible-playbook failed:\n%s' % out[-4000:])
@@ -179,7 +178,7 @@ def run_module(workdir, server, entries, prune=False, name='run', mode='inline',
 
 def best(times, func, *args):
     """The fastest of ``times`` runs of func(*args) (the machine may be shared): (seconds, last value)."""
-    results = [timed(func, *args) for _ in range(times)]
+    results = [timed(func, *args) for dummy in range(times)]
     return min(r[0] for r in results), results[-1][1]
 
 
@@ -259,7 +258,7 @@ def main(argv=None):
         n = args.entries
         entries = make_entries(n)
         with Fresh(base, 'raw-create') as server:
-            raw_seconds, _ = timed(raw_create, server, entries)
+            raw_seconds = timed(raw_create, server, entries)[0]
         scenarios['raw_create'] = {'entries': n, 'seconds': raw_seconds}
         variants = (('inline, defaults: batch 50, parallel 2', 'inline', 50, 2),
                     ('inline, batch 50, parallel 1', 'inline', 50, 1),
@@ -299,7 +298,7 @@ def main(argv=None):
         m = args.per_call
         small = make_entries(m)
         with Fresh(base, 'per-call') as server:
-            per_call_seconds, _ = timed(raw_per_call, server, small)
+            per_call_seconds = timed(raw_per_call, server, small)[0]
         with Fresh(base, 'module-small') as server:
             run = run_module(work, server, small, name='small')
             assert run.counts['created'] == m
@@ -313,8 +312,8 @@ def main(argv=None):
         shutil.rmtree(base, ignore_errors=True)
 
     print('\nratio = whole ansible-playbook run / baseline; "module" = wall time of the module process alone')
-    print('%-58s %8s %8s   %-24s %8s %7s %8s' % ('spire_entry scenario', 'seconds', 'module', 'baseline', 'seconds',
-                                                'ratio', 'target'))
+    print('%-58s %8s %8s   %-24s %8s %7s %8s' % (
+        'spire_entry scenario', 'seconds', 'module', 'baseline', 'seconds', 'ratio', 'target'))
     for label, run, baseline, base_s, target in rows:
         print('%-58s %8.2f %8s   %-24s %8.2f %6.2fx %8s' % (
             label, run.seconds, '%.2f' % run.module_seconds if run.module_seconds else '-', baseline, base_s,
@@ -360,9 +359,9 @@ def run_large(args, base, work, rows, scenarios):
                                                    raw_seconds=show_seconds, ratio=noop.seconds / show_seconds,
                                                    target=TARGETS['noop'])
             label = 'entries_file' if mode == 'file' else 'inline'
-            rows.append(('reconcile %d, 1%% changed (%s, batch %d, parallel %d)' % (
-                big, label, args.large_batch_size, args.large_parallel), run,
-                         '1 x entry show', show_seconds, None))
+            label_large = 'reconcile %d, 1%% changed (%s, batch %d, parallel %d)' % (
+                big, label, args.large_batch_size, args.large_parallel)
+            rows.append((label_large, run, '1 x entry show', show_seconds, None))
             rows.append(('no-op %d (%s)' % (big, label), noop, '1 x entry show', show_seconds, TARGETS['noop']))
 
 
