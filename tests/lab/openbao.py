@@ -12,6 +12,7 @@ stopped by PID.
 import argparse
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -270,6 +271,10 @@ def _cli_up(args):
             print(json.dumps(dict(state, reused=True)))
             return
         _cli_down(args)
+    # New servers get new ports: raft data of earlier servers would not match them, so start empty.
+    for name in os.listdir(args.dir):
+        if name.startswith('node') and os.path.isdir(os.path.join(args.dir, name)):
+            shutil.rmtree(os.path.join(args.dir, name))
     cluster = BaoCluster(os.path.abspath(args.dir), size=args.nodes).start()
     state = {'nodes': [{'id': n.node_id, 'url': n.url, 'pid': n.pid, 'log': n.log_path} for n in cluster.nodes]}
     with open(state_path, 'w') as handle:
