@@ -14,21 +14,16 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
 
+from tests.lab.common import free_port, wait_for
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BAO_BIN = os.environ.get('BAO_BIN') or os.path.join(ROOT, '.cache', 'bin', 'bao')
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
 
 
 def http(method, url, payload=None, token=None, timeout=10, attempts=3):
@@ -59,20 +54,6 @@ def _http_once(method, url, payload, token, timeout):
             return err.code, json.loads(body) if body else None
         except ValueError:
             return err.code, None
-
-
-def wait_for(predicate, timeout=30.0, interval=0.2, what='condition'):
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            result = predicate()
-        except (OSError, urllib.error.URLError):
-            result = None
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise TimeoutError('timed out after %ss waiting for %s' % (timeout, what))
-        time.sleep(interval)
 
 
 class BaoServer(object):

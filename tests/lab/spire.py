@@ -22,13 +22,14 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.error
 import urllib.request
+
+from tests.lab.common import free_port, wait_for
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN_DIR = os.path.join(ROOT, '.cache', 'bin')
@@ -37,26 +38,6 @@ SPIRE_AGENT_BIN = os.environ.get('SPIRE_AGENT_BIN') or os.path.join(BIN_DIR, 'sp
 
 DEFAULT_TRUST_DOMAIN = 'example.org'
 OTHER_TRUST_DOMAIN = 'other.example'
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
-
-
-def wait_for(predicate, timeout=30.0, interval=0.2, what='condition'):
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            result = predicate()
-        except (OSError, urllib.error.URLError):
-            result = None
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise TimeoutError('timed out after %ss waiting for %s' % (timeout, what))
-        time.sleep(interval)
 
 
 def socket_dir(prefix='spire-lab-'):
