@@ -58,9 +58,14 @@ PACKAGES = (
     # debootstrap does not resolve virtual packages: python3-cryptography depends on
     # python3-cffi-backend-api-min/-max, which only this package provides.
     'python3-cffi-backend',
+    # SPIRE's postgres datastore on a lab host (the hosts cannot reach a mirror later). Installed
+    # disabled: only a host that is given the database role starts it.
+    'postgresql',
 )
+# Units installed enabled that no host runs unless a role or test asks for them.
+DISABLED_UNITS = ('postgresql.service',)
 # Bump when customize_rootfs() changes: the stamp then no longer matches and the cache is rebuilt.
-ROOTFS_LAYOUT = 1
+ROOTFS_LAYOUT = 2
 # Timers that would reach for the network (which the hosts do not have) or hold the APT lock while
 # Ansible runs apt.
 MASKED_UNITS = ('apt-daily.timer', 'apt-daily-upgrade.timer')
@@ -75,6 +80,7 @@ SYSTEM_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
 
 LAB_NAME_RE = re.compile(r'^[a-z][a-z0-9-]{0,19}$')
 HOST_NAME_RE = re.compile(r'^[a-z][a-z0-9-]{0,30}$')
+GROUP_NAME_RE = re.compile(r'^[a-z_][a-z0-9_]{0,62}$')
 UNSAFE_PATH_CHARS = set(',:= \t\n\\')
 
 
@@ -334,11 +340,11 @@ def _yaml_str(value):
     return json.dumps(str(value))  # a JSON string is a YAML double-quoted scalar
 
 
-def render_inventory(lab, addresses, key, known_hosts, control_dir, bridge, gateway, network):
+def render_inventory(lab, addresses, key, known_hosts, control_dir, bridge, gateway, network, extra_groups=None):
     """The lab as an Ansible YAML inventory.
 
-    Hosts sit in group lab_<name> (which carries the connection variables) and in a group named
-    after their stem (vault1, vault2 -> vault)."""
+    Hosts sit in group lab_<name> (which carries the connection variables), in a group named
+    after their stem (vault1, vault2 -> vault) and in the extra groups given (e.g. vault_servers)."""
     lab_group = 'lab_' + lab.replace('-', '_')
     ssh_args = '-o UserKnownHostsFile=%s -o StrictHostKeyChecking=yes -o IdentitiesOnly=yes' % known_hosts
     out = [
@@ -369,10 +375,29 @@ def render_inventory(lab, addresses, key, known_hosts, control_dir, bridge, gate
         group = group_of(host)
         if group and group != lab_group:
             groups.setdefault(group, []).append(host)
+    for group, members in (extra_groups or {}).items():
+        groups.setdefault(group, [])
+        groups[group] += [host for host in members if host not in groups[group]]
     for group in sorted(groups):
         out += ['    %s:' % group, '      hosts:']
         out += ['        %s: {}' % host for host in groups[group]]
     return '\n'.join(out) + '\n'
+
+
+def parse_groups(specs, hosts):
+    """Extra inventory groups from 'group=host1,host2' strings; every host must be in the lab."""
+    groups = {}
+    for spec in specs or ():
+        group, sep, members = spec.partition('=')
+        if not sep or not GROUP_NAME_RE.match(group):
+            raise LabError('group: %r is not GROUP=HOST[,HOST...] with a group name of [a-z_][a-z0-9_]*' % spec)
+        names = [m.strip() for m in members.split(',') if m.strip()]
+        unknown = [m for m in names if m not in hosts]
+        if unknown or not names:
+            raise LabError('group %s: %s not among the lab hosts' % (group, ', '.join(unknown) or 'no host'))
+        groups.setdefault(group, [])
+        groups[group] += [m for m in names if m not in groups[group]]
+    return groups
 
 
 def cgroup_dirs(mountinfo, machine):
@@ -669,6 +694,9 @@ def customize_rootfs(root):
         if os.path.lexists(path):
             os.unlink(path)
         os.symlink('/dev/null', path)
+    for unit in DISABLED_UNITS:
+        for link in glob.glob(os.path.join(root, 'etc/systemd/system/*.wants', unit)):
+            os.unlink(link)
     ssh_dir = os.path.join(root, 'root/.ssh')
     os.makedirs(ssh_dir, exist_ok=True)
     os.chmod(ssh_dir, 0o700)
@@ -800,11 +828,15 @@ class Lab(object):
 
     # --- create ------------------------------------------------------------------------------------
     @classmethod
-    def create(cls, name, hosts, directory=None, rootfs=None, timeout=120, keep_on_failure=False):
-        """Create and boot a lab; returns it once every host runs systemd and answers SSH."""
+    def create(cls, name, hosts, directory=None, rootfs=None, timeout=120, keep_on_failure=False, groups=None):
+        """Create and boot a lab; returns it once every host runs systemd and answers SSH.
+
+        groups: extra inventory groups, {group: [host, ...]} or ['group=host1,host2', ...]."""
         started = time.monotonic()
         name = validate_lab_name(name)
         hosts = validate_host_names(hosts)
+        if not isinstance(groups, dict):
+            groups = parse_groups(groups, hosts)
         directory = os.path.abspath(directory or default_lab_dir(name))
         validate_lab_path(directory)
         if os.geteuid() != 0:
@@ -820,7 +852,7 @@ class Lab(object):
         os.makedirs(directory, exist_ok=True)
         state = {'format': STATE_FORMAT, 'name': name, 'dir': directory, 'rootfs': rootfs,
                  'created_at': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()), 'destroyed': False,
-                 'bridge': None, 'hosts': [], 'supervisor': None, 'ssh': {}, 'timings': {}}
+                 'bridge': None, 'hosts': [], 'supervisor': None, 'ssh': {}, 'timings': {}, 'groups': groups}
         _write_json(os.path.join(directory, 'state.json'), state)
         lab = cls(directory)
         try:
@@ -1046,7 +1078,7 @@ class Lab(object):
         bridge = self.state['bridge']
         ssh = self.state['ssh']
         return render_inventory(self.name, self.addresses, ssh['key'], ssh['known_hosts'], ssh['control_dir'],
-                                bridge['name'], bridge['address'], bridge['network'])
+                                bridge['name'], bridge['address'], bridge['network'], self.state.get('groups'))
 
     def status(self):
         bridge = self.state.get('bridge') or {}
@@ -1296,7 +1328,7 @@ def supervise(lab_dir):
 
 def _cli_create(args):
     lab = Lab.create(args.name, args.hosts, directory=args.dir, timeout=args.timeout,
-                     keep_on_failure=args.keep_on_failure)
+                     keep_on_failure=args.keep_on_failure, groups=args.group)
     timings = lab.state['timings']
     print('lab %s: %d hosts up in %.1fs (boot %.1fs) on %s %s' % (
         lab.name, len(lab.hosts), timings['total_s'], timings['boot_s'], lab.state['bridge']['name'],
@@ -1351,6 +1383,8 @@ def main(argv=None):
     create.add_argument('--dir', help='lab directory (default .lab/<name> in the checkout)')
     create.add_argument('--timeout', type=float, default=120, help='seconds for every host to be ready')
     create.add_argument('--keep-on-failure', action='store_true', help='leave a failed lab for inspection')
+    create.add_argument('--group', action='append', metavar='GROUP=HOST[,HOST...]',
+                        help='an extra inventory group (repeatable), e.g. vault_servers=vault1,vault2,vault3')
     for name, helptext in (('destroy', 'stop and remove a lab'), ('status', 'show a lab'),
                            ('inventory', 'print the Ansible inventory of a lab')):
         cmd = sub.add_parser(name, help=helptext)

@@ -229,6 +229,34 @@ def test_inventory_is_valid_yaml_with_connection_vars_and_groups():
     assert set(data['all']['children']) == {'lab_demo_1', 'vault'}
 
 
+def test_inventory_extra_groups_beside_stem_groups():
+    yaml = pytest.importorskip('yaml')
+    text = hosts.render_inventory(
+        'x', [('vault1', '10.213.1.11'), ('vault2', '10.213.1.12')], '/k', '/kh', '/c', 'trbr1', '10.213.1.1',
+        '10.213.1.0/24', {'vault_servers': ['vault1', 'vault2'], 'vault': ['vault2']})
+    children = yaml.safe_load(text)['all']['children']
+    assert children['vault_servers'] == {'hosts': {'vault1': {}, 'vault2': {}}}
+    assert children['vault'] == {'hosts': {'vault1': {}, 'vault2': {}}}
+
+
+def test_parse_groups():
+    assert hosts.parse_groups(['vault_servers=vault1,vault2', 'vault_servers=vault2,vault3', 'db=pg1'],
+                              ['vault1', 'vault2', 'vault3', 'pg1']) == {
+        'vault_servers': ['vault1', 'vault2', 'vault3'], 'db': ['pg1']}
+    assert hosts.parse_groups(None, ['a1']) == {}
+
+
+@pytest.mark.parametrize('spec, message', [
+    ('vault_servers', 'GROUP=HOST'),
+    ('Vault=vault1', 'GROUP=HOST'),
+    ('vault_servers=vault9', 'vault9 not among the lab hosts'),
+    ('vault_servers=', 'no host not among'),
+])
+def test_parse_groups_rejects(spec, message):
+    with pytest.raises(hosts.LabError, match=message):
+        hosts.parse_groups([spec], ['vault1'])
+
+
 def test_inventory_quotes_odd_strings():
     yaml = pytest.importorskip('yaml')
     text = hosts.render_inventory('x', [('h1', '10.213.1.11')], "/p/it's: #key", '/k', '/c', 'trbr1',
