@@ -1,0 +1,196 @@
+"""The whole stack on lab hosts: a lab with the install playbook's inventory groups, and the variables
+that point the roles at this machine's binaries (local artifacts, as on an air-gapped site), lab CAs
+and an age key. One implementation for `make demo`, the role integration tests and the benchmark.
+
+    python -m tests.lab.stack up --name demo      # lab + files; prints the ansible-playbook arguments
+    python -m tests.lab.stack down --name demo
+
+Files of a stack (age key, init material, CAs, vars.yml) sit in <lab dir>/files and go with the lab.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+from tests.lab import hosts as labhosts
+
+ROOT = labhosts.ROOT
+VENV_BIN = os.path.join(ROOT, '.venv', 'bin')
+COLLECTIONS_PATH = os.path.join(ROOT, '.cache', 'collections')
+ARTIFACTS = os.path.join(ROOT, '.cache', 'artifacts.json')
+
+# Hosts of the demo: 3 Vault / OpenBao nodes, 1 SPIRE server, 2 agent hosts.
+DEMO_GROUPS = {
+    'vault_servers': ['vault1', 'vault2', 'vault3'],
+    'spire_servers': ['spire-server1'],
+    'spire_agents': ['spire-agent1', 'spire-agent2'],
+}
+TRUST_DOMAIN = 'demo.trustroot.test'
+DEMO_USER = 'demo'
+
+
+def hosts_of(groups):
+    out = []
+    for members in groups.values():
+        out += [host for host in members if host not in out]
+    return out
+
+
+def demo_entries(agents, trust_domain=TRUST_DOMAIN, user=DEMO_USER):
+    """One workload entry per agent host: processes of `user` get spiffe://<td>/workload/<user>."""
+    return [{'spiffe_id': 'spiffe://%s/workload/%s' % (trust_domain, user),
+             'parent_id': agent_alias(agent, trust_domain),
+             'selectors': ['unix:user:%s' % user]} for agent in agents]
+
+
+def agent_alias(agent, trust_domain=TRUST_DOMAIN):
+    """The SPIFFE ID an agent host is given at attestation (the join token's alias entry)."""
+    return 'spiffe://%s/node/%s' % (trust_domain, agent)
+
+
+def stack_vars(files_dir, groups, artifacts, age_recipient, trust_domain=TRUST_DOMAIN):
+    """Variables for playbooks/install.yml on a lab (pure: paths and checksums are given)."""
+    out = {}
+    if groups.get('vault_servers'):
+        out.update({
+            'vault_server_artifact_path': os.path.join(ROOT, '.cache', 'bin', 'bao'),
+            'vault_server_artifact_sha256': artifacts['bao'],
+            'vault_server_tls_lab_ca_dir': os.path.join(files_dir, 'vault-ca'),
+            'vault_server_material_path': os.path.join(files_dir, 'vault-init.json.age'),
+            'vault_server_age_identity': os.path.join(files_dir, 'operator.agekey'),
+            'vault_server_age_recipients': [age_recipient],
+            'vault_server_init_secret_shares': 5,
+            'vault_server_init_secret_threshold': 3,
+        })
+    if groups.get('spire_servers'):
+        out.update({
+            'spire_server_artifact_path': os.path.join(ROOT, '.cache', 'bin', 'spire-server'),
+            'spire_server_artifact_sha256': artifacts['spire-server'],
+            'spire_server_trust_domain': trust_domain,
+            'spire_registration_entry_id_prefix': 'demo-',
+            'spire_registration_entries': demo_entries(groups.get('spire_agents', []), trust_domain),
+        })
+    if groups.get('spire_agents'):
+        out.update({
+            'spire_agent_artifact_path': os.path.join(ROOT, '.cache', 'bin', 'spire-agent'),
+            'spire_agent_artifact_sha256': artifacts['spire-agent'],
+            'spire_agent_trust_domain': trust_domain,
+            'spire_agent_join_token_spiffe_id': '{{ "spiffe://%s/node/" ~ inventory_hostname }}' % trust_domain,
+        })
+    return out
+
+
+def read_artifacts(path=ARTIFACTS):
+    try:
+        with open(path) as handle:
+            return json.load(handle)
+    except FileNotFoundError:
+        raise labhosts.LabError('%s is missing: run scripts/bootstrap.sh first' % path)
+
+
+def ensure_age_key(path):
+    if not os.path.exists(path):
+        subprocess.run(['age-keygen', '-o', path], check=True, capture_output=True)
+    return subprocess.run(['age-keygen', '-y', path], check=True, capture_output=True, text=True).stdout.strip()
+
+
+class Stack(object):
+    """A lab plus the files and variables the install playbook needs."""
+
+    def __init__(self, lab, groups):
+        self.lab = lab
+        self.groups = groups
+        self.files_dir = os.path.join(lab.dir, 'files')
+        self.vars_path = os.path.join(self.files_dir, 'vars.yml')
+
+    @classmethod
+    def up(cls, name, groups=None, directory=None, extra_vars=None):
+        """Reuse the lab of that name when it runs, or create it; (re)write its variables."""
+        groups = groups or DEMO_GROUPS
+        try:
+            lab = labhosts.Lab.load(name, directory)
+            if lab.state.get('destroyed') or not lab.supervisor_alive():
+                raise labhosts.LabError('not running')
+        except (labhosts.LabError, OSError):
+            labhosts.destroy(name, directory)
+            lab = labhosts.Lab.create(name, hosts_of(groups), directory=directory, groups=groups)
+        stack = cls(lab, groups)
+        stack.write_vars(extra_vars)
+        return stack
+
+    def write_vars(self, extra_vars=None):
+        os.makedirs(self.files_dir, mode=0o700, exist_ok=True)
+        recipient = ensure_age_key(os.path.join(self.files_dir, 'operator.agekey'))
+        data = stack_vars(self.files_dir, self.groups, read_artifacts(), recipient)
+        data.update(extra_vars or {})
+        with open(self.vars_path, 'w') as handle:
+            json.dump(data, handle, indent=2)  # JSON is YAML
+
+    def env(self):
+        env = dict(os.environ)
+        env.update({
+            'ANSIBLE_COLLECTIONS_PATH': COLLECTIONS_PATH,
+            'ANSIBLE_PIPELINING': '1',
+            'ANSIBLE_RETRY_FILES_ENABLED': '0',
+            'ANSIBLE_LOCALHOST_WARNING': '0',
+            'ANSIBLE_NOCOLOR': env.get('ANSIBLE_NOCOLOR', '1'),
+            'PATH': VENV_BIN + os.pathsep + env.get('PATH', ''),
+        })
+        for name in ('VAULT_ADDR', 'VAULT_TOKEN', 'BAO_ADDR', 'BAO_TOKEN'):
+            env.pop(name, None)
+        return env
+
+    def playbook_argv(self, playbook, args=()):
+        return [os.path.join(VENV_BIN, 'ansible-playbook'), 'trustroot.ops.' + playbook,
+                '-i', self.lab.inventory_path, '-e', '@' + self.vars_path] + list(args)
+
+    def run(self, playbook, args=(), timeout=1200, capture=True):
+        """ansible-playbook trustroot.ops.<playbook> on the lab; returns the CompletedProcess."""
+        return subprocess.run(self.playbook_argv(playbook, args), env=self.env(), cwd=ROOT, timeout=timeout,
+                              capture_output=capture, text=True, check=False)
+
+
+def recap(output):
+    """PLAY RECAP counts per host: {'vault1': {'ok': 30, 'changed': 0, ...}}."""
+    counts = {}
+    in_recap = False
+    for line in output.splitlines():
+        if line.startswith('PLAY RECAP'):
+            in_recap = True
+            continue
+        if in_recap and ':' in line:
+            host, _, rest = line.partition(':')
+            fields = dict(part.split('=') for part in rest.split() if '=' in part)
+            counts[host.strip()] = {key: int(value) for key, value in fields.items()}
+    return counts
+
+
+def total(output, field='changed'):
+    return sum(host.get(field, 0) for host in recap(output).values())
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog='python -m tests.lab.stack', description=__doc__.split('\n\n')[0])
+    sub = parser.add_subparsers(dest='command', required=True)
+    up = sub.add_parser('up', help='create (or reuse) the lab and write its variables')
+    up.add_argument('--name', default='demo')
+    down = sub.add_parser('down', help='destroy the lab and its files')
+    down.add_argument('--name', default='demo')
+    args = parser.parse_args(argv)
+    try:
+        if args.command == 'up':
+            stack = Stack.up(args.name)
+            print(json.dumps({'inventory': stack.lab.inventory_path, 'vars': stack.vars_path,
+                              'files': stack.files_dir, 'hosts': dict(stack.lab.addresses)}))
+        else:
+            labhosts.destroy(args.name)
+    except labhosts.LabError as err:
+        print('lab: %s' % err, file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
