@@ -4,7 +4,7 @@ VENV  := .venv/bin
 export PATH := $(CURDIR)/$(VENV):$(CURDIR)/.cache/bin:$(PATH)
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.cache/collections
 
-.PHONY: bootstrap demo demo-down test lint sanity unit integration build benchmark clean
+.PHONY: bootstrap demo demo-down test lint sanity unit integration molecule build benchmark clean
 
 bootstrap:
 	@scripts/bootstrap.sh
@@ -29,6 +29,9 @@ unit: bootstrap
 
 integration: bootstrap
 	$(VENV)/pytest -q -n 2 --dist loadfile tests/integration
+
+molecule: bootstrap
+	scripts/molecule.sh $(SCENARIO)
 
 build: bootstrap
 	$(VENV)/ansible-galaxy collection build --force --output-path .cache/dist

@@ -13,5 +13,7 @@ step "collection build and install"
 scripts/check_build.sh
 step "unit tests"
 $VENV/pytest -q tests/unit
-step "integration tests (real OpenBao, real ansible-playbook)"
+step "integration tests (real OpenBao and SPIRE, lab hosts, real ansible-playbook)"
 $VENV/pytest -q -n 2 --dist loadfile tests/integration
+step "molecule scenarios (every role, and the whole stack, on lab hosts)"
+scripts/molecule.sh
