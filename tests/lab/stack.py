@@ -39,15 +39,11 @@ def hosts_of(groups):
 
 
 def demo_entries(agents, trust_domain=TRUST_DOMAIN, user=DEMO_USER):
-    """One workload entry per agent host: processes of `user` get spiffe://<td>/workload/<user>."""
+    """One workload entry per agent host: processes of `user` get spiffe://<td>/workload/<user>. The parent
+    is the agent's own SPIFFE ID, which the spire_agent role leaves in spire_agent_spiffe_id."""
     return [{'spiffe_id': 'spiffe://%s/workload/%s' % (trust_domain, user),
-             'parent_id': agent_alias(agent, trust_domain),
+             'parent_id': "{{ hostvars['%s'].spire_agent_spiffe_id }}" % agent,
              'selectors': ['unix:user:%s' % user]} for agent in agents]
-
-
-def agent_alias(agent, trust_domain=TRUST_DOMAIN):
-    """The SPIFFE ID an agent host is given at attestation (the join token's alias entry)."""
-    return 'spiffe://%s/node/%s' % (trust_domain, agent)
 
 
 def stack_vars(files_dir, groups, artifacts, age_recipient, trust_domain=TRUST_DOMAIN):
@@ -77,7 +73,6 @@ def stack_vars(files_dir, groups, artifacts, age_recipient, trust_domain=TRUST_D
             'spire_agent_artifact_path': os.path.join(ROOT, '.cache', 'bin', 'spire-agent'),
             'spire_agent_artifact_sha256': artifacts['spire-agent'],
             'spire_agent_trust_domain': trust_domain,
-            'spire_agent_join_token_spiffe_id': '{{ "spiffe://%s/node/" ~ inventory_hostname }}' % trust_domain,
         })
     return out
 
@@ -183,7 +178,8 @@ def main(argv=None):
         if args.command == 'up':
             stack = Stack.up(args.name)
             print(json.dumps({'inventory': stack.lab.inventory_path, 'vars': stack.vars_path,
-                              'files': stack.files_dir, 'hosts': dict(stack.lab.addresses)}))
+                              'files': stack.files_dir, 'hosts': dict(stack.lab.addresses),
+                              'ssh_config': stack.lab.state['ssh']['config']}))
         else:
             labhosts.destroy(args.name)
     except labhosts.LabError as err:
