@@ -1,48 +1,51 @@
 #!/usr/bin/env bash
-# `make demo`: a 3-node OpenBao raft cluster on loopback, brought up by the collection's own modules
-# (init with the keys in an age-encrypted file, unseal every node, snapshot from the leader, status).
-# A second run finds everything done and changes nothing. `make demo-down` stops the servers.
+# `make demo`: the whole stack on lab hosts of this machine (systemd-nspawn, a bridge of its own):
+# 3 OpenBao nodes, 1 SPIRE server, 2 SPIRE agent hosts. Installs with playbooks/install.yml (the keys go
+# to an age-encrypted file), registers a demo workload, shows it fetching its SVID, prints health.
+# Run it again: nothing changes, and it says so. `make demo-down` removes the lab.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-LAB=$ROOT/.lab/demo-vault
-export PATH=$ROOT/.venv/bin:$ROOT/.cache/bin:$PATH
+export PATH=$ROOT/.venv/bin:$PATH
 export ANSIBLE_COLLECTIONS_PATH=$ROOT/.cache/collections
-export ANSIBLE_PYTHON_INTERPRETER=$ROOT/.venv/bin/python
-export ANSIBLE_LOCALHOST_WARNING=0 ANSIBLE_INVENTORY_UNPARSED_WARNING=0
+export ANSIBLE_PIPELINING=1 ANSIBLE_LOCALHOST_WARNING=0 ANSIBLE_DISPLAY_SKIPPED_HOSTS=0
+export ANSIBLE_FORCE_COLOR=${ANSIBLE_FORCE_COLOR:-$([ -t 1 ] && echo 1 || echo 0)}
+say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 if [ "${1:-}" = down ]; then
-  python -m tests.lab.openbao down --dir "$LAB"
-  echo "demo servers stopped; state kept in $LAB (rm -rf it to start over)"
+  python -m tests.lab.stack down --name demo
+  echo "demo lab removed"
   exit 0
 fi
 
-state=$(python -m tests.lab.openbao up --dir "$LAB" --nodes 3)
-if ! grep -q '"reused": true' <<<"$state"; then
-  # New servers mean new, empty storage: material and snapshot of an earlier lab no longer apply.
-  rm -f "$LAB/init.json.age" "$LAB/raft.snap" "$LAB/raft.snap.json"
+say "Lab hosts (systemd-nspawn on this machine)"
+info=$(python -m tests.lab.stack up --name demo)
+inventory=$(python -c 'import json,sys; print(json.load(sys.stdin)["inventory"])' <<<"$info")
+vars=$(python -c 'import json,sys; print(json.load(sys.stdin)["vars"])' <<<"$info")
+files=$(python -c 'import json,sys; print(json.load(sys.stdin)["files"])' <<<"$info")
+ssh_config=$(python -c 'import json,sys; print(json.load(sys.stdin)["ssh_config"])' <<<"$info")
+python -c 'import json,sys; [print("  %-14s %s" % h) for h in json.load(sys.stdin)["hosts"].items()]' <<<"$info"
+
+log=$files/install.log
+say "Install: OpenBao raft cluster (init, unseal), SPIRE server, agents, registration"
+ansible-playbook trustroot.ops.install -i "$inventory" -e "@$vars" "$@" | tee "$log"
+changed=$(awk '/^PLAY RECAP/{r=1;next} r&&/changed=/{sub(/.*changed=/,"");s+=$1} END{print s+0}' "$log")
+
+say "A workload on each agent host fetches its X.509 SVID"
+ansible-playbook scripts/demo/workload.yml -i "$inventory" -e "@$vars" | sed -n '/TASK \[What the workload received\]/,/^PLAY RECAP/p' | grep -v '^PLAY RECAP'
+
+say "Health"
+ansible-playbook trustroot.ops.health -i "$inventory" -e "@$vars" | sed -n '/TASK \[Health\]/,/^$/p' | sed '1d'
+
+if [ "$changed" = 0 ]; then
+  say "Everything was already in place: install changed nothing (changed=0 on every host)."
+else
+  say "Install made $changed changes. Run 'make demo' again: it finds everything in place and changes nothing."
 fi
-[ -f "$LAB/operator.agekey" ] || age-keygen -o "$LAB/operator.agekey" 2>/dev/null
-recipient=$(age-keygen -y "$LAB/operator.agekey")
-python - "$LAB" "$recipient" <<'PY'
-import json, sys
-lab, recipient = sys.argv[1], sys.argv[2]
-state = json.load(open(lab + '/lab.json'))
-json.dump({
-    'vault_nodes': [n['url'] for n in state['nodes']],
-    'vault_material_path': lab + '/init.json.age',
-    'vault_age_recipients': [recipient],
-    'vault_age_identity': lab + '/operator.agekey',
-    'vault_snapshot_path': lab + '/raft.snap',
-    'vault_secret_shares': 5,
-    'vault_secret_threshold': 3,
-}, open(lab + '/vars.json', 'w'), indent=2)
-PY
-
-echo "OpenBao lab: $(python -c "import json;print(', '.join(n['url'] for n in json.load(open('$LAB/lab.json'))['nodes']))")"
-ansible-playbook -i localhost, -c local trustroot.ops.vault_bootstrap -e "@$LAB/vars.json" "$@"
 cat <<EOT
-
-Demo done. Key material (age-encrypted): $LAB/init.json.age, identity $LAB/operator.agekey
-Run 'make demo' again: every task reports ok, changed=0. 'make demo-down' stops the servers.
+Inventory:    $inventory
+Variables:    $vars
+Key material: ${files}/vault-init.json.age (age identity ${files}/operator.agekey)
+SSH:          ssh -F $ssh_config spire-agent1
+'make demo-down' removes the lab.
 EOT
