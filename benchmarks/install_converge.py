@@ -51,10 +51,10 @@ def one_round():
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n', maxsplit=1)[0])
     parser.add_argument('--rounds', type=int, default=1)
     args = parser.parse_args()
-    rounds = [one_round() for _ in range(args.rounds)]
+    rounds = [one_round() for _round in range(args.rounds)]
     for number, result in enumerate(rounds, 1):
         print('round %d: lab %.1fs, first converge %.1fs (changed=%d), second %.1fs (changed=%d), '
               'check+diff %.1fs (changed=%d): second/first = %.0f%%' % (

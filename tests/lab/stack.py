@@ -40,10 +40,14 @@ def hosts_of(groups):
 
 def demo_entries(agents, trust_domain=TRUST_DOMAIN, user=DEMO_USER):
     """One workload entry per agent host: processes of `user` get spiffe://<td>/workload/<user>. The parent
-    is the agent's own SPIFFE ID, which the spire_agent role leaves in spire_agent_spiffe_id."""
+    is the agent host's alias (its join token gave it), which holds no token."""
     return [{'spiffe_id': 'spiffe://%s/workload/%s' % (trust_domain, user),
-             'parent_id': "{{ hostvars['%s'].spire_agent_spiffe_id }}" % agent,
+             'parent_id': agent_alias(agent, trust_domain),
              'selectors': ['unix:user:%s' % user]} for agent in agents]
+
+
+def agent_alias(agent, trust_domain=TRUST_DOMAIN):
+    return 'spiffe://%s/node/%s' % (trust_domain, agent)
 
 
 def stack_vars(files_dir, groups, artifacts, age_recipient, trust_domain=TRUST_DOMAIN):
@@ -73,6 +77,7 @@ def stack_vars(files_dir, groups, artifacts, age_recipient, trust_domain=TRUST_D
             'spire_agent_artifact_path': os.path.join(ROOT, '.cache', 'bin', 'spire-agent'),
             'spire_agent_artifact_sha256': artifacts['spire-agent'],
             'spire_agent_trust_domain': trust_domain,
+            'spire_agent_join_token_alias': '{{ "spiffe://%s/node/" ~ inventory_hostname }}' % trust_domain,
         })
     return out
 
@@ -156,7 +161,7 @@ def recap(output):
             in_recap = True
             continue
         if in_recap and ':' in line:
-            host, _, rest = line.partition(':')
+            host, _sep, rest = line.partition(':')
             fields = dict(part.split('=') for part in rest.split() if '=' in part)
             counts[host.strip()] = {key: int(value) for key, value in fields.items()}
     return counts
@@ -167,7 +172,7 @@ def total(output, field='changed'):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog='python -m tests.lab.stack', description=__doc__.split('\n\n')[0])
+    parser = argparse.ArgumentParser(prog='python -m tests.lab.stack', description=__doc__.split('\n\n', maxsplit=1)[0])
     sub = parser.add_subparsers(dest='command', required=True)
     up = sub.add_parser('up', help='create (or reuse) the lab and write its variables')
     up.add_argument('--name', default='demo')

@@ -38,7 +38,8 @@ def test_demo_stack_registers_one_entry_per_agent_under_the_agents_ids():
     assert data['spire_agent_artifact_sha256'] == 'c' * 64
     entries = data['spire_registration_entries']
     assert [e['parent_id'] for e in entries] == [
-        "{{ hostvars['spire-agent1'].spire_agent_spiffe_id }}", "{{ hostvars['spire-agent2'].spire_agent_spiffe_id }}"]
+        'spiffe://%s/node/spire-agent1' % stack.TRUST_DOMAIN, 'spiffe://%s/node/spire-agent2' % stack.TRUST_DOMAIN]
+    assert data['spire_agent_join_token_alias'] == '{{ "spiffe://%s/node/" ~ inventory_hostname }}' % stack.TRUST_DOMAIN
     assert {e['spiffe_id'] for e in entries} == {'spiffe://%s/workload/demo' % stack.TRUST_DOMAIN}
     assert all(e['selectors'] == ['unix:user:demo'] for e in entries)
 
