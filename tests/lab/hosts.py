@@ -1137,7 +1137,7 @@ class Lab(object):
         control_dir = (self.state.get('ssh') or {}).get('control_dir')
         for sock in glob.glob(os.path.join(control_dir, '*')) if control_dir else []:
             _run(['ssh', '-o', 'ControlPath=%s' % sock, '-O', 'exit', 'lab'], check=False, timeout=10)
-            if os.path.lexists(sock):
+            with contextlib.suppress(FileNotFoundError):  # the exiting master may remove it meanwhile
                 os.unlink(sock)
         # Mounts: only those under this lab's directory, deepest first.
         for point in mounts_under(self.dir):
