@@ -143,11 +143,13 @@ class Stack(object):
         return env
 
     def playbook_argv(self, playbook, args=()):
-        return [os.path.join(VENV_BIN, 'ansible-playbook'), 'trustroot.ops.' + playbook,
+        """A playbook of the collection by name ('install'), or a playbook file by path."""
+        target = playbook if playbook.endswith('.yml') else 'trustroot.ops.' + playbook
+        return [os.path.join(VENV_BIN, 'ansible-playbook'), target,
                 '-i', self.lab.inventory_path, '-e', '@' + self.vars_path] + list(args)
 
     def run(self, playbook, args=(), timeout=1200, capture=True):
-        """ansible-playbook trustroot.ops.<playbook> on the lab; returns the CompletedProcess."""
+        """ansible-playbook on the lab (see playbook_argv); returns the CompletedProcess."""
         return subprocess.run(self.playbook_argv(playbook, args), env=self.env(), cwd=ROOT, timeout=timeout,
                               capture_output=capture, text=True, check=False)
 
