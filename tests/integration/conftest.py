@@ -12,10 +12,8 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, ROOT)
 
+from tests.lab.common import COLLECTIONS_PATH, VENV_BIN, ansible_env  # noqa: E402
 from tests.lab.openbao import BaoCluster, BaoServer, TransitUnsealer  # noqa: E402
-
-VENV_BIN = os.path.join(ROOT, '.venv', 'bin')
-COLLECTIONS_PATH = os.path.join(ROOT, '.cache', 'collections')
 
 
 def _require(path, what):
@@ -131,18 +129,10 @@ class AnsibleRunner(object):
         self.runs = []
 
     def env(self, extra=None):
-        env = dict(os.environ)
-        env.update({
-            'ANSIBLE_COLLECTIONS_PATH': COLLECTIONS_PATH,
-            'ANSIBLE_NOCOLOR': '1',
+        env = ansible_env({
             'ANSIBLE_PYTHON_INTERPRETER': os.path.join(VENV_BIN, 'python'),
-            'ANSIBLE_RETRY_FILES_ENABLED': '0',
-            'ANSIBLE_LOCALHOST_WARNING': '0',
             'ANSIBLE_INVENTORY_UNPARSED_WARNING': '0',
-            'PATH': VENV_BIN + os.pathsep + os.path.join(ROOT, '.cache', 'bin') + os.pathsep + env.get('PATH', ''),
         })
-        for name in ('VAULT_ADDR', 'VAULT_TOKEN', 'BAO_ADDR', 'BAO_TOKEN'):
-            env.pop(name, None)
         env.update(extra or {})
         return env
 

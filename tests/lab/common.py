@@ -1,8 +1,33 @@
-"""Helpers every lab shares: free loopback ports and polling until a condition holds."""
+"""Helpers every lab shares: free loopback ports, polling until a condition holds, and the environment
+ansible-playbook runs with against this checkout."""
 
+import os
 import socket
 import time
 import urllib.error
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+VENV_BIN = os.path.join(ROOT, '.venv', 'bin')
+COLLECTIONS_PATH = os.path.join(ROOT, '.cache', 'collections')
+
+
+def ansible_env(extra=None):
+    """os.environ for ansible-playbook with this checkout as trustroot.ops and the .venv tools first on
+    PATH; connection settings a developer may have exported (VAULT_ADDR, ...) are dropped so they cannot
+    reach a module under test."""
+    env = dict(os.environ)
+    env.update({
+        'ANSIBLE_COLLECTIONS_PATH': COLLECTIONS_PATH,
+        'ANSIBLE_NOCOLOR': '1',  # callers read the output
+        'ANSIBLE_RETRY_FILES_ENABLED': '0',
+        'ANSIBLE_LOCALHOST_WARNING': '0',
+        'PATH': VENV_BIN + os.pathsep + os.path.join(ROOT, '.cache', 'bin') + os.pathsep + env.get('PATH', ''),
+    })
+    for name in ('VAULT_ADDR', 'VAULT_TOKEN', 'BAO_ADDR', 'BAO_TOKEN'):
+        env.pop(name, None)
+    env.update(extra or {})
+    return env
 
 
 def free_port():

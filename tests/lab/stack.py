@@ -15,10 +15,8 @@ import subprocess
 import sys
 
 from tests.lab import hosts as labhosts
+from tests.lab.common import ROOT, VENV_BIN, ansible_env
 
-ROOT = labhosts.ROOT
-VENV_BIN = os.path.join(ROOT, '.venv', 'bin')
-COLLECTIONS_PATH = os.path.join(ROOT, '.cache', 'collections')
 ARTIFACTS = os.path.join(ROOT, '.cache', 'artifacts.json')
 
 # Hosts of the demo: 3 Vault / OpenBao nodes, 1 SPIRE server, 2 agent hosts.
@@ -129,18 +127,7 @@ class Stack(object):
             json.dump(data, handle, indent=2)  # JSON is YAML
 
     def env(self):
-        env = dict(os.environ)
-        env.update({
-            'ANSIBLE_COLLECTIONS_PATH': COLLECTIONS_PATH,
-            'ANSIBLE_PIPELINING': '1',
-            'ANSIBLE_RETRY_FILES_ENABLED': '0',
-            'ANSIBLE_LOCALHOST_WARNING': '0',
-            'ANSIBLE_NOCOLOR': env.get('ANSIBLE_NOCOLOR', '1'),
-            'PATH': VENV_BIN + os.pathsep + env.get('PATH', ''),
-        })
-        for name in ('VAULT_ADDR', 'VAULT_TOKEN', 'BAO_ADDR', 'BAO_TOKEN'):
-            env.pop(name, None)
-        return env
+        return ansible_env({'ANSIBLE_PIPELINING': '1'})
 
     def playbook_argv(self, playbook, args=()):
         """A playbook of the collection by name ('install'), or a playbook file by path."""
