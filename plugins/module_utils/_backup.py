@@ -38,6 +38,7 @@ import tempfile
 import threading
 
 from ansible_collections.trustroot.ops.plugins.module_utils._files import atomic_writer, sha256_file
+from ansible_collections.trustroot.ops.plugins.module_utils._s3 import S3Error, S3Store
 
 FORMAT = 'trustroot.ops/backup/v1'
 MANIFEST = 'manifest.json'
@@ -812,7 +813,6 @@ def backup_option_errors(params):
 
 
 def s3_store(s3):
-    from ansible_collections.trustroot.ops.plugins.module_utils._s3 import S3Store
     return S3Store(s3['endpoint'], s3['bucket'], s3['access_key'], s3['secret_key'],
                    region=s3.get('region') or 'us-east-1', prefix=s3.get('prefix') or '', ca_file=s3.get('ca_file'))
 
@@ -867,20 +867,25 @@ def apply_s3_retention(store, system, keep_count=None, max_age_seconds=None, now
 
 def finish_backup(params, sidecar, run=subprocess_run, now=None, host=None):
     """What follows a written backup, per the destination options in ``params``: S3 upload of archive and sidecar,
-    retention locally (and in S3), metric file. Returns dict(uploaded, deleted, deleted_s3, metric_path)."""
+    retention locally (and in S3 with the same rules), metric file (last, so it reports only a backup that got
+    everywhere it should). Returns dict(uploaded=[keys], deleted=[archive paths], deleted_s3=[keys], metric_path).
+    S3 failures are raised as BackupError naming s3 and the operation."""
     del run  # the steps below run no command; the parameter keeps one signature for every step
     directory = params['dest_dir']
     system = sidecar['system']
     archive_path = os.path.join(directory, sidecar['archive'])
     result = dict(uploaded=[], deleted=[], deleted_s3=[], metric_path=None)
-    store = s3_store(params['s3']) if params.get('s3') else None
-    if store is not None:
-        result['uploaded'] = upload_backup(store, archive_path)
     keep_count, max_age = params.get('keep_count'), params.get('max_age')
-    if keep_count is not None or max_age is not None:
-        result['deleted'] = apply_retention(directory, system, keep_count, max_age, now)
+    try:
+        store = s3_store(params['s3']) if params.get('s3') else None
         if store is not None:
-            result['deleted_s3'] = apply_s3_retention(store, system, keep_count, max_age, now)
+            result['uploaded'] = upload_backup(store, archive_path)
+        if keep_count is not None or max_age is not None:
+            result['deleted'] = apply_retention(directory, system, keep_count, max_age, now)
+            if store is not None:
+                result['deleted_s3'] = apply_s3_retention(store, system, keep_count, max_age, now)
+    except S3Error as exc:
+        raise BackupError('s3: %s' % exc)
     if params.get('metric_textfile_dir'):
         result['metric_path'] = write_metric(params['metric_textfile_dir'], system, sidecar, host)
     return result
