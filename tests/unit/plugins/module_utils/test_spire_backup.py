@@ -5,11 +5,16 @@ import base64
 import copy
 import hashlib
 import json
+import os
+import sqlite3
 
 import pytest
 
 from ansible_collections.trustroot.ops.plugins.module_utils._spire_backup import (
-    bundle_summary, canonical_entries, canonical_entry, entries_digest)
+    PART_BUNDLE, PART_KEYS, PART_SQLITE, SpireBackupError, SpireCLI, bundle_summary, canonical_entries,
+    canonical_entry, check_restored, cli_argv, collect_parts, entries_digest, parse_connection_string,
+    parse_version, pg_conninfo, pg_dump_argv, pg_restore_argv, pgpass_line, replace_file, restore_plan,
+    server_info, sqlite_check, sqlite_copy, state_view)
 
 TD = 'example.org'
 SERVER_CA_ASN1 = (
@@ -142,3 +147,331 @@ def test_bundle_summary_rejects_bad_asn1():
         bundle_summary({'trust_domain': 'td', 'x509_authorities': [{'asn1': ''}]})
     with pytest.raises(ValueError):
         bundle_summary('[]')
+
+
+# --- argv and CLI answers -----------------------------------------------------------------------------------
+
+def test_cli_argv():
+    assert cli_argv('/bin/spire-server', '/run/s.sock', ['entry', 'show']) == [
+        '/bin/spire-server', 'entry', 'show', '-socketPath', '/run/s.sock', '-output', 'json']
+    assert cli_argv('s', '/x', ['healthcheck'], output_json=False) == ['s', 'healthcheck', '-socketPath', '/x']
+
+
+def test_parse_version():
+    assert parse_version(b'', b'1.15.3\n') == '1.15.3'
+    assert parse_version(b'1.15.3-dev-unk\n') == '1.15.3-dev-unk'
+    assert parse_version(b'', b'') is None
+
+
+class Recorder(object):
+    """A run callable answering from a table keyed by the argv's subcommand words."""
+
+    def __init__(self, answers):
+        self.answers = answers
+        self.calls = []
+
+    def __call__(self, argv, data=None):
+        self.calls.append(list(argv))
+        if os.path.basename(argv[0]) in ('pg_dump', 'pg_restore'):
+            words = (os.path.basename(argv[0]),)
+        elif argv[1:] == ['--version']:
+            words = ('--version',)
+        else:
+            words = tuple(a for a in argv[1:] if not a.startswith('-') and '/' not in a and a != 'json')
+        answer = self.answers[words]
+        if callable(answer):
+            answer = answer()
+        if isinstance(answer, tuple):
+            return answer
+        return 0, json.dumps(answer).encode(), b''
+
+
+AGENT_COUNT = {'count': 2}
+BUNDLE_LIST = {'bundles': [{'trust_domain': 'other.example', 'x509_authorities': []},
+                           {'trust_domain': 'b.example', 'x509_authorities': []}], 'next_page_token': ''}
+FEDERATION_LIST = {'federation_relationships': [{'trust_domain': 'other.example',
+                                                 'bundle_endpoint_url': 'https://127.0.0.1:1',
+                                                 'https_web': {}}], 'next_page_token': ''}
+
+
+def test_server_info_from_recorded_shapes():
+    entries = show(shown(1), shown(2))
+    info = server_info(SERVER_BUNDLE, entries, AGENT_COUNT, BUNDLE_LIST, FEDERATION_LIST, '1.15.3', 'sqlite3')
+    assert info == {'trust_domain': 'example.org', 'spire_version': '1.15.3', 'datastore': 'sqlite3',
+                    'entry_count': 2, 'entries_sha256': entries_digest(entries), 'agent_count': 2,
+                    'federated_trust_domains': ['b.example', 'other.example'], 'federation_relationship_count': 1,
+                    'x509_authorities': [SERVER_CA_SHA256], 'jwt_key_ids': ['c6WQ5OEEY0SnsobN0WsboZOyiDMMyWh2']}
+    empty = server_info(SERVER_BUNDLE, {'entries': []}, {}, {'bundles': []}, {}, None, 'postgres')
+    assert (empty['entry_count'], empty['agent_count'], empty['federated_trust_domains'],
+            empty['federation_relationship_count']) == (0, 0, [], 0)
+
+
+def test_spire_cli_errors_name_the_command_not_stdin():
+    run = Recorder({('bundle', 'show'): (1, b'', b'Error: connection error: desc = "transport: dial unix"\nUsage of x')})
+    with pytest.raises(SpireBackupError, match=r'spire-server bundle show failed \(socket_path /s\): connection error'):
+        SpireCLI('spire-server', '/s', run).json(['bundle', 'show'])
+    run = Recorder({('bundle', 'show'): (0, b'not json', b'')})
+    with pytest.raises(SpireBackupError, match='did not print JSON'):
+        SpireCLI('spire-server', '/s', run).json(['bundle', 'show'])
+
+
+# --- PostgreSQL connection strings ------------------------------------------------------------------------
+
+@pytest.mark.parametrize('text, expected', [
+    ("host=db port=5432 dbname=spire user=spire password=secret sslmode=require",
+     {'host': 'db', 'port': '5432', 'dbname': 'spire', 'user': 'spire', 'password': 'secret', 'sslmode': 'require'}),
+    ("host = db  password = 'a \\'quoted\\' pass\\\\word' ", {'host': 'db', 'password': "a 'quoted' pass\\word"}),
+    ("dbname=spire pool_max_conns=5", {'dbname': 'spire', 'pool_max_conns': '5'}),
+    ('postgresql://spire:p%40ss%3Aw@db.example:5433/spire?sslmode=verify-full&sslrootcert=/etc/ca.pem',
+     {'user': 'spire', 'password': 'p@ss:w', 'host': 'db.example', 'port': '5433', 'dbname': 'spire',
+      'sslmode': 'verify-full', 'sslrootcert': '/etc/ca.pem'}),
+    ('postgres://[::1]:5432/spire', {'host': '::1', 'port': '5432', 'dbname': 'spire'}),
+    ('postgres://u@/spire?host=%2Fvar%2Frun%2Fpostgresql', {'user': 'u', 'dbname': 'spire', 'host': '/var/run/postgresql'}),
+])
+def test_parse_connection_string(text, expected):
+    assert parse_connection_string(text) == expected
+
+
+@pytest.mark.parametrize('text, message', [
+    ('', 'empty'), ("host=db password='open", 'unterminated'), ('host db', 'keyword = value'),
+    ('host=db secretive=1', 'libpq does not know: secretive'),
+])
+def test_parse_connection_string_errors_never_quote_it(text, message):
+    with pytest.raises(ValueError, match=message) as err:
+        parse_connection_string(text)
+    assert 'open' not in str(err.value) or message != 'unterminated'
+
+
+def test_conninfo_without_password_and_passfile():
+    params = parse_connection_string("host=db user=spire password=s3cret dbname='my db' pool_max_conns=4")
+    conninfo = pg_conninfo(params, '/tmp/w/.pgpass')
+    assert 's3cret' not in conninfo and 'pool_max_conns' not in conninfo
+    assert conninfo == "dbname='my db' host='db' user='spire' passfile='/tmp/w/.pgpass'"
+    assert parse_connection_string(conninfo)['dbname'] == 'my db'
+    assert pgpass_line('a:b\\c') == '*:*:*:*:a\\:b\\\\c\n'
+
+
+def test_pg_argv():
+    assert pg_dump_argv('/usr/bin/pg_dump', "host='db'", '/w/datastore.pgdump') == [
+        '/usr/bin/pg_dump', '--format=custom', '--no-owner', '--no-privileges', '--file=/w/datastore.pgdump',
+        "--dbname=host='db'"]
+    assert pg_restore_argv('pg_restore', "host='db'", '/w/d.pgdump') == [
+        'pg_restore', '--clean', '--if-exists', '--no-owner', '--no-privileges', '--single-transaction',
+        '--exit-on-error', "--dbname=host='db'", '/w/d.pgdump']
+
+
+# --- SQLite and collecting parts ----------------------------------------------------------------------------
+
+def make_db(path, rows=3):
+    conn = sqlite3.connect(str(path))
+    conn.execute('PRAGMA journal_mode=WAL')
+    conn.execute('CREATE TABLE t (i INTEGER)')
+    conn.executemany('INSERT INTO t VALUES (?)', [(i,) for i in range(rows)])
+    conn.commit()
+    return conn  # kept open: the WAL stays, as with a running server
+
+
+def test_sqlite_copy_of_a_live_wal_database(tmp_path):
+    live = make_db(tmp_path / 'db.sqlite3', rows=5)
+    try:
+        sqlite_copy(str(tmp_path / 'db.sqlite3'), str(tmp_path / 'copy.sqlite3'))
+    finally:
+        live.close()
+    copy_conn = sqlite3.connect(str(tmp_path / 'copy.sqlite3'))
+    assert copy_conn.execute('SELECT count(*) FROM t').fetchone() == (5,)
+    assert copy_conn.execute('PRAGMA journal_mode').fetchone() == ('delete',)
+    copy_conn.close()
+    assert sqlite_check(str(tmp_path / 'copy.sqlite3')) is None
+    (tmp_path / 'bad').write_bytes(b'not a database' * 100)
+    assert sqlite_check(str(tmp_path / 'bad'))
+    with pytest.raises(SpireBackupError, match='sqlite_path: .* does not exist'):
+        sqlite_copy(str(tmp_path / 'missing'), str(tmp_path / 'x'))
+
+
+def cli_answers(bundles):
+    answers = {('entry', 'show'): show(shown(1), shown(2), shown(3)), ('agent', 'count'): AGENT_COUNT,
+               ('bundle', 'list'): BUNDLE_LIST, ('federation', 'list'): FEDERATION_LIST,
+               ('--version',): (0, b'', b'1.15.3\n')}
+    answers[('bundle', 'show')] = lambda: next(bundles)
+    return answers
+
+
+def test_collect_parts_sqlite(tmp_path):
+    data = tmp_path / 'data'
+    data.mkdir()
+    live = make_db(data / 'datastore.sqlite3')
+    (data / 'keys.json').write_text('{"keys": 1}')
+    (tmp_path / 'server.conf').write_text('server {}')
+    work = tmp_path / 'work'
+    work.mkdir()
+    run = Recorder(cli_answers(iter([SERVER_BUNDLE] * 2)))
+    try:
+        parts, info = collect_parts(str(work), 'sqlite3', str(data / 'datastore.sqlite3'), None,
+                                    str(data / 'keys.json'), str(tmp_path / 'server.conf'),
+                                    SpireCLI('spire-server', '/s', run), run)
+    finally:
+        live.close()
+    names = dict(parts)
+    assert sorted(names) == ['bundle.json', 'datastore.sqlite3', 'keys.json', 'server.conf']
+    assert open(names[PART_KEYS]).read() == '{"keys": 1}'
+    assert json.load(open(names[PART_BUNDLE])) == SERVER_BUNDLE
+    assert oct(os.stat(names[PART_KEYS]).st_mode & 0o777) == '0o600'
+    assert info['entry_count'] == 3 and info['pair_attempts'] == 1 and info['datastore'] == 'sqlite3'
+    assert info['keys_sha256'] == hashlib.sha256(b'{"keys": 1}').hexdigest()
+    assert info['spire_version'] == '1.15.3'
+
+
+def test_collect_parts_retries_when_the_ca_rotates(tmp_path):
+    data = tmp_path / 'data'
+    data.mkdir()
+    make_db(data / 'datastore.sqlite3').close()
+    keys = data / 'keys.json'
+    keys.write_text('{"keys": 1}')
+    rotated = copy.deepcopy(SERVER_BUNDLE)
+    rotated['x509_authorities'].append({'asn1': base64.b64encode(b'\x30\x00').decode(), 'tainted': False})
+    # First attempt: the bundle changes between before and after. Second attempt: keys.json changes.
+    sequence = iter([SERVER_BUNDLE, rotated, rotated, rotated, rotated, rotated])
+    state = {'n': 0}
+
+    def bundle_show():
+        state['n'] += 1
+        if state['n'] == 3:
+            keys.write_text('{"keys": 2}')
+        return next(sequence)
+    answers = cli_answers(None)
+    answers[('bundle', 'show')] = bundle_show
+    run = Recorder(answers)
+    parts, info = collect_parts(str(tmp_path), 'sqlite3', str(data / 'datastore.sqlite3'), None, str(keys), None,
+                                SpireCLI('spire-server', '/s', run), run)
+    assert info['pair_attempts'] == 3
+    assert open(dict(parts)[PART_KEYS]).read() == '{"keys": 2}'
+    assert len(info['x509_authorities']) == 2
+
+    state['n'] = 0
+    always = {'n': 0}
+
+    def keys_change():
+        always['n'] += 1
+        keys.write_text('{"keys": %d}' % always['n'])
+        return SERVER_BUNDLE
+    answers[('bundle', 'show')] = keys_change
+    with pytest.raises(SpireBackupError, match='changed during each of 3 datastore copies'):
+        collect_parts(str(tmp_path), 'sqlite3', str(data / 'datastore.sqlite3'), None, str(keys), None,
+                      SpireCLI('spire-server', '/s', Recorder(answers)), Recorder(answers))
+
+
+def test_collect_parts_postgres_keeps_the_password_out_of_argv(tmp_path, monkeypatch):
+    (tmp_path / 'keys.json').write_text('{}')
+    monkeypatch.setattr('shutil.which', lambda name: '/usr/bin/' + name)
+    seen = {}
+
+    def pg_dump():
+        argv = run.calls[-1]
+        passfile = [a for a in argv if a.startswith('--dbname=')][0].split("passfile='")[1].rstrip("'")
+        seen['pgpass'] = open(passfile).read()
+        seen['mode'] = os.stat(passfile).st_mode & 0o777
+        out = [a for a in argv if a.startswith('--file=')][0][len('--file='):]
+        open(out, 'wb').write(b'PGDMP')
+        return 0, b'', b''
+    answers = cli_answers(iter([SERVER_BUNDLE] * 4))
+    answers[('pg_dump',)] = pg_dump
+    run = Recorder(answers)
+    parts, info = collect_parts(str(tmp_path), 'postgres', None, 'host=db user=spire password=Sup3rSecret',
+                                str(tmp_path / 'keys.json'), None, SpireCLI('spire-server', '/s', run), run)
+    dump_call = [c for c in run.calls if c[0] == '/usr/bin/pg_dump'][0]
+    assert 'Sup3rSecret' not in ' '.join(dump_call)
+    assert seen == {'pgpass': '*:*:*:*:Sup3rSecret\n', 'mode': 0o600}
+    assert not os.path.exists(str(tmp_path / '.pgpass'))
+    assert dict(parts)['datastore.pgdump'].endswith('datastore.pgdump') and info['datastore'] == 'postgres'
+
+    answers[('pg_dump',)] = (1, b'', b'pg_dump: error: connection to server at "db" failed: FATAL:  password authentication failed')
+    with pytest.raises(SpireBackupError, match='pg_dump of the datastore failed: .*password authentication failed'):
+        collect_parts(str(tmp_path), 'postgres', None, 'host=db password=Sup3rSecret', str(tmp_path / 'keys.json'),
+                      None, SpireCLI('spire-server', '/s', run), Recorder(answers))
+    with pytest.raises(SpireBackupError, match='connection_string: .*libpq does not know: bogus'):
+        collect_parts(str(tmp_path), 'postgres', None, 'bogus=Sup3rSecret', str(tmp_path / 'keys.json'),
+                      None, SpireCLI('spire-server', '/s', run), Recorder(answers))
+
+
+def test_collect_parts_needs_the_keys_file(tmp_path):
+    with pytest.raises(SpireBackupError, match='keys_path: .* does not exist'):
+        collect_parts(str(tmp_path), 'sqlite3', 'x', None, str(tmp_path / 'keys.json'), None, None, None)
+    with pytest.raises(SpireBackupError, match='datastore must be one of'):
+        collect_parts(str(tmp_path), 'mysql', 'x', None, 'k', None, None, None)
+
+
+def test_replace_file(tmp_path):
+    (tmp_path / 'src').write_bytes(b'new')
+    target = tmp_path / 'target'
+    target.write_bytes(b'old')
+    replace_file(str(tmp_path / 'src'), str(target), os.getuid(), os.getgid())
+    assert target.read_bytes() == b'new' and target.stat().st_mode & 0o777 == 0o600
+    assert sorted(os.listdir(str(tmp_path))) == ['src', 'target']
+    with pytest.raises(SpireBackupError, match='does not exist'):
+        replace_file(str(tmp_path / 'src'), str(tmp_path / 'no' / 'target'), os.getuid(), os.getgid())
+
+
+# --- restore plan and checks ---------------------------------------------------------------------------------
+
+KEYS_SHA = 'a' * 64
+INFO = {'trust_domain': 'example.org', 'datastore': 'sqlite3', 'entry_count': 3, 'entries_sha256': 'e' * 64,
+        'x509_authorities': [SERVER_CA_SHA256], 'jwt_key_ids': ['k']}
+
+
+def manifest(**info):
+    return {'format': 1, 'system': 'spire-server', 'info': dict(INFO, **info),
+            'parts': {PART_SQLITE: {'sha256': 'b' * 64, 'size': 10}, PART_KEYS: {'sha256': KEYS_SHA, 'size': 5}}}
+
+
+def current(keys=KEYS_SHA, authorities=(SERVER_CA_SHA256,), td='example.org', datastore='sqlite3', answers=True):
+    bundle = {'trust_domain': td, 'x509_authorities': list(authorities), 'jwt_key_ids': []} if answers else None
+    return {'datastore': datastore, 'keys_sha256': keys, 'bundle': bundle}
+
+
+def test_plan_already_running_this_backup():
+    plan = restore_plan(manifest(), current())
+    assert plan['restore'] is False and plan['errors'] == [] and 'already runs this backup' in plan['reason']
+    forced = restore_plan(manifest(), current(), force=True)
+    assert forced['restore'] is True and 'force' in forced['reason']
+    assert forced['checks'] == ['healthcheck', 'trust_domain', 'x509_authorities', 'entry_count', 'entries_sha256']
+
+
+@pytest.mark.parametrize('state, reason', [
+    (current(keys=None), 'keys_path does not exist'),
+    (current(keys='c' * 64), 'keys.json differs'),
+    (current(answers=False), 'does not answer'),
+    (current(authorities=['f' * 64]), 'X.509 authorities differ'),
+])
+def test_plan_restores(state, reason):
+    plan = restore_plan(manifest(), state)
+    assert plan['restore'] is True and reason in plan['reason'] and plan['errors'] == []
+
+
+@pytest.mark.parametrize('the_manifest, state, error', [
+    (manifest(), current(datastore='postgres'), 'holds a sqlite3 datastore, datastore is postgres'),
+    (manifest(), current(keys=None, td='other.example'), 'trust domain example.org, the server runs trust domain other.example'),
+    (dict(manifest(), parts={PART_SQLITE: {}}), current(keys=None), 'no keys.json part'),
+    (dict(manifest(), parts={PART_KEYS: {}}), current(keys=None), 'no datastore.sqlite3 part'),
+    (dict(manifest(), system='openbao'), current(keys=None), 'is a openbao backup'),
+])
+def test_plan_refuses_an_archive_that_does_not_fit(the_manifest, state, error):
+    plan = restore_plan(the_manifest, state, force=True)
+    assert plan['restore'] is False and any(error in e for e in plan['errors']), plan
+
+
+def test_check_restored():
+    bundle = {'trust_domain': 'example.org', 'x509_authorities': [SERVER_CA_SHA256, 'f' * 64], 'jwt_key_ids': []}
+    assert check_restored(INFO, bundle, 3, 'e' * 64) == []
+    assert check_restored(INFO, bundle, 3) == []
+    problems = check_restored(INFO, {'trust_domain': 'x.org', 'x509_authorities': ['f' * 64]}, 2, 'd' * 64)
+    assert len(problems) == 4
+    assert 'trust domain is x.org, the backup has example.org' in problems[0]
+    assert "lacks 1 of the backup's X.509 authorities (sha256 %s)" % SERVER_CA_SHA256 in problems[1]
+    assert 'the server has 2 registration entries, the backup has 3' in problems[2]
+    assert 'registration entries differ' in problems[3]
+
+
+def test_state_view():
+    assert state_view('k', {'x509_authorities': ['a']}, 3) == {'keys_sha256': 'k', 'x509_authorities': ['a'],
+                                                              'entry_count': 3}
+    assert state_view(None, None, None) == {'keys_sha256': None, 'x509_authorities': [], 'entry_count': None}
