@@ -25,6 +25,7 @@ __metaclass__ = type
 
 import hashlib
 import json
+from urllib.parse import quote
 
 KV_TYPES = ('kv', 'generic')
 # Keys of the digest that describe content (and are compared after a restore).
@@ -224,3 +225,21 @@ def compare_digests(expected, actual, keys=CONTENT_KEYS):
             continue
         rows.append((key, expected.get(key), actual.get(key), expected.get(key) == actual.get(key)))
     return rows
+
+
+def node_callables(node):
+    """list_keys / read over a client with ``raw(method, path, ok_statuses=...) -> (status, body)`` (the
+    collection's VaultNode). Paths are URL-quoted here; a 404 is "nothing there"."""
+    def list_keys(path):
+        status, body = node.raw('LIST', quote(path, safe='/'), ok_statuses=(404,))
+        if status == 404 or not isinstance(body, dict):
+            return []
+        return list((body.get('data') or {}).get('keys') or [])
+
+    def read(path):
+        status, body = node.raw('GET', quote(path, safe='/'), ok_statuses=(404,))
+        if status == 404 or not isinstance(body, dict):
+            return None
+        return body['data'] if isinstance(body.get('data'), dict) else None
+
+    return list_keys, read

@@ -128,31 +128,13 @@ skipped_nodes:
   elements: str
 '''
 
-from urllib.parse import quote
-
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.trustroot.ops.plugins.module_utils._vault import (
     VaultError, VaultNode, connection_argument_spec, ensure_hvac, nodes_from_params)
-from ansible_collections.trustroot.ops.plugins.module_utils._vault_digest import DigestError, cluster_digest
+from ansible_collections.trustroot.ops.plugins.module_utils._vault_digest import (
+    DigestError, cluster_digest, node_callables)
 from ansible_collections.trustroot.ops.plugins.module_utils._vault_raft import RaftError, find_leader
-
-
-def node_callables(node):
-    """list_keys / read over a VaultNode: a 404 is 'nothing there'."""
-    def list_keys(path):
-        status, body = node.raw('LIST', quote(path, safe='/'), ok_statuses=(404,))
-        if status == 404 or not isinstance(body, dict):
-            return []
-        return list((body.get('data') or {}).get('keys') or [])
-
-    def read(path):
-        status, body = node.raw('GET', quote(path, safe='/'), ok_statuses=(404,))
-        if status == 404 or not isinstance(body, dict):
-            return None
-        return body['data'] if isinstance(body.get('data'), dict) else (body.get('data') or None)
-
-    return list_keys, read
 
 
 def option_errors(params):

@@ -242,3 +242,24 @@ def test_compare_digests():
     failed = [row[0] for row in rows if not row[3]]
     assert failed == ['kv', 'kv_sha256']
     assert [row[0] for row in vd.compare_digests({'kv_sha256': 'x'}, {})] == ['kv_sha256']
+
+
+class RawNode(object):
+    def __init__(self, answers):
+        self.answers = answers
+        self.calls = []
+
+    def raw(self, method, path, ok_statuses=()):
+        self.calls.append((method, path, ok_statuses))
+        return self.answers.get((method, path), (404, None))
+
+
+def test_node_callables_quote_paths_and_treat_404_as_nothing():
+    node = RawNode({('LIST', 'secret/metadata/a%20b/'): (200, {'data': {'keys': ['c']}}),
+                    ('GET', 'secret/data/a%20b/c'): (200, {'data': {'data': {'k': 'v'}}})})
+    list_keys, read = vd.node_callables(node)
+    assert list_keys('secret/metadata/a b/') == ['c']
+    assert read('secret/data/a b/c') == {'data': {'k': 'v'}}
+    assert list_keys('secret/metadata/none/') == []
+    assert read('secret/data/none') is None
+    assert all(call[2] == (404,) for call in node.calls)

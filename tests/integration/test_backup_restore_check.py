@@ -1,0 +1,193 @@
+"""backup_restore_check: real archives of a real 3-node OpenBao cluster (and of a real SPIRE server) restored
+into real scratch servers."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from tests.lab.common import COLLECTIONS_PATH
+from tests.lab.openbao import BAO_BIN, http
+
+sys.path.insert(0, COLLECTIONS_PATH)
+from ansible_collections.trustroot.ops.plugins.module_utils._backup import write_archive  # noqa: E402
+
+SECRET_VALUES = ('restore-s3cr3t-db-1', 'restore-s3cr3t-api-2', 'restore-s3cr3t-legacy-3')
+
+
+def api(url, token, method, path, payload=None):
+    status, body = http(method, url + '/v1/' + path, payload, token=token, timeout=60)
+    assert status in (200, 204), (method, path, status, body)
+    return body
+
+
+def populate(url, token):
+    api(url, token, 'POST', 'sys/mounts/apps', {'type': 'kv', 'options': {'version': '2'}})
+    api(url, token, 'POST', 'sys/mounts/legacy', {'type': 'kv', 'options': {'version': '1'}})
+    api(url, token, 'POST', 'apps/data/web/db', {'data': {'password': SECRET_VALUES[0]}})
+    api(url, token, 'POST', 'apps/data/web/api/key', {'data': {'key': SECRET_VALUES[1]}})
+    api(url, token, 'POST', 'legacy/team/one', {'value': SECRET_VALUES[2]})
+    api(url, token, 'PUT', 'sys/policies/acl/web-read', {'policy': 'path "apps/data/web/*" { capabilities = ["read"] }'})
+    api(url, token, 'POST', 'sys/auth/userpass', {'type': 'userpass'})
+
+
+def processes_mentioning(text):
+    """PIDs of running processes whose command line holds ``text``."""
+    found = []
+    for pid in os.listdir('/proc'):
+        if not pid.isdigit():
+            continue
+        try:
+            with open('/proc/%s/cmdline' % pid, 'rb') as handle:
+                cmdline = handle.read().decode('utf-8', 'replace')
+        except OSError:
+            continue
+        if text in cmdline:
+            found.append(int(pid))
+    return found
+
+
+@pytest.fixture
+def vault_backup(ansible, bao_unsealed, tmp_path):
+    """A real archive of the populated cluster as playbooks/backup.yml writes it (age-encrypted), its key
+    material, and the age identity."""
+    token = bao_unsealed.root_token
+    populate(bao_unsealed.urls[0], token)
+    work = tmp_path / 'work'
+    work.mkdir()
+    snap = str(work / 'raft.snap')
+    saved = ansible.module('vault_raft_snapshot', {'nodes': bao_unsealed.urls, 'token': token, 'path': snap})
+    assert not saved.get('failed'), saved.get('msg')
+    digest = ansible.module('vault_data_digest_info', {'nodes': bao_unsealed.urls, 'token': token})
+    assert not digest.get('failed'), digest.get('msg')
+    digest = dict((k, v) for k, v in digest.items() if k not in ('changed', 'failed', '_stdout', 'invocation'))
+    meta = saved['metadata']
+    info = {'cluster_id': meta['cluster_id'], 'cluster_name': meta['cluster_name'], 'flavour': meta['flavour'],
+            'version': meta['version'], 'leader': saved['leader'], 'digest': digest}
+    identity = str(tmp_path / 'age-identity.txt')
+    subprocess.run(['age-keygen', '-o', identity], check=True, capture_output=True)
+    recipient = subprocess.run(['age-keygen', '-y', identity], check=True, capture_output=True,
+                               text=True).stdout.strip()
+    backups = tmp_path / 'backups'
+    backups.mkdir()
+    sidecar = write_archive(str(backups), 'vault', [('raft.snap', snap)], info, recipients=[recipient])
+    material = bao_unsealed.write_init_file(tmp_path / 'vault-init.json')
+    return {'archive': os.path.join(str(backups), sidecar['archive']),
+            'dir': str(backups), 'identity': identity, 'material': material, 'info': info, 'snap': snap,
+            'token': token, 'keys': list(bao_unsealed.keys), 'scratch_parent': str(tmp_path / 'scratch')}
+
+
+def check_args(backup, **extra):
+    os.makedirs(backup['scratch_parent'], exist_ok=True)
+    args = {'vault_archive': backup['archive'], 'age_identity': backup['identity'],
+            'key_material_path': backup['material'], 'bao_path': BAO_BIN, 'workdir': backup['scratch_parent'],
+            'timeout': 90}
+    args.update(extra)
+    return args
+
+
+def test_vault_backup_restores_and_matches(ansible, vault_backup):
+    result = ansible.module('backup_restore_check', check_args(vault_backup), verbosity=4)
+    assert not result.get('failed'), result.get('msg')
+    assert result['passed'] is True and result['changed'] is False
+    checks = dict((c['check'], c) for c in result['checks'])
+    for name in ('archive', 'unsealed_with_original_keys', 'cluster_id', 'kv_secrets', 'kv_sha256', 'kv[apps]',
+                 'kv[legacy]', 'policies', 'policies_sha256', 'mounts_sha256', 'auth_sha256'):
+        assert checks[name]['ok'], checks.get(name)
+    assert checks['kv_secrets']['actual'] == 3
+    assert checks['cluster_id']['actual'] == vault_backup['info']['cluster_id']
+    assert result['archives']['vault']['path'] == vault_backup['archive']
+    # Every scratch process stopped, the work directory removed, no secret in the -vvvv output.
+    assert os.listdir(vault_backup['scratch_parent']) == []
+    assert processes_mentioning(vault_backup['scratch_parent']) == []
+    for value in SECRET_VALUES + (vault_backup['token'],) + tuple(vault_backup['keys']):
+        assert value not in result['_stdout']
+
+    # backup_dir finds the newest archive; check mode verifies it without starting anything.
+    checked = ansible.module('backup_restore_check', dict(check_args(vault_backup), vault_archive=None,
+                                                          backup_dir=vault_backup['dir']), check=True)
+    assert not checked.get('failed'), checked.get('msg')
+    assert checked['passed'] is True
+    assert [(c['system'], c['check']) for c in checked['checks']] == [('vault', 'archive')]
+
+
+def test_content_that_differs_from_the_manifest_fails(ansible, vault_backup, tmp_path):
+    info = json.loads(json.dumps(vault_backup['info']))
+    info['digest']['kv']['apps']['sha256'] = '0' * 64
+    info['digest']['kv_sha256'] = '0' * 64
+    other = tmp_path / 'other-backups'
+    other.mkdir()
+    sidecar = write_archive(str(other), 'vault', [('raft.snap', vault_backup['snap'])], info)
+    archive = os.path.join(str(other), sidecar['archive'])
+    result = ansible.module('backup_restore_check', check_args(vault_backup, vault_archive=archive))
+    assert result['failed'] is True and result['passed'] is False
+    failed = sorted(c['check'] for c in result['checks'] if not c['ok'])
+    assert failed == ['kv[apps]', 'kv_sha256']
+    assert 'vault kv_sha256' in result['msg'] and 'vault kv[apps]' in result['msg']
+    assert processes_mentioning(vault_backup['scratch_parent']) == []
+
+
+def test_tampered_archive_or_wrong_keys_fail_before_anything_starts(ansible, vault_backup, tmp_path):
+    # A wrapper around bao records every start.
+    started = str(tmp_path / 'bao-started')
+    wrapper = str(tmp_path / 'bao-wrapper')
+    with open(wrapper, 'w') as handle:
+        handle.write('#!/bin/sh\necho "$@" >> %s\nexec %s "$@"\n' % (started, BAO_BIN))
+    os.chmod(wrapper, 0o700)
+    tampered_dir = tmp_path / 'tampered'
+    tampered_dir.mkdir()
+    archive = os.path.join(str(tampered_dir), os.path.basename(vault_backup['archive']))
+    shutil.copy(vault_backup['archive'], archive)
+    shutil.copy(vault_backup['archive'] + '.json', archive + '.json')
+    with open(archive, 'r+b') as handle:
+        handle.seek(200)
+        byte = handle.read(1)
+        handle.seek(200)
+        handle.write(bytes([byte[0] ^ 0xFF]))
+    result = ansible.module('backup_restore_check', check_args(vault_backup, vault_archive=archive, bao_path=wrapper))
+    assert result['failed'] is True and result['passed'] is False
+    assert 'checksum mismatch' in result['msg']
+    assert not os.path.exists(started)
+    assert os.listdir(vault_backup['scratch_parent']) == []
+
+    # Another identity cannot decrypt it: fails the same way, nothing started.
+    other_identity = str(tmp_path / 'other-identity.txt')
+    subprocess.run(['age-keygen', '-o', other_identity], check=True, capture_output=True)
+    result = ansible.module('backup_restore_check', check_args(vault_backup, age_identity=other_identity,
+                                                               bao_path=wrapper))
+    assert result['failed'] is True and 'no identity matched' in result['msg']
+    assert not os.path.exists(started)
+
+    # Key material of another cluster: the copy does not open, the check says so; everything stopped.
+    material = json.load(open(vault_backup['material']))
+    material['unseal_keys_b64'] = ['A' * 43 + '=', 'B' * 43 + '=', 'C' * 43 + '=']
+    material['unseal_keys_hex'] = []
+    wrong = str(tmp_path / 'wrong-init.json')
+    with open(os.open(wrong, os.O_WRONLY | os.O_CREAT, 0o600), 'w') as handle:
+        json.dump(material, handle)
+    result = ansible.module('backup_restore_check', check_args(vault_backup, key_material_path=wrong,
+                                                               bao_path=wrapper))
+    assert result['failed'] is True and result['passed'] is False
+    failed = [c for c in result['checks'] if not c['ok']]
+    assert failed and failed[0]['system'] == 'vault'
+    assert os.path.exists(started)
+    assert processes_mentioning(vault_backup['scratch_parent']) == []
+    assert os.listdir(vault_backup['scratch_parent']) == []
+    for key in material['unseal_keys_b64'] + [material['root_token']]:
+        assert key not in result['_stdout']
+
+
+def test_bad_options_name_the_field(ansible, vault_backup, tmp_path):
+    no_material = ansible.module('backup_restore_check', check_args(vault_backup, key_material_path=None))
+    assert no_material['failed'] and 'key_material_path is required' in no_material['msg']
+    nothing = ansible.module('backup_restore_check', {})
+    assert nothing['failed'] and 'one of vault_archive, spire_archive or backup_dir' in nothing['msg']
+    empty = tmp_path / 'empty'
+    empty.mkdir()
+    none_found = ansible.module('backup_restore_check', {'backup_dir': str(empty)})
+    assert none_found['failed'] and 'no vault or spire-server backup' in none_found['msg']
+    no_bao = ansible.module('backup_restore_check', check_args(vault_backup, bao_path=str(tmp_path / 'nobao')))
+    assert no_bao['failed'] and 'bao_path' in no_bao['msg']
