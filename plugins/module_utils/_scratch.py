@@ -344,8 +344,8 @@ def wait_until(predicate, timeout, what, interval=0.5):
         if value:
             return value
         if time.time() >= deadline:
-            raise ScratchError('timed out after %ss waiting for %s%s' % (timeout, what,
-                                                                       ' (%s)' % last if last else ''))
+            detail = ' (%s)' % last if last else ''
+            raise ScratchError('timed out after %ss waiting for %s%s' % (timeout, what, detail))
         time.sleep(interval)
 
 

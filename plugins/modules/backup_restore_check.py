@@ -88,6 +88,7 @@ attributes:
     description: Verifies the archives (checksums, decryption, manifest) without extracting them or starting a server.
   diff_mode:
     support: none
+    description: Nothing changes, so there is no diff.
 notes:
   - Needs the C(bao) binary for a Vault archive and the C(spire-server) binary (same or newer version than the
     backed-up server; SPIRE migrates a datastore forward only) for a SPIRE archive, C(age) for encrypted
@@ -131,7 +132,13 @@ checks:
   elements: dict
   contains:
     system: {description: V(vault) or V(spire-server)., type: str, returned: always}
-    check: {description: "What was compared: archive, unsealed_with_original_keys, cluster_id, kv_sha256, kv[<mount>], policies_sha256, healthcheck, trust_domain, x509_authorities, entry_count, entries_sha256, ...", type: str, returned: always}
+    check:
+      description:
+        - "What was compared: archive, unsealed_with_original_keys, cluster_id, kv_sha256, kv[<mount>],
+          policies_sha256, healthcheck, trust_domain, x509_authorities, entry_count, entries_sha256, ..."
+        - V(restore) when a step of the restore failed (the error is in RV(checks[].actual)).
+      type: str
+      returned: always
     expected: {description: The value recorded in the archive., type: raw, returned: always}
     actual: {description: The value read from the scratch server (or the error)., type: raw, returned: always}
     ok: {description: Whether this check passed., type: bool, returned: always}

@@ -45,6 +45,7 @@ attributes:
     description: Reads only; the same in check mode.
   diff_mode:
     support: none
+    description: Nothing changes, so there is no diff.
 notes:
   - The token needs C(read) on C(sys/mounts), C(sys/auth) and C(sys/policies/acl/*), and C(list) and
     C(read) on every KV path digested (for KV v2 C(<mount>/metadata/*) and C(<mount>/data/*)).

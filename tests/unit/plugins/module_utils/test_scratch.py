@@ -239,6 +239,12 @@ def test_check_ok_override():
 
 # --- processes ---
 
+def raiser(exc):
+    def predicate():
+        raise exc
+    return predicate
+
+
 def test_wait_until_returns_value_and_times_out():
     values = iter([None, ValueError('boom'), 'ready'])
 
@@ -249,13 +255,13 @@ def test_wait_until_returns_value_and_times_out():
         return value
     assert sc.wait_until(predicate, 5, 'x', interval=0.01) == 'ready'
     with pytest.raises(sc.ScratchError, match=r'waiting for the thing \(boom\)'):
-        sc.wait_until(lambda: (_ for _ in ()).throw(ValueError('boom')), 0.05, 'the thing', interval=0.01)
+        sc.wait_until(raiser(ValueError('boom')), 0.05, 'the thing', interval=0.01)
 
 
 def test_wait_until_scratch_error_stops_at_once():
     start = time.time()
     with pytest.raises(sc.ScratchError, match='exited'):
-        sc.wait_until(lambda: (_ for _ in ()).throw(sc.ScratchError('exited')), 30, 'x')
+        sc.wait_until(raiser(sc.ScratchError('exited')), 30, 'x')
     assert time.time() - start < 5
 
 

@@ -108,8 +108,8 @@ def test_engines_sorted_without_accessors():
         {'path': 'pki/', 'type': 'pki'},
         {'path': 'secret/', 'type': 'kv', 'version': '2'},
         {'path': 'sys/', 'type': 'system'}]
-    assert vd.engines(AUTH, with_kv_version=False) == [{'path': 'approle/', 'type': 'approle'},
-                                                      {'path': 'token/', 'type': 'token'}]
+    assert vd.engines(AUTH, with_kv_version=False) == [
+        {'path': 'approle/', 'type': 'approle'}, {'path': 'token/', 'type': 'token'}]
 
 
 def test_api_paths():
@@ -129,13 +129,13 @@ def test_secret_data_v2_latest_and_deleted():
 def test_walk_recurses_sorted():
     fake = sample()
     entries = vd.walk_kv('secret', '2', fake.list_keys, fake.read)
-    assert [p for p, _ in entries] == ['app/api/key', 'app/db', 'top']
+    assert [entry[0] for entry in entries] == ['app/api/key', 'app/db', 'top']
     assert entries[1][1] == {'password': 'hunter2', 'user': 'app'}
 
 
 def test_walk_key_that_is_both_secret_and_folder():
     fake = FakeVault(kv2={'a': {'x': 1}, 'a/b': {'y': 2}})
-    assert [p for p, _ in vd.walk_kv('secret', '2', fake.list_keys, fake.read)] == ['a', 'a/b']
+    assert [entry[0] for entry in vd.walk_kv('secret', '2', fake.list_keys, fake.read)] == ['a', 'a/b']
 
 
 def test_walk_guards_depth():
