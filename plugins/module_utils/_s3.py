@@ -19,10 +19,9 @@ import datetime
 import hashlib
 import hmac
 import http.client
-import os
 import ssl
 import urllib.parse
-import xml.etree.ElementTree as ElementTree
+from xml.etree import ElementTree
 
 from ansible_collections.trustroot.ops.plugins.module_utils._files import atomic_writer
 
@@ -265,8 +264,8 @@ class S3Store(object):
                     size += len(chunk)
                 expected = response.getheader('content-length')
                 if expected is not None and int(expected) != size:
-                    raise S3Error('S3 GET %s: the answer ended after %d of %s bytes' % (self._where(key), size,
-                                                                                          expected))
+                    raise S3Error('S3 GET %s: the answer ended after %d of %s bytes'
+                                  % (self._where(key), size, expected))
         except (OSError, http.client.HTTPException) as exc:
             if isinstance(exc, S3Error):
                 raise

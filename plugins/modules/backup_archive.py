@@ -19,9 +19,9 @@ description:
   - O(state=present) packs O(parts) into a new archive in O(dest_dir) (encrypted with C(age) when
     O(age_recipients) is set), reads it back and checks it, writes its sidecar, then uploads both to O(s3),
     applies O(keep_count) and O(max_age) (locally and in S3) and writes the metric file in
-    O(metric_textfile_dir). Writing a backup is an action: every run writes a new archive (changed).
+    O(metric_textfile_dir). Writing a backup is an action; every run writes a new archive (changed).
   - O(state=verified) checks an archive (O(path), or the latest of O(system) in O(dest_dir)) against its sidecar
-    (sha256 and size: tampering, truncation) and against its manifest (every part's sha256 and size, no extra,
+    (sha256 and size, which catch tampering and truncation) and against its manifest (every part's sha256 and size, no extra,
     missing, linked or empty member), decrypting with O(age_identity) when it is encrypted. With O(extract_to) the
     parts are written there; with O(mark_verified) the verification is recorded in the sidecar. Verifying is
     read-only (not changed) otherwise.

@@ -53,9 +53,21 @@ class MinioServer(object):
     def log_path(self):
         return os.path.join(self.workdir, 'server.log')
 
-    def start(self):
+    def start(self, attempts=3):
+        """Start the server; when it exits before answering (a free port taken meanwhile by another process),
+        try again on new ports."""
         if not os.path.exists(MINIO_BIN):
             raise RuntimeError('minio missing at %s: run scripts/bootstrap.sh' % MINIO_BIN)
+        for attempt in range(attempts):
+            try:
+                return self._start_once()
+            except RuntimeError:
+                if attempt == attempts - 1:
+                    raise
+                self.port, self.console_port = free_port(), free_port()
+        return self
+
+    def _start_once(self):
         env = dict(os.environ, MINIO_ROOT_USER=self.access_key, MINIO_ROOT_PASSWORD=self.secret_key,
                    HOME=self.workdir, MINIO_BROWSER='off', MINIO_UPDATE='off', MINIO_CI_CD='1')
         argv = [MINIO_BIN, 'server', self.data_dir, '--address', '127.0.0.1:%d' % self.port,
@@ -65,16 +77,17 @@ class MinioServer(object):
                                      start_new_session=True)
         log.close()
         try:
-            wait_for(self._live, timeout=60, what='minio to answer /minio/health/live')
+            wait_for(lambda: self._health('live'), timeout=60, what='minio to answer /minio/health/live')
+            wait_for(lambda: self._health('ready'), timeout=60, what='minio to answer /minio/health/ready')
         except BaseException:
             self.stop()
             raise
         return self
 
-    def _live(self):
+    def _health(self, which):
         if self.proc.poll() is not None:
             raise RuntimeError('minio exited with %s; see %s' % (self.proc.returncode, self.log_path))
-        with urllib.request.urlopen(self.endpoint + '/minio/health/live', timeout=2) as resp:
+        with urllib.request.urlopen(self.endpoint + '/minio/health/' + which, timeout=2) as resp:
             return resp.status == 200
 
     def store(self, bucket, prefix=''):
