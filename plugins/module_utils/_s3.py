@@ -5,7 +5,8 @@
 
 Path-style requests (``<endpoint>/<bucket>/<key>``) signed with AWS Signature Version 4; uploads are streamed
 from disk with the payload's sha256 in the signature (the store checks it), downloads are streamed to a
-temporary file that replaces the target only when complete. The signing functions are pure.
+temporary file that replaces the target only when complete. The signing functions are pure. One PUT carries
+one object (no multipart upload), which S3 allows up to 5 GiB.
 
 Host-shared: standard library only (it also runs in a plain Python 3 command on hosts). The secret key is used
 only to derive signing keys; it is never logged, never part of an error message.
@@ -175,8 +176,8 @@ class S3Store(object):
     def _connection(self):
         if self.scheme == 'https':
             context = ssl.create_default_context(cafile=self.ca_file) if self.ca_file else ssl.create_default_context()
-            return http.client.HTTPSConnection(self.host, timeout=self.timeout, context=context)
-        return http.client.HTTPConnection(self.host, timeout=self.timeout)
+            return http.client.HTTPSConnection(self.host, timeout=self.timeout, context=context, blocksize=CHUNK)
+        return http.client.HTTPConnection(self.host, timeout=self.timeout, blocksize=CHUNK)
 
     def _path(self, key=None):
         return '/%s' % self.bucket if key is None else '/%s/%s' % (self.bucket, self.prefix + key)
