@@ -28,12 +28,12 @@ options:
     description:
       - Keep at most this many backups of the system in O(dest_dir) (and in S3 when O(s3) is set); older ones
         are deleted after the new backup is written. At least 1.
-      - The newest backup and the newest verified backup are never deleted.
+      - The newest backup and the newest verified backup (proven after writing, e.g. restored by verify_backup.yml) are never deleted.
     type: int
   max_age:
     description:
       - Delete backups of the system older than this many seconds, after the new backup is written.
-      - The newest backup and the newest verified backup are never deleted.
+      - The newest backup and the newest verified backup (proven after writing, e.g. restored by verify_backup.yml) are never deleted.
     type: int
   metric_textfile_dir:
     description:

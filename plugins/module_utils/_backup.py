@@ -655,13 +655,20 @@ def retention_errors(keep_count=None, max_age_seconds=None):
     return errors
 
 
+def proven_after_writing(sidecar):
+    """Whether a backup's latest verification is more than the check made as it was written (pure)."""
+    return (sidecar.get('verified') or {}).get('how') not in (None, 'written')
+
+
 def retention_plan(backups, keep_count=None, max_age_seconds=None, now=None):
     """Split ``backups`` (sidecar dicts, oldest first) into (keep, delete); pure.
 
     A backup is deleted when it is beyond the newest ``keep_count`` or older than ``max_age_seconds`` (its
-    ``created``), except that the newest backup and the newest verified backup (one whose sidecar has
-    ``verified``) are always kept: retention never leaves zero backups or zero verified backups. With
-    neither limit nothing is deleted. Both lists keep the order oldest first.
+    ``created``), except that the newest backup and the newest verified backup are always kept: retention
+    never leaves zero backups or zero verified backups. Verified means proven after it was written (a restore
+    test, a check of a copy: see proven_after_writing); the check every archive gets as it is written does
+    not count, or the newest backup would always be the newest verified one. With neither limit nothing is
+    deleted. Both lists keep the order oldest first.
     """
     errors = retention_errors(keep_count, max_age_seconds)
     if errors:
@@ -673,7 +680,7 @@ def retention_plan(backups, keep_count=None, max_age_seconds=None, now=None):
     if ordered:
         protected.add(len(ordered) - 1)
     for index in range(len(ordered) - 1, -1, -1):
-        if ordered[index].get('verified'):
+        if proven_after_writing(ordered[index]):
             protected.add(index)
             break
     keep, delete = [], []

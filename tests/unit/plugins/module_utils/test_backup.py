@@ -364,10 +364,12 @@ def test_list_and_latest(files):
 # --- retention (pure) ---
 
 def sc(seconds, verified=True, name=None):
+    """A sidecar; verified=True: proven by a restore after writing, False: only the write-time check."""
     created = at(seconds)
-    entry = {'name': name or backup.archive_name('spire', created), 'created': backup.iso(created)}
-    if verified:
-        entry['verified'] = {'at': backup.iso(created), 'how': 'written'}
+    entry = {'name': name or backup.archive_name('spire', created), 'created': backup.iso(created),
+             'verified': {'at': backup.iso(created), 'how': 'restored' if verified else 'written'}}
+    if verified is None:
+        del entry['verified']
     return entry
 
 
@@ -395,8 +397,12 @@ DAY = 86400
      ['231500', '231700']),
     ([sc(0), sc(60), sc(120, False), sc(180, False)], None, 10, DAY, ['231600', '231800'],
      ['231500', '231700']),
-    # nothing verified: only the newest is protected
+    # nothing proven after writing (the write-time check does not count): only the newest is protected
     ([sc(0, False), sc(60, False)], 1, None, 0, ['231600'], ['231500']),
+    ([sc(0, None), sc(60, None), sc(120, None)], 1, None, 0, ['231700'], ['231500', '231600']),
+    # a later verification of an older archive protects it
+    ([sc(0, False), sc(60), sc(120, False), sc(180, False)], 2, None, 0, ['231600', '231700', '231800'],
+     ['231500']),
     # an unsorted input is ordered by created
     ([sc(120), sc(0), sc(60)], 2, None, 0, ['231600', '231700'], ['231500']),
 ])
