@@ -610,8 +610,8 @@ def check_restored(manifest_info, bundle, entry_count, entries_sha256=None):
     since)."""
     problems = []
     if bundle.get('trust_domain') != manifest_info.get('trust_domain'):
-        problems.append('trust domain is %s, the backup has %s' % (bundle.get('trust_domain'),
-                                                                    manifest_info.get('trust_domain')))
+        problems.append('trust domain is %s, the backup has %s' % (
+            bundle.get('trust_domain'), manifest_info.get('trust_domain')))
     missing = sorted(set(manifest_info.get('x509_authorities') or []) - set(bundle.get('x509_authorities') or []))
     if missing:
         problems.append('the bundle lacks %d of the backup\'s X.509 authorities (sha256 %s)' % (
@@ -680,13 +680,14 @@ def restore_files(extracted, datastore, sqlite_path, connection_string, keys_pat
 
 # --- whole backup (module and host command line) -----------------------------------------------------------
 
-def save_spire_backup(params, run=None, workdir_parent=None):
+def save_spire_backup(params, run=None, workdir_parent=None, spire_cli=None):
     """Collect the parts and write the archive with ``_backup``: params holds the module's options
     (datastore, sqlite_path, connection_string, keys_path, config_path, socket_path, spire_server_path and
     the backup options dest_dir, age_recipients, keep_count, max_age, metric_textfile_dir, s3).
+    ``spire_cli``: a SpireCLI (default: from socket_path and spire_server_path, through ``run``).
     Returns {'sidecar', 'info', 'finish'}."""
     run = run or subprocess_run
-    cli = SpireCLI(find_spire_server(params.get('spire_server_path')), params.get('socket_path'), run)
+    cli = spire_cli or SpireCLI(find_spire_server(params.get('spire_server_path')), params.get('socket_path'), run)
     workdir = tempfile.mkdtemp(prefix='.spire-server-backup-', dir=workdir_parent or params['dest_dir'])
     try:
         parts, info = collect_parts(workdir, params['datastore'], params.get('sqlite_path'),

@@ -14,7 +14,7 @@ from ansible_collections.trustroot.ops.plugins.module_utils._spire_backup import
     PART_BUNDLE, PART_KEYS, PART_SQLITE, SpireBackupError, SpireCLI, bundle_summary, canonical_entries,
     canonical_entry, check_restored, cli_argv, collect_parts, entries_digest, parse_connection_string,
     parse_version, pg_conninfo, pg_dump_argv, pg_restore_argv, pgpass_line, replace_file, restore_plan,
-    server_info, sqlite_check, sqlite_copy, state_view)
+    save_spire_backup, server_info, sqlite_check, sqlite_copy, state_view)
 
 TD = 'example.org'
 SERVER_CA_ASN1 = (
@@ -472,6 +472,27 @@ def test_check_restored():
 
 
 def test_state_view():
-    assert state_view('k', {'x509_authorities': ['a']}, 3) == {'keys_sha256': 'k', 'x509_authorities': ['a'],
-                                                              'entry_count': 3}
+    assert state_view('k', {'x509_authorities': ['a']}, 3) == {
+        'keys_sha256': 'k', 'x509_authorities': ['a'], 'entry_count': 3}
     assert state_view(None, None, None) == {'keys_sha256': None, 'x509_authorities': [], 'entry_count': None}
+
+
+def test_save_spire_backup_writes_a_verified_archive(tmp_path):
+    from ansible_collections.trustroot.ops.plugins.module_utils._backup import verify_archive
+    data = tmp_path / 'data'
+    data.mkdir()
+    make_db(data / 'datastore.sqlite3').close()
+    (data / 'keys.json').write_text('{"keys": 1}')
+    dest = tmp_path / 'dest'
+    dest.mkdir()
+    run = Recorder(cli_answers(iter([SERVER_BUNDLE] * 2)))
+    params = {'datastore': 'sqlite3', 'sqlite_path': str(data / 'datastore.sqlite3'), 'connection_string': None,
+              'keys_path': str(data / 'keys.json'), 'config_path': str(tmp_path / 'absent.conf'),
+              'dest_dir': str(dest), 'age_recipients': [], 'keep_count': 1}
+    saved = save_spire_backup(params, run=run, spire_cli=SpireCLI('spire-server', '/s', run))
+    archive = os.path.join(str(dest), saved['sidecar']['archive'])
+    manifest = verify_archive(archive)
+    assert sorted(manifest['parts']) == ['bundle.json', 'datastore.sqlite3', 'keys.json']
+    assert manifest['system'] == 'spire-server' and manifest['info'] == saved['info']
+    assert saved['finish']['deleted'] == []
+    assert sorted(os.listdir(str(dest))) == sorted([saved['sidecar']['archive'], saved['sidecar']['archive'] + '.json'])

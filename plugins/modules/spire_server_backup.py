@@ -1,0 +1,453 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, trustroot.ops contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: spire_server_backup
+short_description: Consistent backup and restore of a SPIRE server (datastore and keys.json as a pair)
+version_added: 0.1.0
+description:
+  - Runs on the host of the SPIRE server. A SPIRE server finds its CA by matching the disk key manager's keys
+    (C(keys.json)) to the authorities recorded in its datastore, so a backup is only usable as a consistent
+    pair of both. This module saves and restores that pair.
+  - O(state=saved) copies the datastore while the server runs (SQLite through SQLite's online backup API,
+    then C(PRAGMA integrity_check) on the copy; PostgreSQL through C(pg_dump --format=custom)), reads
+    C(keys.json) and the trust bundle before and after the copy and takes the pair again (up to 3 times) when
+    either changed in between (a CA rotation). The archive holds the datastore, C(keys.json), C(bundle.json)
+    (C(bundle show)) and C(server.conf) for reference; its manifest records the trust domain, SPIRE version,
+    entry and agent counts, a digest of the registration entries, federated trust domains, the X.509
+    authorities' sha256 and the JWT key IDs. The archive is written, optionally encrypted to age recipients,
+    read back and checked, then uploaded and pruned per the shared backup options.
+  - O(state=restored) verifies the archive first (sidecar checksum, decryption with O(age_identity), every part
+    against the manifest), so a tampered archive or a wrong key fails with nothing touched. When the server already
+    runs the backup (its C(keys.json) has the archive's sha256 and its bundle the archive's X.509 authorities),
+    nothing happens unless O(force=true). Otherwise the systemd unit O(service_name) is stopped, the datastore
+    and C(keys.json) are put back (SQLite file replaced atomically with stale C(-wal)/C(-shm) files removed;
+    PostgreSQL through C(pg_restore --clean --if-exists --single-transaction)), the unit is started, and the
+    module waits for C(spire-server healthcheck) and compares the trust domain, the X.509 authorities, the entry
+    count and the entries digest with the manifest. A mismatch fails the task and names it.
+options:
+  state:
+    description: V(saved) writes a new archive into O(dest_dir); V(restored) puts an archive back.
+    type: str
+    choices: [saved, restored]
+    default: saved
+  datastore:
+    description: The server's datastore type (its C(DataStore "sql") C(database_type)).
+    type: str
+    choices: [sqlite3, postgres]
+    default: sqlite3
+  sqlite_path:
+    description: The SQLite datastore file (with O(datastore=sqlite3)).
+    type: path
+    default: /var/lib/spire/server/datastore.sqlite3
+  connection_string:
+    description:
+      - libpq connection string of the PostgreSQL datastore (with O(datastore=postgres)), keyword/value
+        (C(host=db dbname=spire user=spire password=...)) or URI (C(postgres://user:password@db/spire)).
+      - Its password is handed to C(pg_dump) / C(pg_restore) in a temporary file of mode 0600, never on a
+        command line, and never appears in results or messages.
+    type: str
+  keys_path:
+    description: The disk key manager's keys file (C(KeyManager "disk") C(keys_path)).
+    type: path
+    default: /var/lib/spire/server/keys.json
+  config_path:
+    description:
+      - The server's configuration file, archived for reference when it exists (it is not restored).
+        Set to an empty string to leave it out.
+    type: path
+    default: /etc/spire/server/server.conf
+  path:
+    description:
+      - With O(state=restored), the archive to restore (its sidecar C(<path>.json) must be next to it).
+      - When omitted, the newest backup of the SPIRE server in O(dest_dir).
+    type: path
+  age_identity:
+    description: With O(state=restored), an age identity file that decrypts an encrypted archive.
+    type: path
+  service_name:
+    description: With O(state=restored), the systemd unit of the server.
+    type: str
+    default: spire-server
+  owner:
+    description: With O(state=restored), owner of the restored datastore and keys files.
+    type: str
+    default: spire
+  group:
+    description: With O(state=restored), group of the restored datastore and keys files.
+    type: str
+    default: spire
+  force:
+    description: With O(state=restored), restore even when the server already runs this backup.
+    type: bool
+    default: false
+  wait_timeout:
+    description: With O(state=restored), seconds to wait for the server's health check after the start.
+    type: int
+    default: 120
+extends_documentation_fragment:
+  - trustroot.ops.spire_server
+  - trustroot.ops.backup
+attributes:
+  check_mode:
+    support: full
+    description:
+      - O(state=saved) checks the options and that the server answers, and writes nothing.
+      - O(state=restored) verifies the archive and decides whether a restore is needed, without touching the
+        service or any file.
+  diff_mode:
+    support: full
+    description:
+      - O(state=restored) shows the sha256 of C(keys.json), the X.509 authorities and the entry count before and
+        after. O(state=saved) shows the newest archive before and after.
+notes:
+  - Restoring an older datastore brings back the registration entries and agents of that time. Agents that
+    attested with x509pop (or another re-attestable method) attest again by themselves; agents that attested with
+    a join token need new join tokens.
+  - The restored server keeps the CA it had at backup time; when that CA expired since, the server prepares a new
+    one at start.
+  - SQLite and PostgreSQL datastores cannot be converted into each other; restore into the same type.
+  - Run as root (or the server's user with systemctl rights) so the files and the unit can be handled.
+requirements:
+  - C(pg_dump) and C(pg_restore) (the PostgreSQL client, at least the server's major version) with O(datastore=postgres).
+  - C(age) on the host to encrypt (O(age_recipients)) or decrypt (O(age_identity)).
+  - systemd for O(state=restored).
+seealso:
+  - module: trustroot.ops.spire_server_info
+author:
+  - trustroot.ops maintainers (@trustroot)
+'''
+
+EXAMPLES = r'''
+- name: Back up the SPIRE server, encrypted, keeping 14 archives
+  trustroot.ops.spire_server_backup:
+    socket_path: /run/spire/server/private/api.sock
+    dest_dir: /var/backups/spire
+    age_recipients:
+      - age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p
+    keep_count: 14
+  register: spire_backup
+
+- name: Back up a server with a PostgreSQL datastore
+  trustroot.ops.spire_server_backup:
+    socket_path: /run/spire/server/private/api.sock
+    datastore: postgres
+    connection_string: "{{ spire_server_datastore_connection_string }}"
+    dest_dir: /var/backups/spire
+
+- name: Restore the newest backup (no change when the server already runs it)
+  trustroot.ops.spire_server_backup:
+    state: restored
+    socket_path: /run/spire/server/private/api.sock
+    dest_dir: /var/backups/spire
+    age_identity: /root/.config/spire-backup.agekey
+'''
+
+RETURN = r'''
+archive:
+  description: The archive written (O(state=saved)) or restored; null in check mode for O(state=saved).
+  returned: always
+  type: str
+info:
+  description:
+    - Facts of the backup, from its manifest (trust_domain, spire_version, datastore, entry_count, entries_sha256,
+      agent_count, federated_trust_domains, federation_relationship_count, x509_authorities (sha256 of each),
+      jwt_key_ids, keys_sha256, pair_attempts).
+  returned: when an archive was written or verified
+  type: dict
+sidecar:
+  description: The archive's sidecar (sha256, size, encrypted, created, parts).
+  returned: when O(state=saved) wrote an archive
+  type: dict
+uploaded:
+  description: S3 keys uploaded.
+  returned: when O(state=saved) wrote an archive
+  type: list
+  elements: str
+deleted:
+  description: Archives removed by retention.
+  returned: when O(state=saved) wrote an archive
+  type: list
+  elements: str
+metric_path:
+  description: The Prometheus textfile written, or null.
+  returned: when O(state=saved) wrote an archive
+  type: str
+restored:
+  description: Whether the datastore and keys were put back.
+  returned: when O(state=restored)
+  type: bool
+reason:
+  description: Why a restore was (or was not) needed.
+  returned: when O(state=restored)
+  type: str
+checks:
+  description: The comparisons made after the restore, each with C(name) and C(ok).
+  returned: when O(state=restored)
+  type: list
+  elements: dict
+'''
+
+import grp
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.trustroot.ops.plugins.module_utils._backup import (
+    BackupError, backup_argument_spec, backup_option_errors, latest_backup, verify_archive)
+from ansible_collections.trustroot.ops.plugins.module_utils._files import sha256_file
+from ansible_collections.trustroot.ops.plugins.module_utils._spire import server_argument_spec
+from ansible_collections.trustroot.ops.plugins.module_utils._spire_backup import (
+    PART_KEYS, SYSTEM, SpireBackupError, SpireCLI, bundle_summary, check_restored, entries_digest,
+    find_spire_server, parse_connection_string, restore_files, restore_plan, save_spire_backup, state_view)
+
+SAVED_ONLY = ('age_recipients', 'keep_count', 'max_age', 'metric_textfile_dir', 's3')
+RESTORED_ONLY = ('path', 'age_identity', 'force')
+
+
+def make_run(module):
+    """run(argv, data=None) -> (rc, stdout bytes, stderr bytes) through module.run_command (pg_dump, pg_restore, age)."""
+    def run(argv, data=None):
+        rc, out, err = module.run_command(argv, data=data, binary_data=True, encoding=None,
+                                          environ_update={'LANG': 'C', 'LC_ALL': 'C'})
+        return rc, out, err
+    return run
+
+
+def make_timed_run(timeout):
+    """run(argv, data=None) for spire-server commands, each bounded by the module's ``timeout``."""
+    env = dict(os.environ, LANG='C', LC_ALL='C')
+
+    def run(argv, data=None):
+        try:
+            proc = subprocess.run(argv, input=data, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                                  timeout=timeout, check=False)
+        except subprocess.TimeoutExpired:
+            return 124, b'', ('%s timed out after %ss' % (os.path.basename(argv[0]), timeout)).encode()
+        except OSError as exc:
+            return 127, b'', ('%s: %s' % (argv[0], exc.strerror or exc)).encode()
+        return proc.returncode, proc.stdout, proc.stderr
+    return run
+
+
+def option_errors(params):
+    errors = []
+    state = params['state']
+    if params['datastore'] == 'postgres':
+        if not params['connection_string']:
+            errors.append('connection_string is required with datastore=postgres')
+        else:
+            try:
+                parse_connection_string(params['connection_string'])
+            except ValueError as err:
+                errors.append(str(err) if str(err).startswith('connection_string') else 'connection_string: %s' % err)
+    elif params['connection_string']:
+        errors.append('connection_string applies only to datastore=postgres')
+    if state == 'saved':
+        errors += backup_option_errors(params)
+        for name in RESTORED_ONLY:
+            if params[name]:
+                errors.append('%s applies only to state=restored' % name)
+        if params['datastore'] == 'sqlite3' and not os.path.isfile(params['sqlite_path']):
+            errors.append('sqlite_path: %s does not exist' % params['sqlite_path'])
+        if not os.path.isfile(params['keys_path']):
+            errors.append('keys_path: %s does not exist' % params['keys_path'])
+    else:
+        for name in SAVED_ONLY:
+            if params[name]:
+                errors.append('%s applies only to state=saved' % name)
+        if not params['path'] and not params['dest_dir']:
+            errors.append('path (an archive) or dest_dir (its newest backup) is required with state=restored')
+        if params['path'] and not os.path.isfile(params['path']):
+            errors.append('path: %s does not exist' % params['path'])
+        if params['dest_dir'] and not params['path'] and not os.path.isdir(params['dest_dir']):
+            errors.append('dest_dir: %s is not a directory' % params['dest_dir'])
+        if params['age_identity'] and not os.access(params['age_identity'], os.R_OK):
+            errors.append('age_identity: %s is not a readable file' % params['age_identity'])
+        if params['wait_timeout'] <= 0:
+            errors.append('wait_timeout must be a positive number of seconds, got %s' % params['wait_timeout'])
+        targets = [('keys_path', params['keys_path'])]
+        if params['datastore'] == 'sqlite3':
+            targets.append(('sqlite_path', params['sqlite_path']))
+        for name, value in targets:
+            if not os.path.isdir(os.path.dirname(os.path.abspath(value))):
+                errors.append('%s: directory %s does not exist' % (name, os.path.dirname(os.path.abspath(value))))
+        for name, lookup in (('owner', pwd.getpwnam), ('group', grp.getgrnam)):
+            try:
+                lookup(params[name])
+            except KeyError:
+                errors.append('%s: %s does not exist on this host' % (name, params[name]))
+    return errors
+
+
+def spire_cli(module):
+    return SpireCLI(find_spire_server(module.params['spire_server_path']), module.params['socket_path'],
+                    make_timed_run(module.params['timeout']))
+
+
+# --- saved ---
+
+def run_saved(module):
+    params = module.params
+    cli = spire_cli(module)
+    previous = latest_backup(params['dest_dir'], SYSTEM)
+    before = {'archive': previous['archive'] if previous else None}
+    result = dict(changed=True, archive=None)
+    if module.check_mode:
+        cli.json(['bundle', 'show'])     # the server answers
+        if module._diff:
+            result['diff'] = {'before': before, 'after': {'archive': '(a new archive)'}}
+        return result
+    saved = save_spire_backup(dict(params), run=make_run(module), spire_cli=cli)
+    sidecar = saved['sidecar']
+    result.update(archive=os.path.join(params['dest_dir'], sidecar['archive']), sidecar=sidecar,
+                  info=saved['info'], uploaded=saved['finish'].get('uploaded') or [],
+                  deleted=saved['finish'].get('deleted') or [], metric_path=saved['finish'].get('metric_path'))
+    if module._diff:
+        result['diff'] = {'before': before, 'after': {'archive': sidecar['archive']}}
+    return result
+
+
+# --- restored ---
+
+def current_state(cli, params):
+    keys_sha = sha256_file(params['keys_path']) if os.path.isfile(params['keys_path']) else None
+    try:
+        bundle = bundle_summary(cli.json(['bundle', 'show']))
+        entry_count = int(cli.json(['entry', 'count']).get('count') or 0)
+    except SpireBackupError:
+        bundle, entry_count = None, None
+    return {'datastore': params['datastore'], 'keys_sha256': keys_sha, 'bundle': bundle, 'entry_count': entry_count}
+
+
+def systemctl(module, action, unit):
+    rc, _out, err = module.run_command([module.get_bin_path('systemctl', required=True), action, unit])
+    if rc != 0:
+        raise SpireBackupError('systemctl %s %s failed: %s' % (action, unit, err.strip()))
+
+
+def wait_healthy(cli, timeout):
+    deadline = time.monotonic() + timeout
+    while True:
+        if cli.healthy():
+            return
+        if time.monotonic() > deadline:
+            raise SpireBackupError('the SPIRE server was not healthy (spire-server healthcheck, socket_path %s) '
+                                   '%ss after the start' % (cli.socket_path, timeout))
+        time.sleep(1)
+
+
+def verify_after(cli, info):
+    bundle = bundle_summary(cli.json(['bundle', 'show']))
+    entry_count = int(cli.json(['entry', 'count']).get('count') or 0)
+    digest = entries_digest(cli.json(['entry', 'show'])) if info.get('entries_sha256') else None
+    problems = check_restored(info, bundle, entry_count, digest)
+    checks = [{'name': 'healthcheck', 'ok': True}]
+    for name, word in (('trust_domain', 'trust domain'), ('x509_authorities', 'X.509 authorities'),
+                       ('entry_count', 'registration entries, the backup'),
+                       ('entries_sha256', 'registration entries differ')):
+        if name == 'entries_sha256' and digest is None:
+            continue
+        checks.append({'name': name, 'ok': not any(word in p for p in problems)})
+    return bundle, entry_count, problems, checks
+
+
+def run_restored(module):
+    params = module.params
+    archive = params['path']
+    if not archive:
+        latest = latest_backup(params['dest_dir'], SYSTEM)
+        if latest is None:
+            module.fail_json(msg='dest_dir: %s holds no backup of the SPIRE server' % params['dest_dir'])
+        archive = latest['path']
+    cli = spire_cli(module)
+    run = make_run(module)
+    data_dir = os.path.dirname(os.path.abspath(params['keys_path']))
+    workdir = None if module.check_mode else tempfile.mkdtemp(prefix='.spire-server-restore-', dir=data_dir)
+    try:
+        manifest = verify_archive(archive, identity=params['age_identity'], extract_to=workdir, run=run)
+        info = manifest.get('info') or {}
+        current = current_state(cli, params)
+        plan = restore_plan(manifest, current, force=params['force'])
+        result = dict(changed=False, archive=archive, info=info, restored=False, reason=plan['reason'], checks=[])
+        if plan['errors']:
+            module.fail_json(msg='%s: %s' % (archive, '; '.join(plan['errors'])), **result)
+        if not plan['restore']:
+            return result
+        result['changed'] = True
+        if module._diff:
+            result['diff'] = {
+                'before': state_view(current['keys_sha256'], current['bundle'], current['entry_count']),
+                'after': state_view(manifest['parts'][PART_KEYS]['sha256'], info, info.get('entry_count'))}
+        if module.check_mode:
+            return result
+        uid = pwd.getpwnam(params['owner']).pw_uid
+        gid = grp.getgrnam(params['group']).gr_gid
+        systemctl(module, 'stop', params['service_name'])
+        try:
+            try:
+                restore_files(workdir, params['datastore'], params['sqlite_path'], params['connection_string'],
+                              params['keys_path'], uid, gid, workdir, run)
+                result['restored'] = True
+            finally:
+                # The service runs again whatever happened to the files.
+                systemctl(module, 'start', params['service_name'])
+            wait_healthy(cli, params['wait_timeout'])
+            _bundle, _count, problems, checks = verify_after(cli, info)
+        except (SpireBackupError, BackupError, IOError, OSError) as exc:
+            module.fail_json(msg='restoring %s: %s' % (archive, getattr(exc, 'strerror', None) or exc), **result)
+        result['checks'] = checks
+        if problems:
+            module.fail_json(msg='the restored server does not match the backup %s: %s' % (archive, '; '.join(problems)),
+                             **result)
+        return result
+    finally:
+        if workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def main():
+    argument_spec = server_argument_spec()
+    argument_spec.update(backup_argument_spec())
+    argument_spec.update(
+        state=dict(type='str', default='saved', choices=['saved', 'restored']),
+        datastore=dict(type='str', default='sqlite3', choices=['sqlite3', 'postgres']),
+        sqlite_path=dict(type='path', default='/var/lib/spire/server/datastore.sqlite3'),
+        connection_string=dict(type='str', no_log=True),
+        keys_path=dict(type='path', default='/var/lib/spire/server/keys.json', no_log=False),
+        config_path=dict(type='path', default='/etc/spire/server/server.conf'),
+        path=dict(type='path'),
+        age_identity=dict(type='path'),
+        service_name=dict(type='str', default='spire-server'),
+        owner=dict(type='str', default='spire'),
+        group=dict(type='str', default='spire'),
+        force=dict(type='bool', default=False),
+        wait_timeout=dict(type='int', default=120),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    errors = option_errors(module.params)
+    if errors:
+        module.fail_json(msg='; '.join(errors), changed=False)
+    runner = run_saved if module.params['state'] == 'saved' else run_restored
+    try:
+        result = runner(module)
+    except (SpireBackupError, BackupError) as exc:
+        module.fail_json(msg=str(exc), changed=False)
+    except (IOError, OSError) as exc:
+        module.fail_json(msg='%s: %s' % (getattr(exc, 'filename', None) or 'file', exc.strerror or exc), changed=False)
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,207 @@
+"""spire_server_backup against real spire-servers: a sqlite3 datastore saved while the server runs with 200
+entries, check mode, age encryption, a PostgreSQL datastore (real PostgreSQL 15) saved with pg_dump, the
+restore plan in check mode (the server already runs its backup), and bad input."""
+
+import base64
+import hashlib
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+
+import pytest
+
+from tests.lab.common import COLLECTIONS_PATH
+from tests.lab.postgres import PostgresServer, spire_server_on_postgres
+from tests.lab.spire import spire_server_module_args
+
+sys.path.insert(0, COLLECTIONS_PATH)
+from ansible_collections.trustroot.ops.plugins.module_utils._backup import BackupError, verify_archive  # noqa: E402
+from ansible_collections.trustroot.ops.plugins.module_utils._spire_backup import (  # noqa: E402
+    bundle_summary, entries_digest)
+
+ENTRY_COUNT = 200
+
+
+def make_entries(server, count, prefix='backup'):
+    entries = [{'spiffe_id': server.spiffe_id('%s/w%d' % (prefix, i)), 'parent_id': server.spiffe_id('node/agent'),
+                'selectors': [{'type': 'unix', 'value': 'uid:%d' % (3000 + i)}], 'x509_svid_ttl': 600 + i % 3,
+                'dns_names': ['w%d.example.org' % i] if i % 10 == 0 else [], 'hint': 'h%d' % (i % 4)}
+               for i in range(count)]
+    results = []
+    for start in range(0, count, 50):
+        results += server.create_entries(entries[start:start + 50])
+    assert all(r['status']['code'] == 0 for r in results), results[:3]
+
+
+def backup_args(server, dest, **extra):
+    args = dict(spire_server_module_args(server), sqlite_path=server.datastore_path, keys_path=server.keys_path,
+                config_path=server.config_path, dest_dir=str(dest))
+    args.update(extra)
+    return args
+
+
+def age_key(path):
+    subprocess.run(['age-keygen', '-o', str(path)], check=True, capture_output=True)
+    return subprocess.run(['age-keygen', '-y', str(path)], check=True, capture_output=True, text=True).stdout.strip()
+
+
+def test_saves_a_running_sqlite_server(ansible, spire_server, spire_server_b, tmp_path):
+    make_entries(spire_server, ENTRY_COUNT)
+    spire_server.set_federated_bundle(spire_server_b)
+    dest = tmp_path / 'backups'
+    dest.mkdir()
+    args = backup_args(spire_server, dest)
+
+    check = ansible.module('spire_server_backup', args, check=True, diff=True)
+    assert not check.get('failed'), check
+    assert check['changed'] is True and check['archive'] is None
+    assert check['diff'] == {'before': {'archive': None}, 'after': {'archive': '(a new archive)'}}
+    assert os.listdir(str(dest)) == []
+
+    pid = spire_server.pid
+    result = ansible.module('spire_server_backup', args)
+    assert not result.get('failed'), result
+    assert result['changed'] is True
+    archive = result['archive']
+    assert os.path.isfile(archive) and archive.endswith('.tar.gz')
+    assert os.path.basename(archive).startswith('spire-server-')
+    assert sorted(os.listdir(str(dest))) == sorted([os.path.basename(archive), os.path.basename(archive) + '.json'])
+    assert spire_server.healthcheck() and spire_server.pid == pid
+
+    info = result['info']
+    live_bundle = spire_server.bundle()
+    assert info['entry_count'] == ENTRY_COUNT
+    assert info['entries_sha256'] == entries_digest(spire_server.entries())
+    assert info['trust_domain'] == 'example.org' and info['datastore'] == 'sqlite3'
+    assert info['spire_version'].startswith('1.15.3')
+    assert info['agent_count'] == 0
+    assert info['federated_trust_domains'] == ['other.example']
+    assert info['federation_relationship_count'] == 0
+    assert info['x509_authorities'] == bundle_summary(live_bundle)['x509_authorities'] == sorted(
+        hashlib.sha256(base64.b64decode(a['asn1'])).hexdigest() for a in live_bundle['x509_authorities'])
+    assert info['jwt_key_ids'] == sorted(a['key_id'] for a in live_bundle['jwt_authorities'])
+    assert info['pair_attempts'] == 1
+
+    out = tmp_path / 'extract'
+    out.mkdir()
+    manifest = verify_archive(archive, extract_to=str(out))
+    assert manifest['system'] == 'spire-server' and manifest['info'] == info
+    assert sorted(manifest['parts']) == ['bundle.json', 'datastore.sqlite3', 'keys.json', 'server.conf']
+    with open(spire_server.keys_path, 'rb') as handle:
+        keys = handle.read()
+    assert (out / 'keys.json').read_bytes() == keys
+    assert manifest['parts']['keys.json']['sha256'] == hashlib.sha256(keys).hexdigest() == info['keys_sha256']
+    assert json.loads((out / 'bundle.json').read_text()) == live_bundle
+    assert (out / 'server.conf').read_text() == open(spire_server.config_path).read()
+    conn = sqlite3.connect(str(out / 'datastore.sqlite3'))
+    try:
+        assert conn.execute('PRAGMA integrity_check').fetchone() == ('ok',)
+        assert conn.execute('SELECT count(*) FROM registered_entries').fetchone() == (ENTRY_COUNT,)
+    finally:
+        conn.close()
+
+
+def test_encrypted_archive_and_the_restore_plan_in_check_mode(ansible, spire_server, tmp_path):
+    make_entries(spire_server, 5)
+    dest = tmp_path / 'backups'
+    dest.mkdir()
+    recipient = age_key(tmp_path / 'operator.agekey')
+    age_key(tmp_path / 'other.agekey')
+    result = ansible.module('spire_server_backup', backup_args(spire_server, dest, age_recipients=[recipient]))
+    assert not result.get('failed'), result
+    archive = result['archive']
+    assert archive.endswith('.tar.gz.age') and result['sidecar']['encrypted'] is True
+    assert verify_archive(archive, identity=str(tmp_path / 'operator.agekey'))['info']['entry_count'] == 5
+    with pytest.raises(BackupError, match='no identity matched'):
+        verify_archive(archive, identity=str(tmp_path / 'other.agekey'))
+
+    restore = dict(spire_server_module_args(spire_server), state='restored', sqlite_path=spire_server.datastore_path,
+                   keys_path=spire_server.keys_path, dest_dir=str(dest), owner='root', group='root',
+                   age_identity=str(tmp_path / 'operator.agekey'))
+    # The server runs this very backup: nothing to do, also with the newest archive found in dest_dir.
+    same = ansible.module('spire_server_backup', restore, check=True, diff=True)
+    assert not same.get('failed'), same
+    assert same['changed'] is False and same['restored'] is False and same['archive'] == archive
+    assert 'already runs this backup' in same['reason']
+    forced = ansible.module('spire_server_backup', dict(restore, force=True), check=True, diff=True)
+    assert not forced.get('failed'), forced
+    assert forced['changed'] is True and forced['restored'] is False
+    keys_sha = result['info']['keys_sha256']
+    assert forced['diff']['before'] == forced['diff']['after'] == {
+        'keys_sha256': keys_sha, 'x509_authorities': result['info']['x509_authorities'], 'entry_count': 5}
+    wrong = ansible.module('spire_server_backup', dict(restore, age_identity=str(tmp_path / 'other.agekey')),
+                           check=True)
+    assert wrong.get('failed') and 'no identity matched' in wrong['msg']
+    assert spire_server.healthcheck()
+
+
+def test_saves_a_postgres_server_with_pg_dump(ansible, tmp_path):
+    password = 'pg-Secret-%s' % os.getpid()
+    pg = PostgresServer().start()
+    server = None
+    try:
+        pg.create_database('spire', 'spire', password)
+        connection_string = pg.connection_string('spire', 'spire', password)
+        server = spire_server_on_postgres(str(tmp_path), connection_string)
+        server.start()
+        make_entries(server, 20, prefix='pg')
+        dest = tmp_path / 'backups'
+        dest.mkdir()
+        args = dict(spire_server_module_args(server), datastore='postgres', connection_string=connection_string,
+                    keys_path=server.keys_path, config_path=server.config_path, dest_dir=str(dest))
+        result = ansible.module('spire_server_backup', args, verbosity=3)
+        assert not result.get('failed'), result
+        assert password not in result['_stdout'] and password not in json.dumps(result)
+        info = result['info']
+        assert info['datastore'] == 'postgres' and info['entry_count'] == 20
+        assert info['entries_sha256'] == entries_digest(server.entries())
+        out = tmp_path / 'extract'
+        out.mkdir()
+        manifest = verify_archive(result['archive'], extract_to=str(out))
+        assert sorted(manifest['parts']) == ['bundle.json', 'datastore.pgdump', 'keys.json', 'server.conf']
+        dump = (out / 'datastore.pgdump').read_bytes()
+        assert dump.startswith(b'PGDMP') and password.encode() not in dump
+        listing = subprocess.run(['pg_restore', '--list', str(out / 'datastore.pgdump')], capture_output=True,
+                                 text=True, check=True).stdout
+        assert 'TABLE DATA public registered_entries' in listing
+        assert not [name for name in os.listdir(str(dest)) if name.startswith('.')]
+
+        wrong = ansible.module('spire_server_backup', dict(args, connection_string=connection_string.replace(
+            password, 'not-the-password')))
+        assert wrong.get('failed') and 'pg_dump of the datastore failed' in wrong['msg']
+        assert 'password authentication failed' in wrong['msg'] and 'not-the-password' not in wrong['_stdout']
+    finally:
+        if server is not None:
+            server.cleanup()
+        pg.stop()
+
+
+def test_bad_input_names_the_field(ansible_cases, spire_server, tmp_path):
+    dest = tmp_path / 'backups'
+    dest.mkdir()
+    base = backup_args(spire_server, dest)
+    cases = [
+        dict(base, dest_dir=None),
+        dict(base, datastore='postgres'),
+        dict(base, datastore='postgres', connection_string="host=db password='open"),
+        dict(base, connection_string='host=db'),
+        dict(base, keys_path=str(tmp_path / 'missing.json')),
+        dict(base, path=str(tmp_path / 'x.tar.gz')),
+        dict(base, age_recipients=['not-a-key']),
+        dict(base, state='restored', keep_count=3, owner='root', group='root'),
+        dict(base, state='restored', dest_dir=None, owner='root', group='root'),
+        dict(base, state='restored', owner='no-such-user-here', group='root'),
+    ]
+    results = ansible_cases('spire_server_backup', cases)
+    expected = ['dest_dir is required', 'connection_string is required with datastore=postgres',
+                'connection_string: unterminated quoted value', 'connection_string applies only to datastore=postgres',
+                'keys_path: %s does not exist' % (tmp_path / 'missing.json'), 'path applies only to state=restored',
+                'age_recipients[0] must be an age public key', 'keep_count applies only to state=saved',
+                'path (an archive) or dest_dir (its newest backup) is required',
+                'owner: no-such-user-here does not exist']
+    for result, message in zip(results, expected):
+        assert result.get('failed') and message in result['msg'], (message, result.get('msg'))
+        assert result['changed'] is False
+    assert os.listdir(str(dest)) == []
