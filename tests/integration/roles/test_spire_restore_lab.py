@@ -1,0 +1,130 @@
+"""spire_server_backup on a real systemd host (the spire_server role's install): a backup of a server with
+registration entries, a wiped server (datastore and keys deleted: a new CA), a restore that brings the bundle
+and the entries back, a second restore that changes nothing, and a tampered archive that fails before the
+service is touched."""
+
+import json
+import os
+
+import pytest
+
+from tests.lab import hosts as labhosts
+from tests.lab.stack import TRUST_DOMAIN, Stack
+
+LAB = 'spire-restore'
+HOST = 'spire-server1'
+SOCKET = '/run/spire/server/private/api.sock'
+DATA = '/var/lib/spire/server'
+DEST = '/var/backups/spire'
+ENTRIES = 30
+
+
+@pytest.fixture(scope='module')
+def stack():
+    stack = Stack.up(LAB, groups={'spire_servers': [HOST]})
+    try:
+        proc = stack.run('install')
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+        yield stack
+    finally:
+        labhosts.destroy(LAB)
+
+
+def spire(stack, *args):
+    proc = stack.lab.exec(HOST, ['spire-server'] + list(args) + ['-socketPath', SOCKET, '-output', 'json'],
+                          check=True)
+    return json.loads(proc.stdout)
+
+
+def authorities(stack):
+    return sorted(a['asn1'] for a in spire(stack, 'bundle', 'show')['x509_authorities'])
+
+
+def main_pid(stack):
+    return stack.lab.exec(HOST, ['systemctl', 'show', '-p', 'MainPID', '--value', 'spire-server'],
+                          check=True).stdout.strip()
+
+
+def run_tasks(stack, tmp_path, name, tasks, check=False):
+    """Run ``tasks`` (each registered as r<i>, ignore_errors) on the server host; return the registered results."""
+    out = tmp_path / ('%s.json' % name)
+    body = []
+    for index, task in enumerate(tasks):
+        body.append(dict(task, register='r%d' % index, ignore_errors=True))
+    body.append({'name': 'save results', 'delegate_to': 'localhost', 'check_mode': False, 'diff': False,
+                 'ansible.builtin.copy': {'content': '{{ [%s] | to_json }}' % ', '.join(
+                     'r%d' % i for i in range(len(tasks))), 'dest': str(out), 'mode': '0600'}})
+    play = [{'name': name, 'hosts': 'spire_servers', 'gather_facts': False, 'tasks': body}]
+    path = tmp_path / ('%s.yml' % name)
+    path.write_text(json.dumps(play))
+    proc = stack.run(str(path), ['--check'] if check else [], timeout=600)
+    assert out.exists(), proc.stdout[-3000:] + proc.stderr[-2000:]
+    return json.loads(out.read_text())
+
+
+def backup_task(**extra):
+    args = {'socket_path': SOCKET, 'dest_dir': DEST}
+    args.update(extra)
+    return {'name': 'spire_server_backup', 'trustroot.ops.spire_server_backup': args}
+
+
+def test_backup_wipe_restore_and_a_tampered_archive(stack, tmp_path):
+    entries = [{'spiffe_id': 'spiffe://%s/restore/w%d' % (TRUST_DOMAIN, i),
+                'parent_id': 'spiffe://%s/node/restore' % TRUST_DOMAIN,
+                'selectors': [{'type': 'unix', 'value': 'uid:%d' % (4000 + i)}]} for i in range(ENTRIES)]
+    stack.lab.exec(HOST, ['sh', '-c', 'umask 077; printf %s "$1" > /root/entries.json', 'sh',
+                          json.dumps({'entries': entries})], check=True)
+    created = spire(stack, 'entry', 'create', '-data', '/root/entries.json')['results']
+    assert all(r['status']['code'] == 0 for r in created)
+    count = spire(stack, 'entry', 'count')['count']
+    assert count >= ENTRIES
+    original = authorities(stack)
+
+    [mkdir, saved] = run_tasks(stack, tmp_path, 'backup', [
+        {'name': 'backup directory', 'ansible.builtin.file': {'path': DEST, 'state': 'directory', 'mode': '0700'}},
+        backup_task()])
+    assert not mkdir.get('failed'), mkdir
+    assert not saved.get('failed') and saved['changed'], saved
+    assert saved['info']['entry_count'] == count
+    archive = saved['archive']
+    assert archive.startswith(DEST + '/spire-server-') and archive.endswith('.tar.gz')
+
+    # Wipe: a new datastore and new keys, so a new CA and no entries.
+    stack.lab.exec(HOST, ['systemctl', 'stop', 'spire-server'], check=True)
+    stack.lab.exec(HOST, ['sh', '-c', 'rm -f %s/datastore.sqlite3* %s/keys.json' % (DATA, DATA)], check=True)
+    stack.lab.exec(HOST, ['systemctl', 'start', 'spire-server'], check=True)
+    stack.lab.exec(HOST, ['sh', '-c', 'for i in $(seq 60); do spire-server healthcheck -socketPath %s && exit 0; '
+                                      'sleep 1; done; exit 1' % SOCKET], check=True, timeout=90)
+    assert authorities(stack) != original
+    assert spire(stack, 'entry', 'count')['count'] == 0
+    wiped_pid = main_pid(stack)
+
+    [check] = run_tasks(stack, tmp_path, 'restore-check', [backup_task(state='restored')], check=True)
+    assert not check.get('failed') and check['changed'] and check['restored'] is False, check
+    assert main_pid(stack) == wiped_pid
+
+    [first, second] = run_tasks(stack, tmp_path, 'restore', [backup_task(state='restored'),
+                                                             backup_task(state='restored')])
+    assert not first.get('failed'), first
+    assert first['changed'] is True and first['restored'] is True and first['archive'] == archive
+    assert [c['name'] for c in first['checks'] if not c['ok']] == []
+    assert {c['name'] for c in first['checks']} >= {'healthcheck', 'trust_domain', 'x509_authorities', 'entry_count',
+                                                    'entries_sha256'}
+    assert authorities(stack) == original
+    assert spire(stack, 'entry', 'count')['count'] == count
+    assert not second.get('failed') and second['changed'] is False and second['restored'] is False, second
+    owner = stack.lab.exec(HOST, ['stat', '-c', '%U:%G %a', DATA + '/keys.json', DATA + '/datastore.sqlite3'],
+                           check=True).stdout.split('\n')
+    assert owner[:2] == ['spire:spire 600', 'spire:spire 600']
+
+    # A tampered archive (one byte appended) fails the checksum before the service is touched.
+    restored_pid = main_pid(stack)
+    stack.lab.exec(HOST, ['sh', '-c', 'printf x >> "$1"', 'sh', archive], check=True)
+    [tampered] = run_tasks(stack, tmp_path, 'tampered', [backup_task(state='restored', path=archive, force=True)])
+    assert tampered.get('failed') and 'checksum mismatch' in tampered['msg'], tampered
+    assert tampered['changed'] is False
+    assert main_pid(stack) == restored_pid
+    assert authorities(stack) == original
+    leftovers = stack.lab.exec(HOST, ['sh', '-c', 'ls -A %s | grep -c restore || true' % DATA], check=True).stdout
+    assert leftovers.strip() == '0'
+    assert os.path.basename(archive).startswith('spire-server-')
