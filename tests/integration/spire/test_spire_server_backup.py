@@ -42,6 +42,28 @@ def backup_args(server, dest, **extra):
     return args
 
 
+def run_tasks(ansible, tasks, verbosity=0):
+    """Run spire_server_backup once per (args, task options) in ONE playbook (each task ignore_errors);
+    return the registered results in order and the playbook's output."""
+    index = len(ansible.runs)
+    result_path = os.path.join(ansible.workdir, 'results-%d.json' % index)
+    body = [dict(options, name='task %d' % i, register='r%d' % i, ignore_errors=True,
+                 **{'trustroot.ops.spire_server_backup': args}) for i, (args, options) in enumerate(tasks)]
+    body.append({'name': 'save results', 'check_mode': False, 'diff': False, 'ansible.builtin.copy': {
+        'content': '{{ [%s] | to_json }}' % ', '.join('r%d' % i for i in range(len(tasks))),
+        'dest': result_path, 'mode': '0600'}})
+    play_path = os.path.join(ansible.workdir, 'play-%d.yml' % index)
+    with open(play_path, 'w') as handle:
+        json.dump([{'hosts': 'localhost', 'gather_facts': False, 'tasks': body}], handle)
+    proc = ansible.playbook(play_path, verbosity=verbosity)
+    assert os.path.exists(result_path), proc.stdout[-3000:] + proc.stderr[-2000:]
+    with open(result_path) as handle:
+        return json.load(handle), proc.stdout + proc.stderr
+
+
+CHECK = {'check_mode': True, 'diff': True}
+
+
 def age_key(path):
     subprocess.run(['age-keygen', '-o', str(path)], check=True, capture_output=True)
     return subprocess.run(['age-keygen', '-y', str(path)], check=True, capture_output=True, text=True).stdout.strip()
@@ -54,19 +76,18 @@ def test_saves_a_running_sqlite_server(ansible, spire_server, spire_server_b, tm
     dest.mkdir()
     args = backup_args(spire_server, dest)
 
-    check = ansible.module('spire_server_backup', args, check=True, diff=True)
+    pid = spire_server.pid
+    [check, result, again], _out = run_tasks(ansible, [(args, CHECK), (args, {}), (args, CHECK)])
     assert not check.get('failed'), check
     assert check['changed'] is True and check['archive'] is None
     assert check['diff'] == {'before': {'archive': None}, 'after': {'archive': '(a new archive)'}}
-    assert os.listdir(str(dest)) == []
-
-    pid = spire_server.pid
-    result = ansible.module('spire_server_backup', args)
     assert not result.get('failed'), result
     assert result['changed'] is True
+    assert again['diff']['before'] == {'archive': os.path.basename(result['archive'])}
     archive = result['archive']
     assert os.path.isfile(archive) and archive.endswith('.tar.gz')
     assert os.path.basename(archive).startswith('spire-server-')
+    # Check mode wrote nothing: one archive and its sidecar.
     assert sorted(os.listdir(str(dest))) == sorted([os.path.basename(archive), os.path.basename(archive) + '.json'])
     assert spire_server.healthcheck() and spire_server.pid == pid
 
@@ -109,7 +130,14 @@ def test_encrypted_archive_and_the_restore_plan_in_check_mode(ansible, spire_ser
     dest.mkdir()
     recipient = age_key(tmp_path / 'operator.agekey')
     age_key(tmp_path / 'other.agekey')
-    result = ansible.module('spire_server_backup', backup_args(spire_server, dest, age_recipients=[recipient]))
+    restore = dict(spire_server_module_args(spire_server), state='restored', sqlite_path=spire_server.datastore_path,
+                   keys_path=spire_server.keys_path, dest_dir=str(dest), owner='root', group='root',
+                   age_identity=str(tmp_path / 'operator.agekey'))
+    # Restores in check mode of the newest archive in dest_dir, right after it was written.
+    [result, same, forced, wrong], _out = run_tasks(ansible, [
+        (backup_args(spire_server, dest, age_recipients=[recipient]), {}),
+        (restore, CHECK), (dict(restore, force=True), CHECK),
+        (dict(restore, age_identity=str(tmp_path / 'other.agekey')), CHECK)])
     assert not result.get('failed'), result
     archive = result['archive']
     assert archive.endswith('.tar.gz.age') and result['sidecar']['encrypted'] is True
@@ -117,23 +145,16 @@ def test_encrypted_archive_and_the_restore_plan_in_check_mode(ansible, spire_ser
     with pytest.raises(BackupError, match='no identity matched'):
         verify_archive(archive, identity=str(tmp_path / 'other.agekey'))
 
-    restore = dict(spire_server_module_args(spire_server), state='restored', sqlite_path=spire_server.datastore_path,
-                   keys_path=spire_server.keys_path, dest_dir=str(dest), owner='root', group='root',
-                   age_identity=str(tmp_path / 'operator.agekey'))
-    # The server runs this very backup: nothing to do, also with the newest archive found in dest_dir.
-    same = ansible.module('spire_server_backup', restore, check=True, diff=True)
+    # The server runs this very backup: nothing to do.
     assert not same.get('failed'), same
     assert same['changed'] is False and same['restored'] is False and same['archive'] == archive
     assert 'already runs this backup' in same['reason']
-    forced = ansible.module('spire_server_backup', dict(restore, force=True), check=True, diff=True)
     assert not forced.get('failed'), forced
     assert forced['changed'] is True and forced['restored'] is False
     keys_sha = result['info']['keys_sha256']
     assert forced['diff']['before'] == forced['diff']['after'] == {
         'keys_sha256': keys_sha, 'x509_authorities': result['info']['x509_authorities'], 'entry_count': 5}
-    wrong = ansible.module('spire_server_backup', dict(restore, age_identity=str(tmp_path / 'other.agekey')),
-                           check=True)
-    assert wrong.get('failed') and 'no identity matched' in wrong['msg']
+    assert wrong.get('failed') and 'no identity matched' in wrong['msg'] and wrong['changed'] is False
     assert spire_server.healthcheck()
 
 
@@ -151,9 +172,14 @@ def test_saves_a_postgres_server_with_pg_dump(ansible, tmp_path):
         dest.mkdir()
         args = dict(spire_server_module_args(server), datastore='postgres', connection_string=connection_string,
                     keys_path=server.keys_path, config_path=server.config_path, dest_dir=str(dest))
-        result = ansible.module('spire_server_backup', args, verbosity=3)
+        wrong_string = connection_string.replace(password, 'not-the-password')
+        [result, wrong], output = run_tasks(ansible, [(args, {}), (dict(args, connection_string=wrong_string), {})],
+                                            verbosity=3)
         assert not result.get('failed'), result
-        assert password not in result['_stdout'] and password not in json.dumps(result)
+        for secret in (password, 'not-the-password'):
+            assert secret not in output and secret not in json.dumps([result, wrong])
+        assert wrong.get('failed') and 'pg_dump of the datastore failed' in wrong['msg']
+        assert 'password authentication failed' in wrong['msg']
         info = result['info']
         assert info['datastore'] == 'postgres' and info['entry_count'] == 20
         assert info['entries_sha256'] == entries_digest(server.entries())
@@ -168,10 +194,6 @@ def test_saves_a_postgres_server_with_pg_dump(ansible, tmp_path):
         assert 'TABLE DATA public registered_entries' in listing
         assert not [name for name in os.listdir(str(dest)) if name.startswith('.')]
 
-        wrong = ansible.module('spire_server_backup', dict(args, connection_string=connection_string.replace(
-            password, 'not-the-password')))
-        assert wrong.get('failed') and 'pg_dump of the datastore failed' in wrong['msg']
-        assert 'password authentication failed' in wrong['msg'] and 'not-the-password' not in wrong['_stdout']
     finally:
         if server is not None:
             server.cleanup()
