@@ -1,0 +1,299 @@
+"""playbooks/rotate.yml on real systemd lab hosts (3 OpenBao nodes, 1 SPIRE server, 1 agent), one lab for every
+part: the end state of each part, and a last run of every part with its flag off that changes nothing.
+
+The tests run in file order on one cluster (each part starts from what the previous one left)."""
+
+import base64
+import glob
+import json
+import os
+import re
+import ssl
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+from cryptography import x509
+
+from tests.lab import hosts as labhosts
+from tests.lab.stack import Stack, total
+
+NAME = 'it-rotate'
+GROUPS = {
+    'vault_servers': ['vault1', 'vault2', 'vault3'],
+    'spire_servers': ['spire-server1'],
+    'spire_agents': ['spire-agent1'],
+}
+VAULTS = GROUPS['vault_servers']
+SERVER = 'spire-server1'
+AGENT = 'spire-agent1'
+SERVER_SOCKET = '/run/spire/server/private/api.sock'
+AGENT_SOCKET = '/run/spire/agent/public/api.sock'
+AGENT_DATA = '/var/lib/spire/agent/agent-data.json'
+
+
+def decrypt(stack, path):
+    identity = os.path.join(stack.files_dir, 'operator.agekey')
+    out = subprocess.run(['age', '--decrypt', '--identity', identity, path], check=True, capture_output=True)
+    return json.loads(out.stdout)
+
+
+@pytest.fixture(scope='module')
+def stack():
+    stack = Stack.up(NAME, groups=GROUPS)
+    try:
+        started = time.monotonic()
+        first = stack.run('install')
+        assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-2000:]
+        stack.install_seconds = time.monotonic() - started
+        # The admin token of the rotation calls: the initial root token, kept in a 0600 vars file.
+        token = decrypt(stack, os.path.join(stack.files_dir, 'vault-init.json.age'))['root_token']
+        stack.token = token
+        stack.token_vars = os.path.join(stack.files_dir, 'rotate-token.json')
+        with open(os.open(stack.token_vars, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), 'w') as handle:
+            json.dump({'vault_server_rotate_token': token}, handle)
+        stack.timings = {}
+        yield stack
+    finally:
+        timings = getattr(stack, 'timings', {})
+        print('\nrotate timings (s): install %.0f, %s' % (getattr(stack, 'install_seconds', 0), json.dumps(timings)))
+        labhosts.destroy(NAME)
+
+
+def rotate(stack, label, *args):
+    started = time.monotonic()
+    proc = stack.run('rotate', ['-e', '@' + stack.token_vars] + list(args))
+    stack.timings[label] = round(time.monotonic() - started, 1)
+    assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-2000:]
+    return proc
+
+
+# --- Vault / OpenBao helpers ------------------------------------------------------------------------------
+
+def context(stack):
+    return ssl.create_default_context(cafile=os.path.join(stack.files_dir, 'vault-ca', 'ca.crt'))
+
+
+def api(stack, host, path, method='GET', body=None, token=None):
+    """(status, JSON answer) of one call to one node."""
+    request = urllib.request.Request('https://%s:8200/v1/%s' % (stack.lab.address(host), path), method=method,
+                                     data=json.dumps(body).encode() if body is not None else None)
+    if token:
+        request.add_header('X-Vault-Token', token)
+    try:
+        with urllib.request.urlopen(request, context=context(stack), timeout=5) as response:
+            return response.status, json.loads(response.read() or b'{}')
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read() or b'{}')
+
+
+def seal_states(stack):
+    out = {}
+    for host in VAULTS:
+        try:
+            out[host] = api(stack, host, 'sys/seal-status')[1]['sealed']
+        except Exception:  # a node being restarted refuses connections: that is what is watched
+            out[host] = None
+    return out
+
+
+def wait_sealed(stack, host, sealed, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if seal_states(stack)[host] is sealed:
+            return
+        time.sleep(0.5)
+    raise AssertionError('%s did not become %s' % (host, 'sealed' if sealed else 'unsealed'))
+
+
+def standby(stack):
+    for host in VAULTS:
+        status, data = api(stack, host, 'sys/leader')
+        if status == 200 and not data.get('is_self'):
+            return host
+    raise AssertionError('no standby')
+
+
+def served_serial(stack, host):
+    pem = ssl.get_server_certificate((stack.lab.address(host), 8200))
+    return x509.load_pem_x509_certificate(pem.encode()).serial_number
+
+
+def main_pids(stack):
+    return {host: stack.lab.exec(host, ['systemctl', 'show', '-p', 'MainPID', '--value', 'openbao'],
+                                 check=True).stdout.strip() for host in VAULTS}
+
+
+class SealWatcher(threading.Thread):
+    """Polls every node while a playbook runs; remembers how many nodes were sealed or down at each sample."""
+
+    def __init__(self, stack):
+        super().__init__(daemon=True)
+        self.stack = stack
+        self.samples = []
+        self.stopping = threading.Event()
+
+    def run(self):
+        while not self.stopping.is_set():
+            states = seal_states(self.stack)
+            self.samples.append(sum(1 for sealed in states.values() if sealed is not False))
+            time.sleep(0.05)
+
+    def stop(self):
+        self.stopping.set()
+        self.join(10)
+        return self.samples
+
+
+# --- SPIRE helpers -------------------------------------------------------------------------------------------
+
+def server_json(stack, *argv):
+    out = stack.lab.exec(SERVER, ['spire-server'] + list(argv) + ['-socketPath', SERVER_SOCKET, '-output', 'json'],
+                         check=True)
+    return json.loads(out.stdout)
+
+
+def bundle_ids(stack):
+    """X.509 authority Subject Key IDs and JWT key IDs of the server's bundle."""
+    bundle = server_json(stack, 'bundle', 'show')
+    skis = set()
+    for authority in bundle.get('x509_authorities', []):
+        cert = x509.load_der_x509_certificate(base64.b64decode(authority['asn1']))
+        skis.add(cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest.hex())
+    return skis, {key['key_id'] for key in bundle.get('jwt_authorities', [])}
+
+
+def agent_svid(stack):
+    data = json.loads(stack.lab.exec(AGENT, ['cat', AGENT_DATA], check=True).stdout)
+    return x509.load_pem_x509_certificate(base64.b64decode(data['svid'][0]))
+
+
+def spiffe_id(cert):
+    return cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
+        x509.UniformResourceIdentifier)[0]
+
+
+def aki(cert):
+    return cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value.key_identifier.hex()
+
+
+# --- the parts, in order -------------------------------------------------------------------------------------
+
+def test_keyring_rotation_increases_the_term(stack):
+    before = api(stack, 'vault1', 'sys/key-status', token=stack.token)[1]['term']
+    proc = rotate(stack, 'keyring', '--tags', 'keyring', '-e', 'rotate_keyring=true')
+    after = api(stack, 'vault1', 'sys/key-status', token=stack.token)[1]['term']
+    assert after == before + 1
+    assert total(proc.stdout) == 1
+    assert 'keyring: term %d -> %d (rotated)' % (before, after) in proc.stdout
+
+
+def test_root_token_is_generated_proven_and_revoked(stack):
+    kept = os.path.join(stack.files_dir, 'break-glass-root-token.json.age')
+    proc = rotate(stack, 'root_token', '--tags', 'root_token', '-e', 'rotate_root_token=true',
+                  '-e', 'vault_server_rotate_root_token_path=' + kept)
+    assert 'proven with lookup-self, revoked with auth/token/revoke-self' in proc.stdout
+    token = decrypt(stack, kept)['root_token']
+    assert token and token not in proc.stdout and token not in proc.stderr
+    status, _ = api(stack, 'vault1', 'auth/token/lookup-self', token=token)
+    assert status == 403, 'the break-glass root token still works'
+    # The admin token is still valid (only the new token was revoked).
+    assert api(stack, 'vault1', 'auth/token/lookup-self', token=stack.token)[0] == 200
+
+
+def test_rekey_replaces_the_keys_keeps_the_old_material_and_proves_the_new_keys(stack):
+    material = os.path.join(stack.files_dir, 'vault-init.json.age')
+    old = decrypt(stack, material)
+    watcher = SealWatcher(stack)
+    watcher.start()
+    try:
+        proc = rotate(stack, 'rekey', '--tags', 'rekey', '-e', 'rotate_rekey=true')
+    finally:
+        samples = watcher.stop()
+    new = decrypt(stack, material)
+    archives = glob.glob(material + '.2*')
+    assert len(archives) == 1 and re.search(r'\.\d{8}T\d{6}Z$', archives[0])
+    assert decrypt(stack, archives[0])['unseal_keys_b64'] == old['unseal_keys_b64']
+    assert oct(os.stat(archives[0]).st_mode & 0o777) == '0o600'
+    assert set(new['unseal_keys_b64']).isdisjoint(old['unseal_keys_b64'])
+    proven = re.search(r'proven by sealing and unsealing (vault\d)', proc.stdout)
+    assert proven, proc.stdout[-3000:]
+    # The playbook sealed exactly one standby (restart) and unsealed it: never more than one node down.
+    assert max(samples) == 1, samples
+    assert all(sealed is False for sealed in seal_states(stack).values())
+    for key in old['unseal_keys_b64'] + new['unseal_keys_b64']:
+        assert key not in proc.stdout and key not in proc.stderr
+
+    # The old keys no longer unseal; the new ones do.
+    host = standby(stack)
+    stack.lab.exec(host, ['systemctl', 'restart', 'openbao'], check=True)
+    wait_sealed(stack, host, True)
+    answers = [api(stack, host, 'sys/unseal', 'PUT', {'key': key}) for key in old['unseal_keys_b64'][:3]]
+    assert answers[-1][0] >= 400 or answers[-1][1].get('sealed') is True, answers[-1]
+    time.sleep(3)
+    assert seal_states(stack)[host] is True, 'the old keys unsealed the node'
+    api(stack, host, 'sys/unseal', 'PUT', {'reset': True})
+    for key in new['unseal_keys_b64'][:3]:
+        status, _ = api(stack, host, 'sys/unseal', 'PUT', {'key': key})
+        assert status == 200
+    wait_sealed(stack, host, False)
+
+
+def test_tls_rotation_reloads_every_node_without_sealing_any(stack):
+    serials = {host: served_serial(stack, host) for host in VAULTS}
+    pids = main_pids(stack)
+    watcher = SealWatcher(stack)
+    watcher.start()
+    try:
+        proc = rotate(stack, 'tls', '--tags', 'tls', '-e', 'rotate_tls=true')
+    finally:
+        samples = watcher.stop()
+    assert len(samples) > 20
+    assert max(samples) == 0, 'a node was sealed or down during the TLS rotation: %s' % samples
+    assert main_pids(stack) == pids, 'a node was restarted'
+    for host in VAULTS:
+        assert served_serial(stack, host) != serials[host]
+        deployed = stack.lab.exec(host, ['cat', '/etc/openbao/tls/server.crt'], check=True).stdout
+        assert x509.load_pem_x509_certificate(deployed.encode()).serial_number == served_serial(stack, host)
+    assert proc.stdout.count('(new, reloaded)') == 3
+    assert glob.glob(os.path.join(stack.files_dir, 'vault-ca', 'openbao-vault1.crt.2*'))
+
+
+def test_spire_ca_rotation_moves_the_agent_to_the_new_authority(stack):
+    x509_before, jwt_before = bundle_ids(stack)
+    assert aki(agent_svid(stack)) in x509_before
+    rotate(stack, 'spire_ca', '--tags', 'spire_ca', '-e', 'rotate_spire_ca=true')
+    x509_after, jwt_after = bundle_ids(stack)
+    active = server_json(stack, 'localauthority', 'x509', 'show')['active']['authority_id']
+    assert x509_after == {active}, 'the old X.509 authority is still in the bundle'
+    assert x509_before.isdisjoint(x509_after)
+    assert jwt_before.isdisjoint(jwt_after) and len(jwt_after) == 1
+    assert aki(agent_svid(stack)) == active
+    assert stack.lab.exec(AGENT, ['spire-agent', 'healthcheck', '-socketPath', AGENT_SOCKET]).returncode == 0
+
+
+def test_spire_agents_reattest_with_a_new_identity(stack):
+    before = agent_svid(stack)
+    rotate(stack, 'spire_agents', '--tags', 'spire_agents', '-e', json.dumps({'rotate_spire_agents': [AGENT]}))
+    after = agent_svid(stack)
+    assert spiffe_id(after) != spiffe_id(before)
+    assert after.serial_number != before.serial_number
+    agents = [agent['id']['path'] for agent in server_json(stack, 'agent', 'list').get('agents', [])]
+    assert len(agents) == 1 and spiffe_id(after).endswith(agents[0])
+    # A workload on the host gets an SVID through the re-attested agent (the demo entry: processes of user demo).
+    stack.lab.exec(AGENT, ['useradd', '--system', '--no-create-home', 'demo'])
+    fetched = stack.lab.exec(AGENT, ['runuser', '-u', 'demo', '--', 'spire-agent', 'api', 'fetch', 'x509',
+                                     '-socketPath', AGENT_SOCKET, '-timeout', '30s'])
+    assert fetched.returncode == 0, fetched.stdout + fetched.stderr
+    assert 'spiffe://demo.trustroot.test/workload/demo' in fetched.stdout
+
+
+def test_every_part_with_its_flag_off_changes_nothing(stack):
+    proc = rotate(stack, 'all_parts_again')
+    assert total(proc.stdout) == 0, proc.stdout[-5000:]
+    for said in ('rekey: nothing to do', 'root_token: nothing to do', 'spire_ca: nothing to do',
+                 'spire_agents: nothing to do', '(unchanged)', 'not due'):
+        assert said in proc.stdout, said
