@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from tests.lab.common import COLLECTIONS_PATH
-from tests.lab.openbao import BAO_BIN, http
+from tests.lab.openbao import BAO_BIN, http, wait_for
 
 sys.path.insert(0, COLLECTIONS_PATH)
 from ansible_collections.trustroot.ops.plugins.module_utils._backup import write_archive  # noqa: E402
@@ -22,6 +22,17 @@ def api(url, token, method, path, payload=None):
     status, body = http(method, url + '/v1/' + path, payload, token=token, timeout=60)
     assert status in (200, 204), (method, path, status, body)
     return body
+
+
+def leader_url(cluster):
+    """URL of the active node (writes go there; a standby does not take them)."""
+    def find():
+        for url in cluster.urls:
+            status, body = http('GET', url + '/v1/sys/leader')
+            if status == 200 and (body or {}).get('is_self'):
+                return url
+        return None
+    return wait_for(find, timeout=60, what='an active node')
 
 
 def populate(url, token):
@@ -55,7 +66,7 @@ def vault_backup(ansible, bao_unsealed, tmp_path):
     """A real archive of the populated cluster as playbooks/backup.yml writes it (age-encrypted), its key
     material, and the age identity."""
     token = bao_unsealed.root_token
-    populate(bao_unsealed.urls[0], token)
+    populate(leader_url(bao_unsealed), token)
     work = tmp_path / 'work'
     work.mkdir()
     snap = str(work / 'raft.snap')
@@ -191,3 +202,162 @@ def test_bad_options_name_the_field(ansible, vault_backup, tmp_path):
     assert none_found['failed'] and 'no vault or spire-server backup' in none_found['msg']
     no_bao = ansible.module('backup_restore_check', check_args(vault_backup, bao_path=str(tmp_path / 'nobao')))
     assert no_bao['failed'] and 'bao_path' in no_bao['msg']
+
+
+# --- SPIRE ---------------------------------------------------------------------------------------------
+
+SPIRE_ENTRIES = 25
+
+
+def spire_bin_ready():
+    from tests.lab.spire import SPIRE_AGENT_BIN, SPIRE_SERVER_BIN
+    for path in (SPIRE_SERVER_BIN, SPIRE_AGENT_BIN):
+        if not os.path.exists(path):
+            pytest.fail('%s missing: run scripts/bootstrap.sh (make test does)' % path)
+
+
+def spire_backup_module_ready():
+    from tests.lab.common import ROOT
+    if not os.path.exists(os.path.join(ROOT, 'plugins', 'modules', 'spire_server_backup.py')):
+        pytest.skip('the spire_server_backup module that writes SPIRE archives is not in this checkout yet')
+
+
+@pytest.fixture
+def spire_pair(tmp_path):
+    """A healthy spire-server (example.org) and a second one (other.example) for federation."""
+    spire_bin_ready()
+    spire_backup_module_ready()
+    from tests.lab.spire import OTHER_TRUST_DOMAIN, SpireServer
+    servers = []
+    try:
+        for name, domain in (('server-a', 'example.org'), ('server-b', OTHER_TRUST_DOMAIN)):
+            server = SpireServer(str(tmp_path), name=name, trust_domain=domain)
+            servers.append(server)
+            server.start()
+        yield servers
+    finally:
+        for server in servers:
+            server.cleanup()
+
+
+def make_spire_entries(server, count, prefix='restore', federated=True):
+    entries = [{'spiffe_id': server.spiffe_id('%s/w%d' % (prefix, i)), 'parent_id': server.spiffe_id('node/agent'),
+                'selectors': [{'type': 'unix', 'value': 'uid:%d' % (4000 + i)}], 'x509_svid_ttl': 600 + i % 3,
+                'federates_with': ['spiffe://other.example'] if federated and i % 5 == 0 else [],
+                'dns_names': ['w%d.example.org' % i] if i % 10 == 0 else []}
+               for i in range(count)]
+    results = server.create_entries(entries)
+    assert all(r['status']['code'] == 0 for r in results), results[:3]
+
+
+def spire_archive_of(ansible, server, dest, **extra):
+    from tests.lab.spire import spire_server_module_args
+    dest.mkdir(exist_ok=True)
+    args = dict(spire_server_module_args(server), sqlite_path=server.datastore_path, keys_path=server.keys_path,
+                config_path=server.config_path, dest_dir=str(dest))
+    args.update(extra)
+    result = ansible.module('spire_server_backup', args)
+    assert not result.get('failed'), result.get('msg')
+    return result
+
+
+def test_spire_backup_restores_and_matches(ansible, spire_pair, tmp_path):
+    from tests.lab.spire import SPIRE_SERVER_BIN, SpireAgent
+    server, other = spire_pair
+    server.set_federated_bundle(other)
+    make_spire_entries(server, SPIRE_ENTRIES)
+    agent = SpireAgent(str(tmp_path), server, name='agent-a')
+    try:
+        agent.start()
+    finally:
+        agent.cleanup()
+    saved = spire_archive_of(ansible, server, tmp_path / 'backups')
+    info = saved['info']
+    assert info['entry_count'] == SPIRE_ENTRIES and info['agent_count'] == 1
+    assert info['federated_trust_domains'] == ['other.example']
+    scratch = tmp_path / 'scratch'
+    scratch.mkdir()
+    args = {'backup_dir': str(tmp_path / 'backups'), 'spire_server_path': SPIRE_SERVER_BIN,
+            'workdir': str(scratch), 'timeout': 90}
+
+    result = ansible.module('backup_restore_check', args, verbosity=3)
+    assert not result.get('failed'), result.get('msg')
+    assert result['passed'] is True and result['changed'] is False
+    checks = dict((c['check'], c) for c in result['checks'])
+    assert sorted(checks) == sorted(['archive', 'healthcheck', 'trust_domain', 'x509_authorities', 'jwt_key_ids',
+                                     'entry_count', 'entries_sha256', 'agent_count', 'federated_trust_domains'])
+    assert all(c['system'] == 'spire-server' for c in result['checks'])
+    assert checks['entry_count']['actual'] == SPIRE_ENTRIES
+    assert checks['entries_sha256']['actual'] == info['entries_sha256']
+    assert checks['federated_trust_domains']['actual'] == ['other.example']
+    assert result['archives']['spire-server']['path'] == saved['archive']
+    assert os.listdir(str(scratch)) == []
+    assert processes_mentioning(str(scratch)) == []
+    # The original server was not touched.
+    assert server.healthcheck() and len(server.entries()) == SPIRE_ENTRIES
+
+    # An archive whose manifest disagrees with its datastore fails the entry checks.
+    from ansible_collections.trustroot.ops.plugins.module_utils._backup import verify_archive
+    parts_dir = tmp_path / 'parts'
+    parts_dir.mkdir()
+    manifest = verify_archive(saved['archive'], extract_to=str(parts_dir))
+    wrong_info = dict(manifest['info'], entry_count=SPIRE_ENTRIES + 1, entries_sha256='0' * 64)
+    wrong_dir = tmp_path / 'wrong'
+    wrong_dir.mkdir()
+    sidecar = write_archive(str(wrong_dir), 'spire-server',
+                            [(name, str(parts_dir / name)) for name in sorted(manifest['parts'])], wrong_info)
+    wrong = ansible.module('backup_restore_check', dict(args, backup_dir=None,
+                                                        spire_archive=os.path.join(str(wrong_dir), sidecar['archive'])))
+    assert wrong['failed'] is True and wrong['passed'] is False
+    assert sorted(c['check'] for c in wrong['checks'] if not c['ok']) == ['entries_sha256', 'entry_count']
+    assert 'spire-server entry_count' in wrong['msg']
+    assert processes_mentioning(str(scratch)) == []
+
+
+def test_spire_postgres_backup_needs_a_scratch_database(ansible, tmp_path):
+    spire_bin_ready()
+    spire_backup_module_ready()
+    from tests.lab.postgres import PostgresServer, spire_server_on_postgres
+    from tests.lab.spire import SPIRE_SERVER_BIN, spire_server_module_args
+    password = 'pg-Restore-%s' % os.getpid()
+    scratch_password = 'pg-Scratch-%s' % os.getpid()
+    pg = PostgresServer().start()
+    server = None
+    try:
+        pg.create_database('spire', 'spire', password)
+        connection_string = pg.connection_string('spire', 'spire', password)
+        server = spire_server_on_postgres(str(tmp_path), connection_string)
+        server.start()
+        make_spire_entries(server, 10, prefix='pg', federated=False)
+        dest = tmp_path / 'backups'
+        dest.mkdir()
+        saved = ansible.module('spire_server_backup', dict(
+            spire_server_module_args(server), datastore='postgres', connection_string=connection_string,
+            keys_path=server.keys_path, config_path=server.config_path, dest_dir=str(dest)))
+        assert not saved.get('failed'), saved.get('msg')
+        scratch = tmp_path / 'scratch'
+        scratch.mkdir()
+        args = {'spire_archive': saved['archive'], 'spire_server_path': SPIRE_SERVER_BIN, 'workdir': str(scratch),
+                'timeout': 90}
+
+        refused = ansible.module('backup_restore_check', args)
+        assert refused['failed'] is True
+        assert 'a postgres datastore backup needs scratch_postgres_connection_string' in refused['msg']
+        assert os.listdir(str(scratch)) == []
+
+        pg.create_database('scratch', 'scratch', scratch_password)
+        scratch_connection = pg.connection_string('scratch', 'scratch', scratch_password)
+        result = ansible.module('backup_restore_check', dict(args, scratch_postgres_connection_string=scratch_connection),
+                                verbosity=3)
+        assert not result.get('failed'), result.get('msg')
+        assert result['passed'] is True
+        checks = dict((c['check'], c) for c in result['checks'])
+        assert checks['entry_count']['actual'] == 10 and checks['entries_sha256']['ok']
+        for secret in (password, scratch_password):
+            assert secret not in result['_stdout']
+        assert processes_mentioning(str(scratch)) == []
+        assert os.listdir(str(scratch)) == []
+    finally:
+        if server is not None:
+            server.cleanup()
+        pg.stop()

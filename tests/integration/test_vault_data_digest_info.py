@@ -14,6 +14,17 @@ def api(url, token, method, path, payload=None):
     return body
 
 
+def leader_url(cluster):
+    """URL of the active node (writes go there; a standby does not take them)."""
+    def find():
+        for url in cluster.urls:
+            status, body = http('GET', url + '/v1/sys/leader')
+            if status == 200 and (body or {}).get('is_self'):
+                return url
+        return None
+    return wait_for(find, timeout=60, what='an active node')
+
+
 def populate(url, token):
     """KV v2 and v1 mounts with nested secrets, and two policies (raw API calls)."""
     api(url, token, 'POST', 'sys/mounts/apps', {'type': 'kv', 'options': {'version': '2'}})
@@ -44,7 +55,7 @@ def second_server(tmp_path):
 
 def test_digest_changes_with_content_and_matches_another_cluster(ansible, bao_unsealed, second_server):
     token = bao_unsealed.root_token
-    leader = bao_unsealed.urls[0]
+    leader = leader_url(bao_unsealed)
     populate(leader, token)
 
     first = ansible.module('vault_data_digest_info', {'nodes': bao_unsealed.urls, 'token': token}, verbosity=4)
@@ -97,7 +108,7 @@ def test_digest_changes_with_content_and_matches_another_cluster(ansible, bao_un
 
 def test_bad_input_names_the_field(ansible, bao_unsealed):
     token = bao_unsealed.root_token
-    url = bao_unsealed.urls[0]
+    url = leader_url(bao_unsealed)
     missing = ansible.module('vault_data_digest_info', {'url': url, 'token': token, 'kv_mounts': ['nope']})
     assert missing['failed'] and 'kv_mounts: no mount at nope' in missing['msg']
     not_kv = ansible.module('vault_data_digest_info', {'url': url, 'token': token, 'kv_mounts': ['sys']})
