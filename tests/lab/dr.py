@@ -15,8 +15,10 @@ the init material (age-encrypted) and the operator's age key.
 import json
 import os
 import shutil
+import ssl
 import subprocess
 import time
+import urllib.request
 
 from tests.lab import hosts as labhosts
 from tests.lab.common import ROOT
@@ -105,7 +107,7 @@ class Drill(object):
         shutil.copy2(os.path.join(self.stack.files_dir, 'operator.agekey'), self.keep_dir)
         self.stack.write_vars(self._vars_pointing_at_kept_material())
         self._play('install')
-        first = self.stack.lab.addresses['vault1']
+        first = dict(self.stack.lab.addresses)['vault1']
         self._play(os.path.join(PLAYBOOKS, 'dr_populate.yml'), self._extra({
             'dr_root_token': self.root_token(), 'dr_vault_url': 'https://%s:8200' % first,
             'dr_ca_cert': os.path.join(self.stack.files_dir, 'vault-ca', 'ca.crt'),
@@ -134,6 +136,13 @@ class Drill(object):
         start = time.monotonic()
         proc = self._play('disaster_recovery', ['-e', 'dr_backup_dir=' + self.backup_dir] + list(extra))
         return time.monotonic() - start, proc
+
+    def seal_status(self, host):
+        """GET sys/seal-status of a Vault host, verified with the lab CA."""
+        context = ssl.create_default_context(cafile=os.path.join(self.stack.files_dir, 'vault-ca', 'ca.crt'))
+        url = 'https://%s:8200/v1/sys/seal-status' % dict(self.stack.lab.addresses)[host]
+        with urllib.request.urlopen(url, context=context, timeout=10) as resp:
+            return json.load(resp)
 
     def run_again(self, playbook, args=()):
         proc = self._play(playbook, list(args))

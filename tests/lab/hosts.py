@@ -21,7 +21,7 @@ count), and ``destroy`` removes exactly that: processes by recorded PID (checked
 time), mounts under the lab directory, links by recorded name and ifindex.
 
 Environment:
-    TRUSTROOT_LAB_ROOTFS   cached rootfs directory (default <checkout>/.cache/lab/rootfs-bookworm)
+    TRUSTROOT_LAB_ROOTFS   cached rootfs directory (default <checkout>/.cache/lab/rootfs-bookworm-<hash>)
     TRUSTROOT_LAB_MIRROR   Debian mirror for debootstrap (default: the machine's APT sources)
     TRUSTROOT_LAB_RUN      registry of labs by name, and the allocation lock (default /run/trustroot-lab)
     TRUSTROOT_LAB_NET      first two octets of the lab subnets (default 10.213: 10.213.<n>.0/24)
@@ -58,6 +58,8 @@ PACKAGES = (
     # debootstrap does not resolve virtual packages: python3-cryptography depends on
     # python3-cffi-backend-api-min/-max, which only this package provides.
     'python3-cffi-backend',
+    # age: the backup role encrypts archives on the host, and restores decrypt them there.
+    'age',
     # SPIRE's postgres datastore on a lab host (the hosts cannot reach a mirror later). Installed
     # disabled: only a host that is given the database role starts it.
     'postgresql',
@@ -92,7 +94,10 @@ class LabError(Exception):
 # Configuration and defaults
 
 def default_rootfs():
-    return os.environ.get('TRUSTROOT_LAB_ROOTFS') or os.path.join(ROOT, '.cache', 'lab', 'rootfs-' + SUITE)
+    """One directory per package list and layout (its stamp hash in the name): labs that still run on an
+    older rootfs keep it while a new one is built beside it."""
+    return os.environ.get('TRUSTROOT_LAB_ROOTFS') or os.path.join(
+        ROOT, '.cache', 'lab', 'rootfs-%s-%s' % (SUITE, rootfs_stamp()[:12]))
 
 
 def run_dir():

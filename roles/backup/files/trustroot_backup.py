@@ -1,8 +1,9 @@
-#!/usr/bin/python3
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, trustroot.ops contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """trustroot-backup: one backup of one system on this host, as the trustroot.ops.backup role's timer runs it.
+
+/usr/local/sbin/trustroot-backup runs this file:
 
     trustroot-backup --config /etc/trustroot-backup/spire-server.json
     trustroot-backup --config /etc/trustroot-backup/vault.json
@@ -22,7 +23,8 @@ import shutil
 import sys
 import tempfile
 
-sys.path.insert(0, os.environ.get('TRUSTROOT_BACKUP_LIB', '/usr/local/lib/trustroot-ops'))
+# The role installs this program next to the collection's code (<lib>/ansible_collections/trustroot/ops/...).
+sys.path.insert(0, os.environ.get('TRUSTROOT_BACKUP_LIB') or os.path.dirname(os.path.abspath(__file__)))
 
 from ansible_collections.trustroot.ops.plugins.module_utils._backup import (  # noqa: E402
     BackupError, finish_backup, subprocess_run, write_archive)
