@@ -37,7 +37,8 @@ import tarfile
 import tempfile
 import threading
 
-from ansible_collections.trustroot.ops.plugins.module_utils._files import atomic_writer, sha256_file
+from ansible_collections.trustroot.ops.plugins.module_utils._files import (
+    atomic_writer, fsync_directory, fsync_path, sha256_and_size, sha256_file)
 from ansible_collections.trustroot.ops.plugins.module_utils._s3 import S3Error, S3Store
 
 FORMAT = 'trustroot.ops/backup/v1'
@@ -222,16 +223,6 @@ class _HashingReader(object):
         return data
 
 
-def _hash_file(path):
-    digest = hashlib.sha256()
-    size = 0
-    with open(path, 'rb') as handle:
-        for chunk in iter(lambda: handle.read(CHUNK), b''):
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size
-
-
 def _tarinfo(name, size, mtime):
     info = tarfile.TarInfo(name)
     info.size = size
@@ -277,19 +268,6 @@ def _temp_path(directory, name):
     return path
 
 
-def _fsync_path(path):
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_directory(directory):
-    with contextlib.suppress(OSError):
-        _fsync_path(directory)
-
-
 def _text(value):
     return value.decode('utf-8', 'replace').strip() if isinstance(value, bytes) else (value or '').strip()
 
@@ -323,7 +301,7 @@ def write_archive(directory, system, parts, info, recipients=(), run=subprocess_
 
     summary = {}
     for member, path in parts:
-        digest, size = _hash_file(path)
+        digest, size = sha256_and_size(path)
         if size == 0:
             raise BackupError('part %s (%s) is empty (zero bytes): an empty file is never a backup' % (member, path))
         summary[member] = {'sha256': digest, 'size': size}
@@ -353,7 +331,7 @@ def write_archive(directory, system, parts, info, recipients=(), run=subprocess_
                     raise BackupError('age could not encrypt %s to age_recipients: %s' % (archive, _text(err)))
                 os.unlink(plain)
                 temps.remove(plain)
-                _fsync_path(sealed)
+                fsync_path(sealed)
                 source = sealed
             else:
                 source = plain
@@ -365,9 +343,9 @@ def write_archive(directory, system, parts, info, recipients=(), run=subprocess_
             placed = True
             os.unlink(source)
             temps.remove(source)
-            _fsync_directory(directory)
+            fsync_directory(directory)
 
-            digest, size = _hash_file(final)
+            digest, size = sha256_and_size(final)
             if encrypted:
                 with open(final, 'rb') as handle:
                     if not handle.read(len(AGE_MAGIC)) == AGE_MAGIC:
@@ -519,7 +497,7 @@ def _check_tar(path, label, expected, extract_to=None):
     for name, temp in temps.items():
         os.replace(temp, os.path.join(extract_to, name))
     if temps:
-        _fsync_directory(extract_to)
+        fsync_directory(extract_to)
     return manifest
 
 
@@ -570,7 +548,7 @@ def verify_archive(archive_path, identity=None, extract_to=None, run=subprocess_
     if extract_to is not None and not os.path.isdir(extract_to):
         raise BackupError('extract_to %s does not exist or is not a directory' % extract_to)
     try:
-        digest, size = _hash_file(archive_path)
+        digest, size = sha256_and_size(archive_path)
     except (IOError, OSError) as exc:
         raise BackupError('archive %s cannot be read: %s' % (archive_path, exc.strerror or exc))
     if digest != sidecar['sha256'] or size != sidecar['size']:
@@ -708,7 +686,7 @@ def apply_retention(directory, system, keep_count=None, max_age_seconds=None, no
             os.unlink(sidecar_path(path))
         deleted.append(path)
     if deleted:
-        _fsync_directory(directory)
+        fsync_directory(directory)
     return deleted
 
 

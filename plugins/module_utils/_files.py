@@ -54,7 +54,7 @@ def atomic_writer(path, mode=0o600):
         with contextlib.suppress(OSError):
             os.unlink(tmp_path)
         raise
-    _fsync_directory(directory)
+    fsync_directory(directory)
 
 
 def atomic_write(path, data, mode=0o600):
@@ -62,13 +62,29 @@ def atomic_write(path, data, mode=0o600):
         handle.write(data)
 
 
-def _fsync_directory(directory):
+def fsync_path(path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_directory(directory):
+    """Make a rename in ``directory`` durable; a filesystem that cannot fsync a directory is not an error."""
     with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_path(directory)
+
+
+def sha256_and_size(path):
+    """(sha256 hex, size in bytes) of a file read in chunks: memory does not grow with the file."""
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, 'rb') as handle:
+        for chunk in iter(lambda: handle.read(CHUNK), b''):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
 
 
 def sha256_file(path):

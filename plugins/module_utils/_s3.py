@@ -24,7 +24,7 @@ import ssl
 import urllib.parse
 from xml.etree import ElementTree
 
-from ansible_collections.trustroot.ops.plugins.module_utils._files import atomic_writer
+from ansible_collections.trustroot.ops.plugins.module_utils._files import atomic_writer, sha256_and_size
 
 ALGORITHM = 'AWS4-HMAC-SHA256'
 EMPTY_SHA256 = hashlib.sha256(b'').hexdigest()
@@ -135,16 +135,6 @@ def parse_list(body):
     return objects, token
 
 
-def _file_sha256(path):
-    digest = hashlib.sha256()
-    size = 0
-    with open(path, 'rb') as handle:
-        for chunk in iter(lambda: handle.read(CHUNK), b''):
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size
-
-
 class S3Store(object):
     """Objects of one bucket under an optional ``prefix``; every key given to or returned by a method is
     relative to that prefix."""
@@ -239,7 +229,7 @@ class S3Store(object):
 
     def put_file(self, key, path):
         """Upload ``path`` as ``key``, streamed from disk (its sha256 is signed, so the store checks the body)."""
-        digest, size = _file_sha256(path)
+        digest, size = sha256_and_size(path)
         with open(path, 'rb') as handle:
             self._put(key, handle, digest, size)
         return {'key': key, 'sha256': digest, 'size': size}

@@ -22,7 +22,7 @@ import re
 import time
 
 from ansible_collections.trustroot.ops.plugins.module_utils._files import (
-    atomic_write, atomic_writer, check_writable_target)
+    atomic_write, atomic_writer, check_writable_target, sha256_and_size)
 from ansible_collections.trustroot.ops.plugins.module_utils._vault import (
     VaultError, detect_flavour, normalize_url)
 from ansible_collections.trustroot.ops.plugins.module_utils._vault_status import shape_raft_peers
@@ -332,17 +332,6 @@ def fresh_snapshot(path, max_age, now=None):
     return metadata, None
 
 
-def hash_file(path):
-    """(sha256 hex, size) of a file read in chunks."""
-    digest = hashlib.sha256()
-    size = 0
-    with open(path, 'rb') as handle:
-        for chunk in iter(lambda: handle.read(CHUNK), b''):
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size
-
-
 def verify_snapshot_file(path, expected_sha256, expected_size=None):
     """None when the file at ``path`` is a non-empty gzip stream with the expected checksum (and size),
     else the reason (the message names the file and both values)."""
@@ -355,7 +344,7 @@ def verify_snapshot_file(path, expected_sha256, expected_size=None):
         return '%s is empty (0 bytes): not a snapshot' % path
     if head != GZIP_MAGIC:
         return '%s is not a raft snapshot (not gzip data)' % path
-    sha256, size = hash_file(path)
+    sha256, size = sha256_and_size(path)
     if expected_size is not None and size != expected_size:
         return 'size mismatch for %s: %d bytes, metadata says %d' % (path, size, expected_size)
     if sha256.lower() != str(expected_sha256).lower():

@@ -188,6 +188,7 @@ import re
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.trustroot.ops.plugins.module_utils._commands import module_runner
 from ansible_collections.trustroot.ops.plugins.module_utils._backup import (
     BackupError, archive_name, backup_argument_spec, backup_option_errors, check_system,
     extraction_changes, finish_backup, iso, latest_backup, list_backups, mark_verified, metric_path, part_errors,
@@ -196,15 +197,6 @@ from ansible_collections.trustroot.ops.plugins.module_utils._s3 import S3Error
 
 PRESENT_ONLY = ('parts',)
 VERIFIED_ONLY = ('path', 'age_identity', 'extract_to')
-
-
-def module_runner(module):
-    """run(argv, data=None) -> (rc, stdout bytes, stderr bytes) through module.run_command."""
-    def run(argv, data=None):
-        argv = list(argv)
-        argv[0] = module.get_bin_path(argv[0]) or argv[0]
-        return module.run_command(argv, data=data, binary_data=True, encoding=None)
-    return run
 
 
 def option_errors(module):

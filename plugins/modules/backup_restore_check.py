@@ -154,6 +154,7 @@ import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.trustroot.ops.plugins.module_utils._commands import module_runner
 from ansible_collections.trustroot.ops.plugins.module_utils._backup import (
     BackupError, Terminated, latest_backup, sigterm_raises, verify_archive)
 from ansible_collections.trustroot.ops.plugins.module_utils._material import MaterialError, read_material, secrets_in
@@ -170,12 +171,6 @@ from ansible_collections.trustroot.ops.plugins.module_utils._vault_digest import
 from ansible_collections.trustroot.ops.plugins.module_utils._vault_raft import restore_snapshot
 
 STEP_ERRORS = (ScratchError, VaultError, SpireBackupError, BackupError, DigestError, ValueError, IOError, OSError)
-
-
-def runner(module):
-    def run(argv, data=None):
-        return module.run_command(argv, data=data, binary_data=True, encoding=None)
-    return run
 
 
 def private_dir(parent, name):
@@ -323,7 +318,7 @@ def prepare(module):
         module.fail_json(msg='backup_dir: %s' % exc)
     if not archives:
         module.fail_json(msg='backup_dir: no vault or spire-server backup in %s' % params['backup_dir'])
-    ctx = {'archives': archives, 'run': runner(module), 'processes': [], 'socket_dir': None, 'workdir': None,
+    ctx = {'archives': archives, 'run': module_runner(module), 'processes': [], 'socket_dir': None, 'workdir': None,
            'material': None, 'token': None}
     if VAULT_SYSTEM in archives:
         ensure_hvac(module)

@@ -206,6 +206,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.trustroot.ops.plugins.module_utils._backup import (
     BackupError, backup_argument_spec, backup_option_errors, latest_backup, verify_archive)
+from ansible_collections.trustroot.ops.plugins.module_utils._commands import module_runner
 from ansible_collections.trustroot.ops.plugins.module_utils._files import sha256_file
 from ansible_collections.trustroot.ops.plugins.module_utils._spire import server_argument_spec
 from ansible_collections.trustroot.ops.plugins.module_utils._spire_backup import (
@@ -214,15 +215,6 @@ from ansible_collections.trustroot.ops.plugins.module_utils._spire_backup import
 
 SAVED_ONLY = ('age_recipients', 'keep_count', 'max_age', 'metric_textfile_dir', 's3')
 RESTORED_ONLY = ('path', 'age_identity', 'force')
-
-
-def make_run(module):
-    """run(argv, data=None) -> (rc, stdout bytes, stderr bytes) through module.run_command (pg_dump, pg_restore, age)."""
-    def run(argv, data=None):
-        rc, out, err = module.run_command(argv, data=data, binary_data=True, encoding=None,
-                                          environ_update={'LANG': 'C', 'LC_ALL': 'C'})
-        return rc, out, err
-    return run
 
 
 def make_timed_run(timeout):
@@ -309,7 +301,7 @@ def run_saved(module):
         if module._diff:
             result['diff'] = {'before': before, 'after': {'archive': '(a new archive)'}}
         return result
-    saved = save_spire_backup(dict(params), run=make_run(module), spire_cli=cli)
+    saved = save_spire_backup(dict(params), run=module_runner(module), spire_cli=cli)
     sidecar = saved['sidecar']
     result.update(archive=os.path.join(params['dest_dir'], sidecar['archive']), sidecar=sidecar,
                   info=saved['info'], uploaded=saved['finish'].get('uploaded') or [],
@@ -372,7 +364,7 @@ def run_restored(module):
             module.fail_json(msg='dest_dir: %s holds no backup of the SPIRE server' % params['dest_dir'])
         archive = latest['path']
     cli = spire_cli(module)
-    run = make_run(module)
+    run = module_runner(module)
     data_dir = os.path.dirname(os.path.abspath(params['keys_path']))
     workdir = None if module.check_mode else tempfile.mkdtemp(prefix='.spire-server-restore-', dir=data_dir)
     try:
