@@ -9,14 +9,16 @@ import shutil
 import pytest
 
 from tests.integration.conftest import ROOT
-from tests.integration.test_backup_restore_check import vault_backup  # noqa: F401
+from tests.integration import test_backup_restore_check as restore_check
 from tests.lab.openbao import BAO_BIN
 
 PLAYBOOK = os.path.join(ROOT, 'playbooks', 'verify_backup.yml')
+# The populated cluster's archive, written as backup.yml writes it (the restore check's fixture, used here too).
+vault_backup = restore_check.vault_backup
 
 
 @pytest.fixture
-def controller_dir(vault_backup, tmp_path):  # noqa: F811 (the fixture above)
+def controller_dir(vault_backup, tmp_path):
     """The archive where backup.yml puts it: <backup_controller_dir>/vault/."""
     directory = tmp_path / 'controller'
     (directory / 'vault').mkdir(parents=True)
@@ -25,18 +27,18 @@ def controller_dir(vault_backup, tmp_path):  # noqa: F811 (the fixture above)
     return str(directory)
 
 
-def verify(ansible, vault_backup, directory):  # noqa: F811
+def verify(ansible, vault_backup, directory):
     return ansible.playbook(PLAYBOOK, ['-e', json.dumps({
         'backup_controller_dir': directory, 'backup_age_identity': vault_backup['identity'],
         'vault_server_material_path': vault_backup['material'], 'verify_bao_path': BAO_BIN})])
 
 
-def sidecar_of(directory, vault_backup):  # noqa: F811
+def sidecar_of(directory, vault_backup):
     with open(os.path.join(directory, 'vault', os.path.basename(vault_backup['archive']) + '.json')) as handle:
         return json.load(handle)
 
 
-def test_verify_backup_passes_then_rejects_a_tampered_archive(ansible, vault_backup, controller_dir):  # noqa: F811
+def test_verify_backup_passes_then_rejects_a_tampered_archive(ansible, vault_backup, controller_dir):
     proc = verify(ansible, vault_backup, controller_dir)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     assert 'backup verification: PASS' in proc.stdout
