@@ -19,6 +19,7 @@ import pytest
 from cryptography import x509
 
 from tests.lab import hosts as labhosts
+from tests.lab.common import wait_for
 from tests.lab.stack import Stack, total
 
 NAME = 'it-rotate'
@@ -283,8 +284,20 @@ def test_spire_agents_reattest_with_a_new_identity(stack):
     assert len(agents) == 1 and spiffe_id(after).endswith(agents[0])
     # A workload on the host gets an SVID through the re-attested agent (the demo entry: processes of user demo).
     stack.lab.exec(AGENT, ['useradd', '--system', '--no-create-home', 'demo'])
-    fetched = stack.lab.exec(AGENT, ['runuser', '-u', 'demo', '--', 'spire-agent', 'api', 'fetch', 'x509',
-                                     '-socketPath', AGENT_SOCKET, '-timeout', '30s'])
+    # The new agent learns the entries on its next sync (every few seconds): until then the Workload API
+    # answers "no identity issued".
+    attempts = []
+
+    def fetch():
+        attempts.append(stack.lab.exec(AGENT, ['runuser', '-u', 'demo', '--', 'spire-agent', 'api', 'fetch', 'x509',
+                                               '-socketPath', AGENT_SOCKET, '-timeout', '10s']))
+        return attempts[-1].returncode == 0
+
+    try:
+        wait_for(fetch, timeout=90, interval=2, what='the workload SVID through the re-attested agent')
+    except TimeoutError:
+        pass
+    fetched = attempts[-1]
     assert fetched.returncode == 0, fetched.stdout + fetched.stderr
     assert 'spiffe://demo.trustroot.test/workload/demo' in fetched.stdout
 
