@@ -206,7 +206,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.trustroot.ops.plugins.module_utils._backup import (
     BackupError, backup_argument_spec, backup_option_errors, latest_backup, verify_archive)
-from ansible_collections.trustroot.ops.plugins.module_utils._commands import module_runner
+from ansible_collections.trustroot.ops.plugins.module_utils._commands import exit_with, module_runner
 from ansible_collections.trustroot.ops.plugins.module_utils._files import sha256_file
 from ansible_collections.trustroot.ops.plugins.module_utils._spire import server_argument_spec
 from ansible_collections.trustroot.ops.plugins.module_utils._spire_backup import (
@@ -432,13 +432,7 @@ def main():
     if errors:
         module.fail_json(msg='; '.join(errors), changed=False)
     runner = run_saved if module.params['state'] == 'saved' else run_restored
-    try:
-        result = runner(module)
-    except (SpireBackupError, BackupError) as exc:
-        module.fail_json(msg=str(exc), changed=False)
-    except (IOError, OSError) as exc:
-        module.fail_json(msg='%s: %s' % (getattr(exc, 'filename', None) or 'file', exc.strerror or exc), changed=False)
-    module.exit_json(**result)
+    exit_with(module, runner, (SpireBackupError, BackupError))
 
 
 if __name__ == '__main__':
