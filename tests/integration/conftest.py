@@ -59,6 +59,9 @@ class InitializedCluster(object):
     def nodes(self):
         return self.cluster.nodes
 
+    def leader_and_followers(self, timeout=60):
+        return self.cluster.leader_and_followers(timeout)
+
     def unseal_all(self):
         self.cluster.unseal_raw(self.keys, self.threshold)
         self.cluster.wait_leader(self.root_token)

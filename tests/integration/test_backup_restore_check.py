@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from tests.lab.common import COLLECTIONS_PATH
-from tests.lab.openbao import BAO_BIN, http, wait_for
+from tests.lab.openbao import BAO_BIN, api
 
 sys.path.insert(0, COLLECTIONS_PATH)
 from ansible_collections.trustroot.ops.plugins.module_utils._backup import write_archive  # noqa: E402
@@ -18,21 +18,9 @@ from ansible_collections.trustroot.ops.plugins.module_utils._backup import write
 SECRET_VALUES = ('restore-s3cr3t-db-1', 'restore-s3cr3t-api-2', 'restore-s3cr3t-legacy-3')
 
 
-def api(url, token, method, path, payload=None):
-    status, body = http(method, url + '/v1/' + path, payload, token=token, timeout=60)
-    assert status in (200, 204), (method, path, status, body)
-    return body
-
-
 def leader_url(cluster):
     """URL of the active node (writes go there; a standby does not take them)."""
-    def find():
-        for url in cluster.urls:
-            status, body = http('GET', url + '/v1/sys/leader')
-            if status == 200 and (body or {}).get('is_self'):
-                return url
-        return None
-    return wait_for(find, timeout=60, what='an active node')
+    return cluster.leader_and_followers()[0].url
 
 
 def populate(url, token):

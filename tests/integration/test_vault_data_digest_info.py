@@ -2,27 +2,15 @@
 
 import pytest
 
-from tests.lab.openbao import BaoServer, http, wait_for
+from tests.lab.openbao import BaoServer, api, http, wait_for
 
 SECRET_VALUES = ('s3cr3t-db-password-1', 's3cr3t-api-key-2', 's3cr3t-legacy-3', 'changed-s3cr3t-4')
 POLICY_TEXT = 'path "apps/data/web/*" { capabilities = ["read"] }'
 
 
-def api(url, token, method, path, payload=None):
-    status, body = http(method, url + '/v1/' + path, payload, token=token, timeout=60)
-    assert status in (200, 204), (method, path, status, body)
-    return body
-
-
 def leader_url(cluster):
     """URL of the active node (writes go there; a standby does not take them)."""
-    def find():
-        for url in cluster.urls:
-            status, body = http('GET', url + '/v1/sys/leader')
-            if status == 200 and (body or {}).get('is_self'):
-                return url
-        return None
-    return wait_for(find, timeout=60, what='an active node')
+    return cluster.leader_and_followers()[0].url
 
 
 def populate(url, token):

@@ -40,17 +40,8 @@ def autopilot_state(url, token):
 
 
 def leader_of(cluster):
-    """(leader BaoServer, followers) as the running nodes report them."""
-    def find():
-        for node in cluster.nodes:
-            if node.proc is None:
-                continue
-            status, body = http('GET', node.url + '/v1/sys/leader')
-            if status == 200 and body.get('is_self'):
-                return node
-        return None
-    leader = wait_for(find, timeout=60, what='an active node')
-    return leader, [n for n in cluster.nodes if n is not leader and n.proc is not None]
+    """(leader BaoServer, running followers) as the nodes report them."""
+    return cluster.leader_and_followers()
 
 
 def active_node(cluster):

@@ -56,6 +56,13 @@ def _http_once(method, url, payload, token, timeout):
             return err.code, None
 
 
+def api(url, token, method, path, payload=None):
+    """One authenticated call that must succeed (200 or 204); its JSON answer."""
+    status, body = http(method, url + '/v1/' + path, payload, token=token, timeout=60)
+    assert status in (200, 204), (method, path, status, body)
+    return body
+
+
 class BaoServer(object):
     """One ``bao server`` process with raft storage (or a dev server when ``dev=True``)."""
 
@@ -202,6 +209,19 @@ class BaoCluster(object):
             status, body = http('GET', self.nodes[0].url + '/v1/sys/leader', token=token)
             return status == 200 and body.get('leader_address') and body
         return wait_for(leader, timeout=timeout, what='a raft leader')
+
+    def leader_and_followers(self, timeout=60):
+        """(active BaoServer, running followers) as the running nodes report them."""
+        def find():
+            for node in self.nodes:
+                if node.proc is None:
+                    continue
+                status, body = http('GET', node.url + '/v1/sys/leader')
+                if status == 200 and (body or {}).get('is_self'):
+                    return node
+            return None
+        leader = wait_for(find, timeout=timeout, what='an active node')
+        return leader, [n for n in self.nodes if n is not leader and n.proc is not None]
 
     def wait_peers(self, token, count=None, timeout=60):
         count = count or len(self.nodes)
