@@ -441,6 +441,28 @@ def parse_nspid(status_text):
 # ---------------------------------------------------------------------------------------------------
 # Small system helpers
 
+# Every host's systemd (PID 1 and its services) holds inotify instances of root's on this machine; Debian's
+# default of 128 runs out with a few labs up at once ("Failed to allocate manager object: Too many open files").
+INOTIFY_LIMITS = {'/proc/sys/fs/inotify/max_user_instances': 1024, '/proc/sys/fs/inotify/max_user_watches': 524288}
+
+
+def raise_inotify_limits(limits=None):
+    """Raise the machine's inotify limits to at least ``limits`` (never lowers one); returns what was raised."""
+    raised = {}
+    for path, wanted in (limits or INOTIFY_LIMITS).items():
+        try:
+            with open(path) as handle:
+                current = int(handle.read().split()[0])
+            if current < wanted:
+                with open(path, 'w') as handle:
+                    handle.write('%d\n' % wanted)
+                raised[path] = (current, wanted)
+                _log('%s raised from %d to %d' % (os.path.basename(path), current, wanted))
+        except (OSError, ValueError, IndexError) as err:
+            _log('cannot raise %s: %s' % (path, err))
+    return raised
+
+
 def _log(msg):
     sys.stderr.write('[lab %s] %s\n' % (time.strftime('%H:%M:%S'), msg))
     sys.stderr.flush()
@@ -848,6 +870,7 @@ class Lab(object):
             raise LabError('creating a lab needs root (mounts, links, systemd-nspawn)')
         for tool in ('systemd-nspawn', 'nsenter', 'ip', 'mount', 'umount', 'ssh', 'ssh-keygen'):
             _tool(tool)
+        raise_inotify_limits()
         rootfs = ensure_rootfs(rootfs)
         t_rootfs = time.monotonic()
         if os.path.exists(os.path.join(directory, 'state.json')):
