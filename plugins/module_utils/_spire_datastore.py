@@ -426,7 +426,7 @@ class PostgresTarget(object):
                           "ON tc.constraint_name = ccu.constraint_name AND tc.table_schema = ccu.table_schema "
                           "WHERE tc.constraint_type = 'FOREIGN KEY' AND tc.table_schema = current_schema()",
                           'reading the foreign keys')
-        return [(a, b) for a, b in rows]
+        return [tuple(row) for row in rows]
 
     def counts(self, tables):
         if not tables:

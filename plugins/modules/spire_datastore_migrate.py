@@ -222,7 +222,8 @@ def run_copied(module, cli, binary, config, trust_domain, result):
             result['schema_version'] = version
             result['counts'] = dict((t, n) for t, n in source.counts().items() if t != MIGRATIONS_TABLE)
             pg_columns = target.columns()
-            spire_tables = [t for t in pg_columns if t in source.tables()]
+            source_tables = source.tables()
+            spire_tables = [t for t in pg_columns if t in source_tables]
             target_counts = target.counts(spire_tables)
             target_fp = target.fingerprint(spire_tables) if MIGRATIONS_TABLE in pg_columns and \
                 all(t in pg_columns for t in ('bundles', 'ca_journals', 'registered_entries')) else None
@@ -245,9 +246,9 @@ def run_copied(module, cli, binary, config, trust_domain, result):
         if pg_version != version:
             raise DatastoreMigrationError('schema versions differ: SQLite %s, PostgreSQL %s (migrate with the same '
                                           'spire-server version that runs on SQLite)' % (version, pg_version))
-        # The one-time server wrote its own CA bundle and journal: emptied now, so that a stop here leaves an
-        # empty database behind.
-        target.empty_tables([t for t in pg_columns if t != MIGRATIONS_TABLE])
+        # The one-time server wrote its own CA bundle and journal: emptied now (SPIRE's tables only), so that a
+        # failure from here on leaves an empty database behind.
+        target.empty_tables([t for t in pg_columns if t in source_tables and t != MIGRATIONS_TABLE])
         systemctl(module, 'stop', params['service_name'])
         stopped = True
         source = SqliteSource(sqlite_path)
