@@ -492,6 +492,7 @@ def create_schema(binary, trust_domain, connection_string, parent_dir, timeout, 
     proc = None
     try:
         os.chmod(workdir, 0o700)
+        os.mkdir(os.path.join(workdir, 'data'), 0o700)
         sock = os.path.join(workdir, 'api.sock')
         conf = os.path.join(workdir, 'server.conf')
         fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -10,6 +10,7 @@ import datetime
 import hashlib
 import json
 import os
+import re
 import time
 
 import pytest
@@ -223,8 +224,13 @@ def test_migration_keeps_entries_agents_ca_and_federation(stack):
     assert psql(stack, 'SELECT count(*) FROM federated_trust_domains') == '1'
     assert int(psql(stack, 'SELECT count(*) FROM ca_journals')) >= 1
     assert stack.lab.exec(SERVER, ['test', '-e', SQLITE]).returncode != 0
-    kept = sh(stack, SERVER, 'ls %s.2*' % SQLITE).stdout.split()
+    kept = [path for path in sh(stack, SERVER, 'ls %s.2*' % SQLITE).stdout.split()
+            if re.search(r'\.\d{8}T\d{6}Z$', path)]
     assert len(kept) == 1, kept
+    # The kept file (with its -wal, renamed alongside) still holds every entry: a rollback has them.
+    rows = stack.lab.exec(SERVER, ['python3', '-c', 'import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute('
+                                   '"SELECT count(*) FROM registered_entries").fetchone()[0])', kept[0]], check=True)
+    assert int(rows.stdout) == before['entry_count']
     # The copy's id sequences continue past the copied rows: a new entry gets a fresh row.
     created = server_json(stack, 'entry', 'create', '-spiffeID', 'spiffe://%s/after-migration' % TRUST_DOMAIN,
                           '-parentID', 'spiffe://%s/node/%s' % (TRUST_DOMAIN, AGENT), '-selector', 'unix:uid:30000')
