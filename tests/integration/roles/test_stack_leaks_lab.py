@@ -1,6 +1,6 @@
 """The whole install flow on lab hosts at -vvvv leaks no secret: not the unseal keys or root token (from
 the init material), not the join tokens the agents attested with (read back from the server's agent IDs).
-The second run changes nothing."""
+The second run changes nothing; backup.yml at -vvvv leaks none of them either."""
 
 import json
 import subprocess
@@ -49,4 +49,21 @@ def test_install_at_vvvv_twice_leaks_no_secret_and_second_run_changes_nothing(st
     tokens = join_tokens(stack)
     assert len(secrets) == 11 and len(tokens) == 2
     for secret in secrets + tokens:
+        assert len(secret) >= 16 and secret not in outputs, 'a secret reached the playbook output'
+
+
+def test_backup_at_vvvv_leaks_no_secret(stack):
+    """backup.yml reads the root token from the material and makes the snapshot on the leader: at -vvvv neither
+    that token, the unseal keys nor the age identity reach the output; the archives are written."""
+    backup_dir = stack.files_dir + '/backups'
+    proc = stack.run('backup', ['-vvvv', '-e', 'backup_controller_dir=' + backup_dir, '-e', 'backup_fresh_for=0'])
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert 'ESTABLISH SSH CONNECTION' in proc.stdout, 'the run must be at -vvvv'
+    archives = subprocess.run(['find', backup_dir, '-name', '*.tar.gz.age'], check=True, capture_output=True,
+                              text=True).stdout.split()
+    assert any('/vault/' in path for path in archives) and any('/spire-server/' in path for path in archives), archives
+    with open(stack.files_dir + '/operator.agekey') as handle:
+        identity = [line for line in handle.read().splitlines() if line.startswith('AGE-SECRET-KEY-')]
+    outputs = proc.stdout + proc.stderr
+    for secret in vault_secrets(stack) + identity:
         assert len(secret) >= 16 and secret not in outputs, 'a secret reached the playbook output'
