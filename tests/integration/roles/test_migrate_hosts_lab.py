@@ -1,0 +1,253 @@
+"""playbooks/migrate.yml --tags hosts on real systemd lab hosts: a 3-node OpenBao raft cluster moved onto 3 new
+nodes (vault1..3 -> vault4..6) with an active node answering at every sample, and a SPIRE server moved
+(spire-server1 -> spire-server2) with its agent following without a new attestation. One lab; the tests run in
+file order (each starts from what the previous one left)."""
+
+import base64
+import json
+import os
+import ssl
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+from cryptography import x509
+
+from tests.lab import hosts as labhosts
+from tests.lab.common import wait_for
+from tests.lab.stack import Stack, total
+
+NAME = 'it-migrate-hosts'
+OLD_VAULTS = ['vault1', 'vault2', 'vault3']
+NEW_VAULTS = ['vault4', 'vault5', 'vault6']
+OLD_SERVER = 'spire-server1'
+NEW_SERVER = 'spire-server2'
+AGENT = 'spire-agent1'
+GROUPS = {
+    # install.yml installs the groups vault_servers, spire_servers and spire_agents only.
+    'vault_servers': OLD_VAULTS,
+    'vault_servers_new': NEW_VAULTS,
+    'spire_servers': [OLD_SERVER],
+    'spire_servers_new': [NEW_SERVER],
+    'spire_agents': [AGENT],
+}
+SERVER_SOCKET = '/run/spire/server/private/api.sock'
+AGENT_SOCKET = '/run/spire/agent/public/api.sock'
+AGENT_DATA = '/var/lib/spire/agent/agent-data.json'
+MOVE = {'migrate_hosts_vault_from': OLD_VAULTS, 'migrate_hosts_spire_from': OLD_SERVER}
+
+
+@pytest.fixture(scope='module')
+def stack():
+    stack = Stack.up(NAME, groups=GROUPS)
+    try:
+        started = time.monotonic()
+        first = stack.run('install')
+        assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-2000:]
+        stack.timings = {'install': round(time.monotonic() - started, 1)}
+        identity = os.path.join(stack.files_dir, 'operator.agekey')
+        material = subprocess.run(['age', '--decrypt', '--identity', identity,
+                                   os.path.join(stack.files_dir, 'vault-init.json.age')],
+                                  check=True, capture_output=True)
+        stack.token = json.loads(material.stdout)['root_token']
+        stack.token_vars = os.path.join(stack.files_dir, 'migrate-token.json')
+        with open(os.open(stack.token_vars, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), 'w') as handle:
+            json.dump({'vault_server_migrate_hosts_token': stack.token}, handle)
+        yield stack
+    finally:
+        print('\nmigrate hosts timings (s): %s' % json.dumps(getattr(stack, 'timings', {})))
+        labhosts.destroy(NAME)
+
+
+def migrate(stack, label, *args):
+    started = time.monotonic()
+    proc = stack.run('migrate', ['--tags', 'hosts', '-e', '@' + stack.token_vars] + list(args))
+    stack.timings[label] = round(time.monotonic() - started, 1)
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
+    for secret in (stack.token,):
+        assert secret not in proc.stdout and secret not in proc.stderr
+    return proc
+
+
+# --- Vault / OpenBao helpers ------------------------------------------------------------------------------
+
+def api(stack, host, path, method='GET', body=None, token=None, timeout=5):
+    """(status, JSON answer) of one call to one node."""
+    context = ssl.create_default_context(cafile=os.path.join(stack.files_dir, 'vault-ca', 'ca.crt'))
+    request = urllib.request.Request('https://%s:8200/v1/%s' % (stack.lab.address(host), path), method=method,
+                                     data=json.dumps(body).encode() if body is not None else None)
+    if token:
+        request.add_header('X-Vault-Token', token)
+    try:
+        with urllib.request.urlopen(request, context=context, timeout=timeout) as response:
+            return response.status, json.loads(response.read() or b'{}')
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read() or b'{}')
+
+
+def active_node(stack):
+    """The node that answers sys/health as the active, unsealed node (HTTP 200), or None."""
+    for host in OLD_VAULTS + NEW_VAULTS:
+        try:
+            if api(stack, host, 'sys/health', timeout=2)[0] == 200:
+                return host
+        except Exception:  # a stopped or starting node refuses connections: the next one is asked
+            continue
+    return None
+
+
+class ActiveWatcher(threading.Thread):
+    """Polls the nodes while a playbook runs; each sample is (time, the active node found or None)."""
+
+    def __init__(self, stack):
+        super().__init__(daemon=True)
+        self.stack = stack
+        self.samples = []
+        self.stopping = threading.Event()
+
+    def run(self):
+        while not self.stopping.is_set():
+            self.samples.append((time.monotonic(), active_node(self.stack)))
+            time.sleep(0.05)
+
+    def stop(self):
+        self.stopping.set()
+        self.join(10)
+        return self.samples
+
+
+def no_active_windows(samples):
+    """(first, last sample time) of each run of samples where no node was active."""
+    windows, start = [], None
+    for at, host in samples:
+        if host is None and start is None:
+            start = at
+        elif host is not None and start is not None:
+            windows.append((start, at))
+            start = None
+    if start is not None:
+        windows.append((start, samples[-1][0]))
+    return windows
+
+
+def raft_ids(stack, host):
+    status, data = api(stack, host, 'sys/storage/raft/configuration', token=stack.token)
+    assert status == 200, data
+    return sorted(server['node_id'] for server in data['data']['config']['servers'])
+
+
+def service_state(stack, host, unit):
+    active = stack.lab.exec(host, ['systemctl', 'is-active', unit]).stdout.strip()
+    enabled = stack.lab.exec(host, ['systemctl', 'is-enabled', unit]).stdout.strip()
+    return active, enabled
+
+
+# --- SPIRE helpers -------------------------------------------------------------------------------------------
+
+def server_json(stack, host, *argv):
+    out = stack.lab.exec(host, ['spire-server'] + list(argv) + ['-socketPath', SERVER_SOCKET, '-output', 'json'],
+                         check=True)
+    return json.loads(out.stdout)
+
+
+def spire_state(stack, host):
+    """Entry count, X.509 authority SKIs, JWT key IDs and agent SPIFFE IDs of a server."""
+    bundle = server_json(stack, host, 'bundle', 'show')
+    skis = set()
+    for authority in bundle.get('x509_authorities', []):
+        cert = x509.load_der_x509_certificate(base64.b64decode(authority['asn1']))
+        skis.add(cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest.hex())
+    agents = {'spiffe://%s%s' % (agent['id']['trust_domain'], agent['id']['path'])
+              for agent in server_json(stack, host, 'agent', 'list').get('agents', [])}
+    return {'entries': server_json(stack, host, 'entry', 'count')['count'], 'x509': skis,
+            'jwt': {key['key_id'] for key in bundle.get('jwt_authorities', [])}, 'agents': agents}
+
+
+def agent_svid(stack):
+    data = json.loads(stack.lab.exec(AGENT, ['cat', AGENT_DATA], check=True).stdout)
+    cert = x509.load_pem_x509_certificate(base64.b64decode(data['svid'][0]))
+    uri = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
+        x509.UniformResourceIdentifier)[0]
+    return uri, cert.serial_number
+
+
+# --- the parts, in order -------------------------------------------------------------------------------------
+
+def test_nothing_asked_changes_nothing(stack):
+    proc = migrate(stack, 'nothing_asked')
+    assert total(proc.stdout) == 0, proc.stdout[-5000:]
+    assert 'hosts: nothing to do for Vault / OpenBao' in proc.stdout
+    assert 'hosts: nothing to do for SPIRE' in proc.stdout
+
+
+def test_move_keeps_an_active_node_the_secrets_and_the_spire_identities(stack):
+    # Before: a KV secret, the SPIRE server's state and the agent's identity.
+    assert api(stack, 'vault1', 'sys/mounts/migrate-kv', 'POST', {'type': 'kv', 'options': {'version': '2'}},
+               token=stack.token)[0] == 204
+    assert api(stack, 'vault1', 'migrate-kv/data/probe', 'POST', {'data': {'value': 'kept'}}, token=stack.token)[0] == 200
+    spire_before = spire_state(stack, OLD_SERVER)
+    agent_id, _serial = agent_svid(stack)
+    assert spire_before['agents'] == {agent_id}
+
+    watcher = ActiveWatcher(stack)
+    watcher.start()
+    try:
+        proc = migrate(stack, 'move', '-e', json.dumps(MOVE))
+    finally:
+        samples = watcher.stop()
+    # The active node answers at every sample but during the one hand-over from the old leader to a new node (a
+    # step-down: the election and the new node's post-unseal setup take a moment that no client can avoid).
+    windows = no_active_windows(samples)
+    stack.timings['samples'] = len(samples)
+    stack.timings['no_active_windows_s'] = [round(end - start, 2) for start, end in windows]
+    assert len(samples) > 50
+    assert samples[0][1] in OLD_VAULTS and samples[-1][1] in NEW_VAULTS, (samples[0], samples[-1])
+    assert len(windows) <= 1 and all(end - start < 5 for start, end in windows), windows
+    actives = [host for _at, host in samples if host]
+    handovers = [(a, b) for a, b in zip(actives, actives[1:]) if a != b]
+    assert len(handovers) == 1 and handovers[0][1] in NEW_VAULTS, handovers
+
+    # Vault: only the new nodes in raft, the old services stopped and disabled, the secret readable.
+    for host in NEW_VAULTS:
+        assert raft_ids(stack, host) == NEW_VAULTS
+    for host in OLD_VAULTS:
+        assert service_state(stack, host, 'openbao') == ('inactive', 'disabled')
+    assert api(stack, 'vault5', 'migrate-kv/data/probe', token=stack.token)[1]['data']['data'] == {'value': 'kept'}
+    for host in NEW_VAULTS:
+        config = stack.lab.exec(host, ['cat', '/etc/openbao/openbao.hcl'], check=True).stdout
+        for old in OLD_VAULTS:
+            assert stack.lab.address(old) not in config, 'an old node is still in retry_join of %s' % host
+    assert "the inventory's vault_servers is now" in proc.stdout
+
+    # SPIRE: the same entries, authorities and agent on the new server; the old one stopped.
+    spire_after = spire_state(stack, NEW_SERVER)
+    # Same agent SPIFFE ID in `agent list` of the new server: no new attestation.
+    assert spire_after == spire_before
+    assert service_state(stack, OLD_SERVER, 'spire-server') == ('inactive', 'disabled')
+    agent_conf = stack.lab.exec(AGENT, ['cat', '/etc/spire/agent/agent.conf'], check=True).stdout
+    assert NEW_SERVER in agent_conf and OLD_SERVER not in agent_conf
+    assert agent_svid(stack)[0] == agent_id, 'the agent has a new SPIFFE ID'
+    # A workload on the agent host gets its SVID, now served by the new server (the old one is stopped).
+    stack.lab.exec(AGENT, ['useradd', '--system', '--no-create-home', 'demo'])
+    attempts = []
+
+    def fetch():
+        attempts.append(stack.lab.exec(AGENT, ['runuser', '-u', 'demo', '--', 'spire-agent', 'api', 'fetch', 'x509',
+                                               '-socketPath', AGENT_SOCKET, '-timeout', '10s']))
+        return attempts[-1].returncode == 0
+
+    try:
+        wait_for(fetch, timeout=60, interval=2, what='the workload SVID through the moved agent')
+    except TimeoutError:
+        pass
+    assert attempts[-1].returncode == 0, attempts[-1].stdout + attempts[-1].stderr
+    assert 'spiffe://demo.trustroot.test/workload/demo' in attempts[-1].stdout
+
+
+def test_a_second_run_changes_nothing(stack):
+    proc = migrate(stack, 'again', '-e', json.dumps(MOVE))
+    assert total(proc.stdout) == 0, proc.stdout[-6000:]
+    assert 'the move is done' in proc.stdout
