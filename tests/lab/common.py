@@ -3,6 +3,7 @@ ansible-playbook runs with against this checkout."""
 
 import os
 import socket
+import threading
 import time
 import urllib.error
 
@@ -48,3 +49,25 @@ def wait_for(predicate, timeout=30.0, interval=0.2, what='condition'):
         if time.monotonic() > deadline:
             raise TimeoutError('timed out after %ss waiting for %s' % (timeout, what))
         time.sleep(interval)
+
+
+class Sampler(threading.Thread):
+    """Calls ``sample()`` every ``interval`` seconds while a playbook runs, in a thread of its own; ``stop()``
+    returns the list of what it returned. Used to watch what clients see during a rolling operation."""
+
+    def __init__(self, sample, interval=0.05):
+        super().__init__(daemon=True)
+        self.sample = sample
+        self.interval = interval
+        self.samples = []
+        self.stopping = threading.Event()
+
+    def run(self):
+        while not self.stopping.is_set():
+            self.samples.append(self.sample())
+            time.sleep(self.interval)
+
+    def stop(self):
+        self.stopping.set()
+        self.join(10)
+        return self.samples

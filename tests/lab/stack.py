@@ -9,13 +9,16 @@ Files of a stack (age key, init material, CAs, vars.yml) sit in <lab dir>/files 
 """
 
 import argparse
+import base64
 import json
 import os
 import subprocess
 import sys
 
+from cryptography import x509
+
 from tests.lab import hosts as labhosts
-from tests.lab.common import ROOT, VENV_BIN, ansible_env
+from tests.lab.common import ROOT, VENV_BIN, ansible_env, wait_for
 
 ARTIFACTS = os.path.join(ROOT, '.cache', 'artifacts.json')
 
@@ -27,6 +30,8 @@ DEMO_GROUPS = {
 }
 TRUST_DOMAIN = 'demo.trustroot.test'
 DEMO_USER = 'demo'
+AGENT_SOCKET = '/run/spire/agent/public/api.sock'
+AGENT_DATA = '/var/lib/spire/agent/agent-data.json'
 
 
 def hosts_of(groups):
@@ -139,6 +144,38 @@ class Stack(object):
         """ansible-playbook on the lab (see playbook_argv); returns the CompletedProcess."""
         return subprocess.run(self.playbook_argv(playbook, args), env=self.env(), cwd=ROOT, timeout=timeout,
                               capture_output=capture, text=True, check=False)
+
+
+def agent_svid(lab, host):
+    """The agent's own X.509 SVID on ``host``, as it keeps it in agent-data.json."""
+    data = json.loads(lab.exec(host, ['cat', AGENT_DATA], check=True).stdout)
+    return x509.load_pem_x509_certificate(base64.b64decode(data['svid'][0]))
+
+
+def spiffe_id(cert):
+    """The URI SAN of an SVID."""
+    return cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
+        x509.UniformResourceIdentifier)[0]
+
+
+def fetch_workload_svid(lab, host, user=DEMO_USER, timeout=90, args=()):
+    """A workload (a process of ``user``, the demo entry's selector) asks the agent on ``host`` for its X.509 SVID
+    until it gets one or ``timeout`` passes; returns the last attempt (a CompletedProcess). An agent that has
+    just (re)attested or moved learns its entries on its next sync: until then the Workload API answers "no
+    identity issued"."""
+    lab.exec(host, ['useradd', '--system', '--no-create-home', user])  # fails harmlessly when it exists
+    attempts = []
+
+    def fetch():
+        attempts.append(lab.exec(host, ['runuser', '-u', user, '--', 'spire-agent', 'api', 'fetch', 'x509',
+                                        '-socketPath', AGENT_SOCKET, '-timeout', '10s'] + list(args)))
+        return attempts[-1].returncode == 0
+
+    try:
+        wait_for(fetch, timeout=timeout, interval=2, what='a workload SVID on %s' % host)
+    except TimeoutError:
+        pass  # the caller asserts on the last attempt, whose output says why
+    return attempts[-1]
 
 
 def recap(output):

@@ -5,7 +5,6 @@ keys.json), the agent's identity and its workloads' SVIDs.
 
 The tests run in file order on one lab (each part starts from what the previous one left)."""
 
-import base64
 import datetime
 import hashlib
 import json
@@ -21,7 +20,7 @@ from cryptography.x509.oid import NameOID
 
 from tests.lab import hosts as labhosts
 from tests.lab.common import wait_for
-from tests.lab.stack import TRUST_DOMAIN, Stack, total
+from tests.lab.stack import AGENT_DATA, TRUST_DOMAIN, Stack, agent_svid as lab_agent_svid, fetch_workload_svid, spiffe_id, total
 
 NAME = 'it-migrate-ds'
 GROUPS = {'spire_servers': ['spire-server1'], 'spire_agents': ['spire-agent1']}
@@ -29,7 +28,6 @@ SERVER = 'spire-server1'
 AGENT = 'spire-agent1'
 SERVER_SOCKET = '/run/spire/server/private/api.sock'
 AGENT_SOCKET = '/run/spire/agent/public/api.sock'
-AGENT_DATA = '/var/lib/spire/agent/agent-data.json'
 SQLITE = '/var/lib/spire/server/datastore.sqlite3'
 KEYS = '/var/lib/spire/server/keys.json'
 CONF = '/etc/spire/server/server.conf'
@@ -119,13 +117,7 @@ def state(stack):
 
 
 def agent_svid(stack):
-    data = json.loads(stack.lab.exec(AGENT, ['cat', AGENT_DATA], check=True).stdout)
-    return x509.load_pem_x509_certificate(base64.b64decode(data['svid'][0]))
-
-
-def spiffe_id(cert):
-    return cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
-        x509.UniformResourceIdentifier)[0]
+    return lab_agent_svid(stack.lab, AGENT)
 
 
 def federated_ca_pem():
@@ -151,22 +143,11 @@ def migrate(stack, label, *args):
     return proc
 
 
-def fetch_workload_svid(stack):
+def workload_gets_svid(stack):
     """A workload on the agent host (user demo, the demo entry) gets an X.509 SVID through the agent."""
-    stack.lab.exec(AGENT, ['useradd', '--system', '--no-create-home', 'demo'])
-    attempts = []
-
-    def fetch():
-        attempts.append(stack.lab.exec(AGENT, ['runuser', '-u', 'demo', '--', 'spire-agent', 'api', 'fetch', 'x509',
-                                               '-socketPath', AGENT_SOCKET, '-timeout', '10s']))
-        return attempts[-1].returncode == 0
-
-    try:
-        wait_for(fetch, timeout=90, interval=2, what='a workload SVID')
-    except TimeoutError:
-        pass
-    assert attempts[-1].returncode == 0, attempts[-1].stdout + attempts[-1].stderr
-    assert 'spiffe://%s/workload/demo' % TRUST_DOMAIN in attempts[-1].stdout
+    fetched = fetch_workload_svid(stack.lab, AGENT)
+    assert fetched.returncode == 0, fetched.stdout + fetched.stderr
+    assert 'spiffe://%s/workload/demo' % TRUST_DOMAIN in fetched.stdout
 
 
 # --- the parts, in order -------------------------------------------------------------------------------------
@@ -246,7 +227,7 @@ def test_migration_keeps_entries_agents_ca_and_federation(stack):
     stack.lab.exec(AGENT, ['systemctl', 'restart', 'spire-agent'], check=True)
     wait_for(lambda: stack.lab.exec(AGENT, ['spire-agent', 'healthcheck', '-socketPath', AGENT_SOCKET]).returncode == 0,
              timeout=60, interval=1, what='the agent after its restart')
-    fetch_workload_svid(stack)
+    workload_gets_svid(stack)
     stack.timings['agent_check'] = round(time.monotonic() - started, 1)
     assert spiffe_id(agent_svid(stack)) == spiffe_id(svid_before)
     assert server_json(stack, 'agent', 'list')['agents'][0]['id']['path'] in spiffe_id(svid_before)

@@ -8,7 +8,6 @@ import json
 import os
 import ssl
 import subprocess
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -17,8 +16,8 @@ import pytest
 from cryptography import x509
 
 from tests.lab import hosts as labhosts
-from tests.lab.common import wait_for
-from tests.lab.stack import Stack, total
+from tests.lab.common import Sampler
+from tests.lab.stack import Stack, agent_svid as lab_agent_svid, fetch_workload_svid, spiffe_id, total
 
 NAME = 'it-migrate-hosts'
 OLD_VAULTS = ['vault1', 'vault2', 'vault3']
@@ -35,8 +34,6 @@ GROUPS = {
     'spire_agents': [AGENT],
 }
 SERVER_SOCKET = '/run/spire/server/private/api.sock'
-AGENT_SOCKET = '/run/spire/agent/public/api.sock'
-AGENT_DATA = '/var/lib/spire/agent/agent-data.json'
 MOVE = {'migrate_hosts_vault_from': OLD_VAULTS, 'migrate_hosts_spire_from': OLD_SERVER}
 
 
@@ -99,24 +96,9 @@ def active_node(stack):
     return None
 
 
-class ActiveWatcher(threading.Thread):
-    """Polls the nodes while a playbook runs; each sample is (time, the active node found or None)."""
-
-    def __init__(self, stack):
-        super().__init__(daemon=True)
-        self.stack = stack
-        self.samples = []
-        self.stopping = threading.Event()
-
-    def run(self):
-        while not self.stopping.is_set():
-            self.samples.append((time.monotonic(), active_node(self.stack)))
-            time.sleep(0.05)
-
-    def stop(self):
-        self.stopping.set()
-        self.join(10)
-        return self.samples
+def active_watcher(stack):
+    """A Sampler of (time, the active node found or None)."""
+    return Sampler(lambda: (time.monotonic(), active_node(stack)))
 
 
 def no_active_windows(samples):
@@ -167,11 +149,9 @@ def spire_state(stack, host):
 
 
 def agent_svid(stack):
-    data = json.loads(stack.lab.exec(AGENT, ['cat', AGENT_DATA], check=True).stdout)
-    cert = x509.load_pem_x509_certificate(base64.b64decode(data['svid'][0]))
-    uri = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
-        x509.UniformResourceIdentifier)[0]
-    return uri, cert.serial_number
+    """(SPIFFE ID, serial number) of the agent's own SVID."""
+    cert = lab_agent_svid(stack.lab, AGENT)
+    return spiffe_id(cert), cert.serial_number
 
 
 # --- the parts, in order -------------------------------------------------------------------------------------
@@ -192,7 +172,7 @@ def test_move_keeps_an_active_node_the_secrets_and_the_spire_identities(stack):
     agent_id, _serial = agent_svid(stack)
     assert spire_before['agents'] == {agent_id}
 
-    watcher = ActiveWatcher(stack)
+    watcher = active_watcher(stack)
     watcher.start()
     try:
         proc = migrate(stack, 'move', '-e', json.dumps(MOVE))
@@ -232,20 +212,9 @@ def test_move_keeps_an_active_node_the_secrets_and_the_spire_identities(stack):
     assert NEW_SERVER in agent_conf and OLD_SERVER not in agent_conf
     assert agent_svid(stack)[0] == agent_id, 'the agent has a new SPIFFE ID'
     # A workload on the agent host gets its SVID, now served by the new server (the old one is stopped).
-    stack.lab.exec(AGENT, ['useradd', '--system', '--no-create-home', 'demo'])
-    attempts = []
-
-    def fetch():
-        attempts.append(stack.lab.exec(AGENT, ['runuser', '-u', 'demo', '--', 'spire-agent', 'api', 'fetch', 'x509',
-                                               '-socketPath', AGENT_SOCKET, '-timeout', '10s']))
-        return attempts[-1].returncode == 0
-
-    try:
-        wait_for(fetch, timeout=60, interval=2, what='the workload SVID through the moved agent')
-    except TimeoutError:
-        pass
-    assert attempts[-1].returncode == 0, attempts[-1].stdout + attempts[-1].stderr
-    assert 'spiffe://demo.trustroot.test/workload/demo' in attempts[-1].stdout
+    fetched = fetch_workload_svid(stack.lab, AGENT, timeout=60)
+    assert fetched.returncode == 0, fetched.stdout + fetched.stderr
+    assert 'spiffe://demo.trustroot.test/workload/demo' in fetched.stdout
 
 
 def test_a_second_run_changes_nothing(stack):

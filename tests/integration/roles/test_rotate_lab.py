@@ -10,7 +10,6 @@ import os
 import re
 import ssl
 import subprocess
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -19,8 +18,8 @@ import pytest
 from cryptography import x509
 
 from tests.lab import hosts as labhosts
-from tests.lab.common import wait_for
-from tests.lab.stack import Stack, total
+from tests.lab.common import Sampler
+from tests.lab.stack import Stack, agent_svid as lab_agent_svid, fetch_workload_svid, spiffe_id, total
 
 NAME = 'it-rotate'
 GROUPS = {
@@ -33,7 +32,6 @@ SERVER = 'spire-server1'
 AGENT = 'spire-agent1'
 SERVER_SOCKET = '/run/spire/server/private/api.sock'
 AGENT_SOCKET = '/run/spire/agent/public/api.sock'
-AGENT_DATA = '/var/lib/spire/agent/agent-data.json'
 
 
 def decrypt(stack, path):
@@ -128,25 +126,9 @@ def main_pids(stack):
                                  check=True).stdout.strip() for host in VAULTS}
 
 
-class SealWatcher(threading.Thread):
-    """Polls every node while a playbook runs; remembers how many nodes were sealed or down at each sample."""
-
-    def __init__(self, stack):
-        super().__init__(daemon=True)
-        self.stack = stack
-        self.samples = []
-        self.stopping = threading.Event()
-
-    def run(self):
-        while not self.stopping.is_set():
-            states = seal_states(self.stack)
-            self.samples.append(sum(1 for sealed in states.values() if sealed is not False))
-            time.sleep(0.05)
-
-    def stop(self):
-        self.stopping.set()
-        self.join(10)
-        return self.samples
+def seal_watcher(stack):
+    """A Sampler of how many nodes are sealed or down at each moment."""
+    return Sampler(lambda: sum(1 for sealed in seal_states(stack).values() if sealed is not False))
 
 
 # --- SPIRE helpers -------------------------------------------------------------------------------------------
@@ -168,13 +150,7 @@ def bundle_ids(stack):
 
 
 def agent_svid(stack):
-    data = json.loads(stack.lab.exec(AGENT, ['cat', AGENT_DATA], check=True).stdout)
-    return x509.load_pem_x509_certificate(base64.b64decode(data['svid'][0]))
-
-
-def spiffe_id(cert):
-    return cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
-        x509.UniformResourceIdentifier)[0]
+    return lab_agent_svid(stack.lab, AGENT)
 
 
 def aki(cert):
@@ -207,7 +183,7 @@ def test_root_token_is_generated_proven_and_revoked(stack):
 def test_rekey_replaces_the_keys_keeps_the_old_material_and_proves_the_new_keys(stack):
     material = os.path.join(stack.files_dir, 'vault-init.json.age')
     old = decrypt(stack, material)
-    watcher = SealWatcher(stack)
+    watcher = seal_watcher(stack)
     watcher.start()
     try:
         proc = rotate(stack, 'rekey', '--tags', 'rekey', '-e', 'rotate_rekey=true')
@@ -244,7 +220,7 @@ def test_rekey_replaces_the_keys_keeps_the_old_material_and_proves_the_new_keys(
 def test_tls_rotation_reloads_every_node_without_sealing_any(stack):
     serials = {host: served_serial(stack, host) for host in VAULTS}
     pids = main_pids(stack)
-    watcher = SealWatcher(stack)
+    watcher = seal_watcher(stack)
     watcher.start()
     try:
         proc = rotate(stack, 'tls', '--tags', 'tls', '-e', 'rotate_tls=true')
@@ -283,21 +259,7 @@ def test_spire_agents_reattest_with_a_new_identity(stack):
     agents = [agent['id']['path'] for agent in server_json(stack, 'agent', 'list').get('agents', [])]
     assert len(agents) == 1 and spiffe_id(after).endswith(agents[0])
     # A workload on the host gets an SVID through the re-attested agent (the demo entry: processes of user demo).
-    stack.lab.exec(AGENT, ['useradd', '--system', '--no-create-home', 'demo'])
-    # The new agent learns the entries on its next sync (every few seconds): until then the Workload API
-    # answers "no identity issued".
-    attempts = []
-
-    def fetch():
-        attempts.append(stack.lab.exec(AGENT, ['runuser', '-u', 'demo', '--', 'spire-agent', 'api', 'fetch', 'x509',
-                                               '-socketPath', AGENT_SOCKET, '-timeout', '10s']))
-        return attempts[-1].returncode == 0
-
-    try:
-        wait_for(fetch, timeout=90, interval=2, what='the workload SVID through the re-attested agent')
-    except TimeoutError:
-        pass
-    fetched = attempts[-1]
+    fetched = fetch_workload_svid(stack.lab, AGENT)
     assert fetched.returncode == 0, fetched.stdout + fetched.stderr
     assert 'spiffe://demo.trustroot.test/workload/demo' in fetched.stdout
 

@@ -12,6 +12,7 @@ import urllib.request
 import pytest
 
 from tests.lab import hosts as labhosts
+from tests.lab.common import Sampler
 from tests.lab.stack import Stack, total
 
 
@@ -68,25 +69,9 @@ def main_pids(stack):
                                  check=True).stdout.strip() for host in GROUPS['vault_servers']}
 
 
-class SealWatcher(threading.Thread):
-    """Polls every node while a playbook runs; remembers the most nodes sealed or down at one time."""
-
-    def __init__(self, stack):
-        super().__init__(daemon=True)
-        self.stack = stack
-        self.samples = []
-        self.stopping = threading.Event()
-
-    def run(self):
-        while not self.stopping.is_set():
-            states = seal_states(self.stack)
-            self.samples.append(sum(1 for sealed in states.values() if sealed is not False))
-            time.sleep(0.05)
-
-    def stop(self):
-        self.stopping.set()
-        self.join(10)
-        return self.samples
+def seal_watcher(stack):
+    """A Sampler of how many nodes are sealed or down at each moment."""
+    return Sampler(lambda: sum(1 for sealed in seal_states(stack).values() if sealed is not False))
 
 
 def test_first_converge_changed_then_second_changes_nothing(stack):
@@ -120,7 +105,7 @@ def test_config_change_restarts_one_node_at_a_time_leader_last(stack):
     pids = main_pids(stack)
     leader_before = leader(stack)
     assert leader_before in GROUPS['vault_servers']
-    watcher = SealWatcher(stack)
+    watcher = seal_watcher(stack)
     watcher.start()
     try:
         proc = stack.run('install', ['-e', 'vault_server_log_level=debug'])
