@@ -156,6 +156,16 @@ def test_bad_input_fails_before_any_change(stack):
     assert stack.lab.exec(NEW_SERVER, ['test', '-e', '/usr/local/bin/spire-server']).returncode != 0
 
 
+def test_check_mode_before_the_new_server_exists_changes_nothing(stack):
+    proc = migrate(stack, 'check_fresh', '--check', '--diff',
+                   *extra(migrate_trust_domain_to=NEW, migrate_trust_domain_agents=[AGENT1]))
+    assert 'the servers of spire_servers_new are not running yet' in proc.stdout
+    assert 'trust_domain: %s would move from %s to %s' % (AGENT1, OLD, NEW) in proc.stdout
+    assert stack.lab.exec(NEW_SERVER, ['test', '-e', '/usr/local/bin/spire-server']).returncode != 0
+    assert agent_trust_domain(stack, AGENT1) == OLD
+    assert server_json(stack, OLD_SERVER, 'federation', 'list').get('federation_relationships', []) == []
+
+
 def test_phase1_moves_the_first_agent_and_both_trust_domains_trust_each_other(stack):
     proc = migrate(stack, 'phase1_agent1', *extra(migrate_trust_domain_to=NEW, migrate_trust_domain_agents=[AGENT1]))
     assert agent_trust_domain(stack, AGENT1) == NEW
