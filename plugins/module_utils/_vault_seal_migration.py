@@ -19,6 +19,8 @@ import datetime
 from ansible_collections.trustroot.ops.plugins.module_utils._material import utc_now
 
 SHAMIR = 'shamir'
+# What OpenBao 2.7 answers on sys/seal-status of a standby unsealed with migrate=true, until the leader has migrated.
+MIGRATING_STANDBY = 'does not match loaded type'
 KEY_FIELDS = ('keys_b64', 'keys_hex', 'shares', 'threshold')
 
 
@@ -31,7 +33,8 @@ def plan_seal_migration(nodes, target_type):
 
     ``nodes`` is vault_status_info's list. Returns a dict: action ('none' or 'migrate'), current, target,
     direction ('to_auto' or 'to_shamir' when migrating), leader (URL), standbys (URLs), message."""
-    unreachable = [n['url'] for n in nodes if not n.get('reachable')]
+    # A standby unsealed with migrate=true by an earlier, stopped run is not "unreachable": the run resumes.
+    unreachable = [n['url'] for n in nodes if not n.get('reachable') and MIGRATING_STANDBY not in (n.get('error') or '')]
     if unreachable:
         raise SealMigrationError('nodes not reachable: %s (every node must serve before a seal migration)'
                                  % ', '.join(unreachable))

@@ -35,6 +35,10 @@ def test_shamir_to_transit_standbys_then_leader():
 def test_a_migration_in_progress_is_resumed():
     plan = plan_seal_migration(cluster('transit', migration=True), 'transit')
     assert plan['action'] == 'migrate'
+    migrated = dict(node('https://c', reachable=False), error='barrier seal type of "shamir" does not match loaded '
+                    'type of "transit"')
+    plan = plan_seal_migration([node('https://a', leader=True), migrated], 'transit')
+    assert plan['action'] == 'migrate' and plan['standbys'] == ['https://c']
 
 
 @pytest.mark.parametrize('nodes, match', [
