@@ -12,8 +12,11 @@ import argparse
 import base64
 import json
 import os
+import ssl
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 
 from cryptography import x509
 
@@ -133,6 +136,32 @@ class Stack(object):
 
     def env(self):
         return ansible_env({'ANSIBLE_PIPELINING': '1'})
+
+    def decrypt(self, path):
+        """The JSON of an age-encrypted file of this stack (init material, its archives) with the operator key."""
+        out = subprocess.run(['age', '--decrypt', '--identity', os.path.join(self.files_dir, 'operator.agekey'), path],
+                             check=True, capture_output=True)
+        return json.loads(out.stdout)
+
+    def write_secret_vars(self, name, data):
+        """A vars file in files/ that holds a token: 0600 from the start. Returns its path."""
+        path = os.path.join(self.files_dir, name)
+        with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), 'w') as handle:
+            json.dump(data, handle)
+        return path
+
+    def vault_api(self, host, path, method='GET', body=None, token=None, timeout=5):
+        """(status, JSON answer) of one call to one OpenBao node of the stack, over TLS checked with the lab CA."""
+        context = ssl.create_default_context(cafile=os.path.join(self.files_dir, 'vault-ca', 'ca.crt'))
+        request = urllib.request.Request('https://%s:8200/v1/%s' % (self.lab.address(host), path), method=method,
+                                         data=json.dumps(body).encode() if body is not None else None)
+        if token:
+            request.add_header('X-Vault-Token', token)
+        try:
+            with urllib.request.urlopen(request, context=context, timeout=timeout) as response:
+                return response.status, json.loads(response.read() or b'{}')
+        except urllib.error.HTTPError as err:
+            return err.code, json.loads(err.read() or b'{}')
 
     def playbook_argv(self, playbook, args=()):
         """A playbook of the collection by name ('install'), or a playbook file by path."""

@@ -6,11 +6,7 @@ file order (each starts from what the previous one left)."""
 import base64
 import json
 import os
-import ssl
-import subprocess
 import time
-import urllib.error
-import urllib.request
 
 import pytest
 from cryptography import x509
@@ -45,14 +41,8 @@ def stack():
         first = stack.run('install')
         assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-2000:]
         stack.timings = {'install': round(time.monotonic() - started, 1)}
-        identity = os.path.join(stack.files_dir, 'operator.agekey')
-        material = subprocess.run(['age', '--decrypt', '--identity', identity,
-                                   os.path.join(stack.files_dir, 'vault-init.json.age')],
-                                  check=True, capture_output=True)
-        stack.token = json.loads(material.stdout)['root_token']
-        stack.token_vars = os.path.join(stack.files_dir, 'migrate-token.json')
-        with open(os.open(stack.token_vars, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), 'w') as handle:
-            json.dump({'vault_server_migrate_hosts_token': stack.token}, handle)
+        stack.token = stack.decrypt(os.path.join(stack.files_dir, 'vault-init.json.age'))['root_token']
+        stack.token_vars = stack.write_secret_vars('migrate-token.json', {'vault_server_migrate_hosts_token': stack.token})
         yield stack
     finally:
         print('\nmigrate hosts timings (s): %s' % json.dumps(getattr(stack, 'timings', {})))
@@ -72,17 +62,7 @@ def migrate(stack, label, *args):
 # --- Vault / OpenBao helpers ------------------------------------------------------------------------------
 
 def api(stack, host, path, method='GET', body=None, token=None, timeout=5):
-    """(status, JSON answer) of one call to one node."""
-    context = ssl.create_default_context(cafile=os.path.join(stack.files_dir, 'vault-ca', 'ca.crt'))
-    request = urllib.request.Request('https://%s:8200/v1/%s' % (stack.lab.address(host), path), method=method,
-                                     data=json.dumps(body).encode() if body is not None else None)
-    if token:
-        request.add_header('X-Vault-Token', token)
-    try:
-        with urllib.request.urlopen(request, context=context, timeout=timeout) as response:
-            return response.status, json.loads(response.read() or b'{}')
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read() or b'{}')
+    return stack.vault_api(host, path, method, body, token, timeout)
 
 
 def active_node(stack):

@@ -6,11 +6,8 @@ The tests run in file order on one cluster (each part starts from what the previ
 
 import json
 import os
-import ssl
-import subprocess
 import time
 import urllib.error
-import urllib.request
 
 import pytest
 
@@ -29,32 +26,11 @@ KEY_NAME = 'autounseal'
 
 
 def decrypt(stack, path):
-    identity = os.path.join(stack.files_dir, 'operator.agekey')
-    out = subprocess.run(['age', '--decrypt', '--identity', identity, path], check=True, capture_output=True)
-    return json.loads(out.stdout)
-
-
-def write_secret_vars(path, data):
-    """A vars file holding a token: 0600 from the start."""
-    with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), 'w') as handle:
-        json.dump(data, handle)
-
-
-def context(stack):
-    return ssl.create_default_context(cafile=os.path.join(stack.files_dir, 'vault-ca', 'ca.crt'))
+    return stack.decrypt(path)
 
 
 def api(stack, host, path, method='GET', body=None, token=None):
-    """(status, JSON answer) of one call to one node."""
-    request = urllib.request.Request('https://%s:8200/v1/%s' % (stack.lab.address(host), path), method=method,
-                                     data=json.dumps(body).encode() if body is not None else None)
-    if token:
-        request.add_header('X-Vault-Token', token)
-    try:
-        with urllib.request.urlopen(request, context=context(stack), timeout=5) as response:
-            return response.status, json.loads(response.read() or b'{}')
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read() or b'{}')
+    return stack.vault_api(host, path, method, body, token)
 
 
 def ok(answer, also=()):
@@ -116,14 +92,13 @@ def stack():
         stack.timings['install_transit'] = round(time.monotonic() - started, 1)
 
         # Target seals, as an operator keeps them: the token in a 0600 vars file.
-        stack.to_transit = os.path.join(stack.files_dir, 'seal-transit.json')
-        write_secret_vars(stack.to_transit, {
+        stack.to_transit = stack.write_secret_vars('seal-transit.json', {
             'vault_server_seal_type': 'transit',
             'vault_server_seal_options': {
                 'address': 'https://%s:8200' % stack.lab.address(TRANSIT), 'token': token, 'key_name': KEY_NAME,
                 'mount_path': 'transit/', 'tls_ca_cert': '/etc/openbao/tls/ca.crt'}})
-        stack.to_shamir = os.path.join(stack.files_dir, 'seal-shamir.json')
-        write_secret_vars(stack.to_shamir, {'vault_server_seal_type': 'shamir', 'vault_server_seal_options': {}})
+        stack.to_shamir = stack.write_secret_vars('seal-shamir.json',
+                                                  {'vault_server_seal_type': 'shamir', 'vault_server_seal_options': {}})
 
         # A secret written before any migration, read after each one.
         material = decrypt(stack, os.path.join(stack.files_dir, 'vault-init.json.age'))

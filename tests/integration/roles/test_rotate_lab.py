@@ -9,10 +9,7 @@ import json
 import os
 import re
 import ssl
-import subprocess
 import time
-import urllib.error
-import urllib.request
 
 import pytest
 from cryptography import x509
@@ -35,9 +32,7 @@ AGENT_SOCKET = '/run/spire/agent/public/api.sock'
 
 
 def decrypt(stack, path):
-    identity = os.path.join(stack.files_dir, 'operator.agekey')
-    out = subprocess.run(['age', '--decrypt', '--identity', identity, path], check=True, capture_output=True)
-    return json.loads(out.stdout)
+    return stack.decrypt(path)
 
 
 @pytest.fixture(scope='module')
@@ -51,9 +46,7 @@ def stack():
         # The admin token of the rotation calls: the initial root token, kept in a 0600 vars file.
         token = decrypt(stack, os.path.join(stack.files_dir, 'vault-init.json.age'))['root_token']
         stack.token = token
-        stack.token_vars = os.path.join(stack.files_dir, 'rotate-token.json')
-        with open(os.open(stack.token_vars, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), 'w') as handle:
-            json.dump({'vault_server_rotate_token': token}, handle)
+        stack.token_vars = stack.write_secret_vars('rotate-token.json', {'vault_server_rotate_token': token})
         stack.timings = {}
         yield stack
     finally:
@@ -72,21 +65,8 @@ def rotate(stack, label, *args):
 
 # --- Vault / OpenBao helpers ------------------------------------------------------------------------------
 
-def context(stack):
-    return ssl.create_default_context(cafile=os.path.join(stack.files_dir, 'vault-ca', 'ca.crt'))
-
-
 def api(stack, host, path, method='GET', body=None, token=None):
-    """(status, JSON answer) of one call to one node."""
-    request = urllib.request.Request('https://%s:8200/v1/%s' % (stack.lab.address(host), path), method=method,
-                                     data=json.dumps(body).encode() if body is not None else None)
-    if token:
-        request.add_header('X-Vault-Token', token)
-    try:
-        with urllib.request.urlopen(request, context=context(stack), timeout=5) as response:
-            return response.status, json.loads(response.read() or b'{}')
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read() or b'{}')
+    return stack.vault_api(host, path, method, body, token)
 
 
 def seal_states(stack):
