@@ -207,6 +207,14 @@ def fetch_workload_svid(lab, host, user=DEMO_USER, timeout=90, args=()):
     return attempts[-1]
 
 
+def failure_report(proc, tail=4000):
+    """What to show when a playbook run failed: every task failure line of the whole output (a long run's failure
+    may be far from its end), then the output's tail and stderr."""
+    failures = [line for line in proc.stdout.splitlines() if line.startswith(('fatal: ', 'failed: '))
+                or 'FAILED!' in line or line.startswith('ERROR')]
+    return '\n'.join(failures)[-4000:] + '\n---\n' + proc.stdout[-tail:] + proc.stderr[-2000:]
+
+
 def recap(output):
     """PLAY RECAP counts per host: {'vault1': {'ok': 30, 'changed': 0, ...}}."""
     counts = {}

@@ -13,7 +13,7 @@ from cryptography import x509
 
 from tests.lab import hosts as labhosts
 from tests.lab.common import Sampler
-from tests.lab.stack import Stack, agent_svid as lab_agent_svid, fetch_workload_svid, spiffe_id, total
+from tests.lab.stack import Stack, agent_svid as lab_agent_svid, failure_report, fetch_workload_svid, spiffe_id, total
 
 NAME = 'it-migrate-hosts'
 OLD_VAULTS = ['vault1', 'vault2', 'vault3']
@@ -53,7 +53,7 @@ def migrate(stack, label, *args):
     started = time.monotonic()
     proc = stack.run('migrate', ['--tags', 'hosts', '-e', '@' + stack.token_vars] + list(args))
     stack.timings[label] = round(time.monotonic() - started, 1)
-    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
+    assert proc.returncode == 0, failure_report(proc)
     for secret in (stack.token,):
         assert secret not in proc.stdout and secret not in proc.stderr
     return proc

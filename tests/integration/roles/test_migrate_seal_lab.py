@@ -13,7 +13,7 @@ import pytest
 
 from tests.lab import hosts as labhosts
 from tests.lab.common import wait_for
-from tests.lab.stack import Stack, total
+from tests.lab.stack import Stack, failure_report, total
 
 NAME = 'it-migrate-seal'
 GROUPS = {
@@ -157,7 +157,7 @@ def test_check_mode_reports_and_changes_nothing(stack):
 
 def test_shamir_to_transit(stack):
     proc = migrate(stack, 'to_transit', stack.to_transit)
-    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
+    assert proc.returncode == 0, failure_report(proc)
     output = proc.stdout + proc.stderr
     for host in VAULTS:
         status = seal_status(stack, host)
@@ -183,7 +183,7 @@ def test_shamir_to_transit(stack):
 
 def test_transit_to_shamir(stack):
     proc = migrate(stack, 'to_shamir', stack.to_shamir)
-    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
+    assert proc.returncode == 0, failure_report(proc)
     output = proc.stdout + proc.stderr
     for host in VAULTS:
         status = seal_status(stack, host)
