@@ -35,7 +35,9 @@ MOVE = {'migrate_hosts_vault_from': OLD_VAULTS, 'migrate_hosts_spire_from': OLD_
 
 @pytest.fixture(scope='module')
 def stack():
-    stack = Stack.up(NAME, groups=GROUPS)
+    # Waits of up to 300 s (default 120) for a node to answer, unseal, or lead: a shared CI machine running other
+    # labs at the same time can be that slow; a healthy run never waits that long.
+    stack = Stack.up(NAME, groups=GROUPS, extra_vars={'vault_server_restart_timeout': 300})
     try:
         started = time.monotonic()
         first = stack.run('install')
