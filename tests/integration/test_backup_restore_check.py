@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from tests.lab.common import COLLECTIONS_PATH
-from tests.lab.openbao import BAO_BIN, api
+from tests.lab.openbao import BAO_BIN, api, mount_kv
 
 sys.path.insert(0, COLLECTIONS_PATH)
 from ansible_collections.trustroot.ops.plugins.module_utils._backup import write_archive  # noqa: E402
@@ -24,8 +24,8 @@ def leader_url(cluster):
 
 
 def populate(url, token):
-    api(url, token, 'POST', 'sys/mounts/apps', {'type': 'kv', 'options': {'version': '2'}})
-    api(url, token, 'POST', 'sys/mounts/legacy', {'type': 'kv', 'options': {'version': '1'}})
+    mount_kv(url, token, 'apps', version='2')
+    mount_kv(url, token, 'legacy', version='1')
     api(url, token, 'POST', 'apps/data/web/db', {'data': {'password': SECRET_VALUES[0]}})
     api(url, token, 'POST', 'apps/data/web/api/key', {'data': {'key': SECRET_VALUES[1]}})
     api(url, token, 'POST', 'legacy/team/one', {'value': SECRET_VALUES[2]})

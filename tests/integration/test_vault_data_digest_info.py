@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.lab.openbao import BaoServer, api, http, wait_for
+from tests.lab.openbao import BaoServer, api, http, mount_kv, wait_for
 
 SECRET_VALUES = ('s3cr3t-db-password-1', 's3cr3t-api-key-2', 's3cr3t-legacy-3', 'changed-s3cr3t-4')
 POLICY_TEXT = 'path "apps/data/web/*" { capabilities = ["read"] }'
@@ -15,8 +15,8 @@ def leader_url(cluster):
 
 def populate(url, token):
     """KV v2 and v1 mounts with nested secrets, and two policies (raw API calls)."""
-    api(url, token, 'POST', 'sys/mounts/apps', {'type': 'kv', 'options': {'version': '2'}})
-    api(url, token, 'POST', 'sys/mounts/legacy', {'type': 'kv', 'options': {'version': '1'}})
+    mount_kv(url, token, 'apps', version='2')
+    mount_kv(url, token, 'legacy', version='1')
     api(url, token, 'POST', 'apps/data/web/db', {'data': {'password': SECRET_VALUES[0], 'user': 'web'}})
     api(url, token, 'POST', 'apps/data/web/api/key', {'data': {'key': SECRET_VALUES[1]}})
     api(url, token, 'POST', 'apps/data/top', {'data': {'n': 1}})

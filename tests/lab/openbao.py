@@ -63,6 +63,15 @@ def api(url, token, method, path, payload=None):
     return body
 
 
+def mount_kv(url, token, path, version='2'):
+    """A KV mount at ``path``, ready for writes. A new version 2 mount upgrades its storage in the background and
+    answers 400 "Upgrading from non-versioned to versioned data" until done: wait until its config reads."""
+    api(url, token, 'POST', 'sys/mounts/' + path, {'type': 'kv', 'options': {'version': version}})
+    if version == '2':
+        wait_for(lambda: http('GET', url + '/v1/' + path + '/config', token=token)[0] == 200, timeout=60,
+                 what='the KV v2 mount %s to finish its upgrade' % path)
+
+
 class BaoServer(object):
     """One ``bao server`` process with raft storage (or a dev server when ``dev=True``)."""
 

@@ -12,7 +12,7 @@ import pytest
 from cryptography import x509
 
 from tests.lab import hosts as labhosts
-from tests.lab.common import Sampler
+from tests.lab.common import Sampler, wait_for
 from tests.lab.stack import Stack, agent_svid as lab_agent_svid, failure_report, fetch_workload_svid, spiffe_id, total
 
 NAME = 'it-migrate-hosts'
@@ -149,6 +149,9 @@ def test_move_keeps_an_active_node_the_secrets_and_the_spire_identities(stack):
     # Before: a KV secret, the SPIRE server's state and the agent's identity.
     assert api(stack, 'vault1', 'sys/mounts/migrate-kv', 'POST', {'type': 'kv', 'options': {'version': '2'}},
                token=stack.token)[0] == 204
+    # A new KV v2 mount answers 400 until its background upgrade is done.
+    wait_for(lambda: api(stack, 'vault1', 'migrate-kv/config', token=stack.token)[0] == 200, timeout=60,
+             what='the KV v2 mount to take writes')
     assert api(stack, 'vault1', 'migrate-kv/data/probe', 'POST', {'data': {'value': 'kept'}}, token=stack.token)[0] == 200
     spire_before = spire_state(stack, OLD_SERVER)
     agent_id, _serial = agent_svid(stack)
