@@ -143,6 +143,11 @@ class Stack(object):
                              check=True, capture_output=True)
         return json.loads(out.stdout)
 
+    def vault_secrets(self):
+        """The unseal keys (base64 and hex) and root token of the stack's init material: what no output may hold."""
+        material = self.decrypt(os.path.join(self.files_dir, 'vault-init.json.age'))
+        return material['unseal_keys_b64'] + material['unseal_keys_hex'] + [material['root_token']]
+
     def write_secret_vars(self, name, data):
         """A vars file in files/ that holds a token: 0600 from the start. Returns its path."""
         path = os.path.join(self.files_dir, name)

@@ -22,13 +22,6 @@ def stack():
         labhosts.destroy('it-stack')
 
 
-def vault_secrets(stack):
-    material = json.loads(subprocess.run(
-        ['age', '-d', '-i', stack.files_dir + '/operator.agekey', stack.files_dir + '/vault-init.json.age'],
-        check=True, capture_output=True).stdout)
-    return material['unseal_keys_b64'] + material['unseal_keys_hex'] + [material['root_token']]
-
-
 def join_tokens(stack):
     out = stack.lab.exec('spire-server1', ['spire-server', 'agent', 'list', '-socketPath', SERVER_SOCKET,
                                            '-output', 'json'], check=True).stdout
@@ -45,7 +38,7 @@ def test_install_at_vvvv_twice_leaks_no_secret_and_second_run_changes_nothing(st
     outputs = ''.join(proc.stdout + proc.stderr for proc in runs)
     assert 'ESTABLISH SSH CONNECTION' in outputs, 'the runs must be at -vvvv'
 
-    secrets = vault_secrets(stack)
+    secrets = stack.vault_secrets()
     tokens = join_tokens(stack)
     assert len(secrets) == 11 and len(tokens) == 2
     for secret in secrets + tokens:
@@ -65,5 +58,5 @@ def test_backup_at_vvvv_leaks_no_secret(stack):
     with open(stack.files_dir + '/operator.agekey') as handle:
         identity = [line for line in handle.read().splitlines() if line.startswith('AGE-SECRET-KEY-')]
     outputs = proc.stdout + proc.stderr
-    for secret in vault_secrets(stack) + identity:
+    for secret in stack.vault_secrets() + identity:
         assert len(secret) >= 16 and secret not in outputs, 'a secret reached the playbook output'
