@@ -156,9 +156,11 @@ def test_check_mode_reports_and_changes_nothing(stack):
 
 
 def test_shamir_to_transit(stack):
-    proc = migrate(stack, 'to_transit', stack.to_transit)
+    # At -vvvv: the shares are sent with migrate=true and the transit token is in the seal stanza written.
+    proc = migrate(stack, 'to_transit', stack.to_transit, '-vvvv')
     assert proc.returncode == 0, failure_report(proc)
     output = proc.stdout + proc.stderr
+    assert 'ESTABLISH SSH CONNECTION' in output, 'the migration must run at -vvvv'
     for host in VAULTS:
         status = seal_status(stack, host)
         assert (status['type'], status['recovery_seal'], status['sealed']) == ('transit', True, False), (host, status)
@@ -182,9 +184,11 @@ def test_shamir_to_transit(stack):
 
 
 def test_transit_to_shamir(stack):
-    proc = migrate(stack, 'to_shamir', stack.to_shamir)
+    # At -vvvv: the shares are sent with migrate=true and the transit token is in the seal stanza written.
+    proc = migrate(stack, 'to_shamir', stack.to_shamir, '-vvvv')
     assert proc.returncode == 0, failure_report(proc)
     output = proc.stdout + proc.stderr
+    assert 'ESTABLISH SSH CONNECTION' in output, 'the migration must run at -vvvv'
     for host in VAULTS:
         status = seal_status(stack, host)
         assert (status['type'], status['recovery_seal'], status['sealed']) == ('shamir', False, False), (host, status)
