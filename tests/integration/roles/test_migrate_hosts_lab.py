@@ -146,6 +146,22 @@ def test_nothing_asked_changes_nothing(stack):
     assert 'hosts: nothing to do for SPIRE' in proc.stdout
 
 
+def test_check_mode_reports_the_move_and_changes_nothing(stack):
+    proc = migrate(stack, 'check', '--check', '--diff', '-e', json.dumps(MOVE))
+    assert total(proc.stdout) > 0, proc.stdout[-5000:]
+    assert 'would be installed, joined to the cluster and unsealed' in proc.stdout
+    assert 'leads: it would step down before its removal' in proc.stdout
+    assert raft_ids(stack, 'vault1') == OLD_VAULTS
+    for host in OLD_VAULTS:
+        assert service_state(stack, host, 'openbao') == ('active', 'enabled')
+    for host in NEW_VAULTS:
+        assert service_state(stack, host, 'openbao')[0] != 'active'
+    assert service_state(stack, OLD_SERVER, 'spire-server') == ('active', 'enabled')
+    assert service_state(stack, NEW_SERVER, 'spire-server')[0] != 'active'
+    agent_conf = stack.lab.exec(AGENT, ['cat', '/etc/spire/agent/agent.conf'], check=True).stdout
+    assert OLD_SERVER in agent_conf and NEW_SERVER not in agent_conf
+
+
 def test_move_keeps_an_active_node_the_secrets_and_the_spire_identities(stack):
     # Before: a KV secret, the SPIRE server's state and the agent's identity.
     assert api(stack, 'vault1', 'sys/mounts/migrate-kv', 'POST', {'type': 'kv', 'options': {'version': '2'}},
