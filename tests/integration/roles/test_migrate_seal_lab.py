@@ -25,10 +25,6 @@ TRANSIT = 'transit1'
 KEY_NAME = 'autounseal'
 
 
-def decrypt(stack, path):
-    return stack.decrypt(path)
-
-
 def api(stack, host, path, method='GET', body=None, token=None):
     return stack.vault_api(host, path, method, body, token)
 
@@ -79,7 +75,7 @@ def stack():
                        'vault_server_init_secret_shares': 1, 'vault_server_init_secret_threshold': 1}, handle)
         proc = stack.run('tests/lab/playbooks/transit_server.yml', ['-e', '@' + transit_vars])
         assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
-        root = decrypt(stack, transit_material)['root_token']
+        root = stack.decrypt(transit_material)['root_token']
         # (400: mounted already, on a lab kept from an earlier run)
         ok(api(stack, TRANSIT, 'sys/mounts/transit', 'POST', {'type': 'transit'}, root), also=(400,))
         ok(api(stack, TRANSIT, 'transit/keys/' + KEY_NAME, 'POST', {}, root))
@@ -101,7 +97,7 @@ def stack():
                                                   {'vault_server_seal_type': 'shamir', 'vault_server_seal_options': {}})
 
         # A secret written before any migration, read after each one.
-        material = decrypt(stack, os.path.join(stack.files_dir, 'vault-init.json.age'))
+        material = stack.decrypt(os.path.join(stack.files_dir, 'vault-init.json.age'))
         stack.root = material['root_token']
         stack.first_keys = material['unseal_keys_b64']
         stack.first_keys_hex = material['unseal_keys_hex']
@@ -151,7 +147,7 @@ def test_check_mode_reports_and_changes_nothing(stack):
     assert 'seal shamir -> transit' in proc.stdout and 'check mode' in proc.stdout
     assert all('seal "transit"' not in config(stack, host) for host in VAULTS)
     assert all(seal_status(stack, host)['type'] == 'shamir' for host in VAULTS)
-    assert 'recovery_keys_b64' not in decrypt(stack, os.path.join(stack.files_dir, 'vault-init.json.age'))
+    assert 'recovery_keys_b64' not in stack.decrypt(os.path.join(stack.files_dir, 'vault-init.json.age'))
     assert_no_secret(stack, proc.stdout + proc.stderr)
 
 
@@ -165,11 +161,11 @@ def test_shamir_to_transit(stack):
         status = seal_status(stack, host)
         assert (status['type'], status['recovery_seal'], status['sealed']) == ('transit', True, False), (host, status)
         assert 'seal "transit"' in config(stack, host) and 'disabled' not in config(stack, host)
-    material = decrypt(stack, os.path.join(stack.files_dir, 'vault-init.json.age'))
+    material = stack.decrypt(os.path.join(stack.files_dir, 'vault-init.json.age'))
     assert material['recovery_keys_b64'] == stack.first_keys and 'unseal_keys_b64' not in material
     archives = [name for name in os.listdir(stack.files_dir) if name.startswith('vault-init.json.age.')]
     assert len(archives) == 1
-    assert 'unseal_keys_b64' in decrypt(stack, os.path.join(stack.files_dir, archives[0]))
+    assert 'unseal_keys_b64' in stack.decrypt(os.path.join(stack.files_dir, archives[0]))
     assert read_kv(stack) == 'kept'
     # A node restarted now unseals itself through transit: no key is sent.
     host = standby(stack)
@@ -193,7 +189,7 @@ def test_transit_to_shamir(stack):
         status = seal_status(stack, host)
         assert (status['type'], status['recovery_seal'], status['sealed']) == ('shamir', False, False), (host, status)
         assert 'seal "' not in config(stack, host)
-    material = decrypt(stack, os.path.join(stack.files_dir, 'vault-init.json.age'))
+    material = stack.decrypt(os.path.join(stack.files_dir, 'vault-init.json.age'))
     assert material['unseal_keys_b64'] == stack.first_keys and 'recovery_keys_b64' not in material
     assert read_kv(stack) == 'kept'
     # A node restarted now comes back sealed, and the keys of the material unseal it.
