@@ -15,7 +15,7 @@ demo: bootstrap
 demo-down:
 	@scripts/demo.sh down
 
-test: bootstrap
+test:  # runs the bootstrap itself, as its first timed phase
 	@scripts/test.sh
 
 lint: bootstrap

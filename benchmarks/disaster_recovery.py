@@ -34,7 +34,7 @@ def one_round(entries):
         try:
             drill.destroy()
             started = time.monotonic()
-            drill.build()
+            drill.build(from_layer=False)
             build_s = time.monotonic() - started
             before = drill.observe()
             started = time.monotonic()

@@ -1,6 +1,7 @@
 """Fixtures for integration tests: real OpenBao servers and real ansible-playbook runs."""
 
 import base64
+import ctypes
 import json
 import os
 import subprocess
@@ -14,6 +15,22 @@ sys.path.insert(0, ROOT)
 
 from tests.lab.common import COLLECTIONS_PATH, VENV_BIN, ansible_env  # noqa: E402
 from tests.lab.openbao import BaoCluster, BaoServer, TransitUnsealer  # noqa: E402
+
+
+CLONE_NEWNET = 0x40000000
+
+
+def pytest_configure(config):
+    """Each xdist worker runs in a network namespace of its own (loopback up, nothing else). A lab booted from a
+    layer needs the layer's subnet (its hosts' configuration names their addresses); in its own namespace each
+    worker can boot one at the same time as the other, and the servers tests start on 127.0.0.1 stay apart too.
+    Every process a test starts (ansible-playbook, lab hosts, servers) inherits the namespace."""
+    if not hasattr(config, 'workerinput') or os.geteuid() != 0 or os.environ.get('TRUSTROOT_WORKER_NETNS') == '0':
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.unshare(CLONE_NEWNET) != 0:
+        raise OSError(ctypes.get_errno(), 'unshare(CLONE_NEWNET) for xdist worker %s' % config.workerinput['workerid'])
+    subprocess.run(['ip', 'link', 'set', 'lo', 'up'], check=True)
 
 
 def _require(path, what):

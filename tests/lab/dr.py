@@ -100,13 +100,19 @@ class Drill(object):
         return {'vault_server_material_path': os.path.join(self.keep_dir, 'vault-init.json.age'),
                 'vault_server_age_identity': os.path.join(self.keep_dir, 'operator.agekey')}
 
-    def build(self):
-        """Lab 1 with the whole stack installed and populated."""
-        self.stack = Stack.up(self.source_name, groups=GROUPS)
+    def build(self, from_layer=True):
+        """Lab 1 with the whole stack installed and populated: booted from the stack layer (installed, see
+        tests/lab/layers.py), or with ``from_layer=False`` installed now (the benchmark's reference)."""
+        if from_layer:
+            self.stack = Stack.from_layer(self.source_name, groups=GROUPS)
+            shutil.copy2(os.path.join(self.stack.files_dir, 'vault-init.json.age'), self.keep_dir)
+        else:
+            self.stack = Stack.up(self.source_name, groups=GROUPS)
         # The operator's key and the init material live outside the lab from the start.
         shutil.copy2(os.path.join(self.stack.files_dir, 'operator.agekey'), self.keep_dir)
         self.stack.write_vars(self._vars_pointing_at_kept_material())
-        self._play('install')
+        if not from_layer:
+            self._play('install')
         first = dict(self.stack.lab.addresses)['vault1']
         self._play(os.path.join(PLAYBOOKS, 'dr_populate.yml'), self._extra({
             'dr_root_token': self.root_token(), 'dr_vault_url': 'https://%s:8200' % first,
@@ -130,7 +136,8 @@ class Drill(object):
 
     def recover(self, extra=()):
         """Fresh hosts, then disaster_recovery.yml; returns (seconds of the playbook, CompletedProcess)."""
-        self.stack = Stack.up(self.target_name, groups=GROUPS)
+        # Same variables as the source (a source booted from the layer has the layer's registration entries).
+        self.stack = Stack.up(self.target_name, groups=GROUPS, vars_groups=self.stack.vars_groups)
         shutil.copy2(os.path.join(self.keep_dir, 'operator.agekey'), self.stack.files_dir)
         self.stack.write_vars(self._vars_pointing_at_kept_material())
         start = time.monotonic()

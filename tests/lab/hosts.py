@@ -73,6 +73,9 @@ ROOTFS_LAYOUT = 2
 MASKED_UNITS = ('apt-daily.timer', 'apt-daily-upgrade.timer')
 
 STATE_FORMAT = 'trustroot.ops/lab/v1'
+# Subnet indexes that dynamic allocation never takes: a lab booted from a layer (a converged install kept as
+# read-only overlay layers, tests/lab/layers.py) needs the very addresses its hosts had when the layer was made.
+LAYER_NETWORK_INDEXES = range(240, 255)
 BRIDGE_PREFIX = 'trbr'
 FIRST_HOST_OCTET = 11
 MAX_HOSTS = 200
@@ -168,12 +171,32 @@ def lab_network(index, base=None):
     return ipaddress.IPv4Network('%s.%d.0/24' % (base or net_base(), index))
 
 
-def host_addresses(index, hosts, base=None):
-    """[(host, address)] in the given order: .11, .12, ... of the lab subnet; .1 is the bridge."""
+def host_addresses(index, hosts, base=None, fixed=None):
+    """[(host, address)] in the given order: .11, .12, ... of the lab subnet; .1 is the bridge.
+
+    fixed: {host: address} of a layer's hosts, which keep their addresses; the other hosts take the addresses
+    after the highest of them (also of layer hosts not booted now), in order, so no address is reused."""
     network = lab_network(index, base)
     if len(hosts) > MAX_HOSTS:
         raise LabError('hosts: at most %d hosts per lab' % MAX_HOSTS)
-    return [(host, str(network.network_address + FIRST_HOST_OCTET + i)) for i, host in enumerate(hosts)]
+    fixed = dict(fixed or {})
+    for host, address in fixed.items():
+        if ipaddress.IPv4Address(address) not in network:
+            raise LabError('%s: address %s is not in the lab subnet %s' % (host, address, network))
+    first_free = FIRST_HOST_OCTET
+    if fixed:
+        first_free = max(int(ipaddress.IPv4Address(a)) - int(network.network_address) for a in fixed.values()) + 1
+    free = iter(range(first_free, 255))
+    out = []
+    for host in hosts:
+        if host in fixed:
+            out.append((host, fixed[host]))
+            continue
+        octet = next(free, None)
+        if octet is None:
+            raise LabError('hosts: no address left in %s for %s' % (network, host))
+        out.append((host, str(network.network_address + octet)))
+    return out
 
 
 def gateway_address(index, base=None):
@@ -205,10 +228,11 @@ def used_network_indexes(link_names, networks, base=None):
 
 
 def pick_network_index(used):
-    for index in range(1, 255):
+    """The first free subnet index below the ones kept for labs booted from a layer (LAYER_NETWORK_INDEXES)."""
+    for index in range(1, LAYER_NETWORK_INDEXES[0]):
         if index not in used:
             return index
-    raise LabError('no free lab subnet: %s.1-254.0/24 are all in use' % net_base())
+    raise LabError('no free lab subnet: %s.1-%d.0/24 are all in use' % (net_base(), LAYER_NETWORK_INDEXES[0] - 1))
 
 
 def parse_apt_sources(files):
@@ -609,13 +633,19 @@ def mounts_under(directory):
 
 
 def overlays_with_lower(lowerdir):
+    """Mount points of overlays that use <lowerdir>, or a directory below it, as a lower directory."""
     lowerdir = os.path.realpath(lowerdir)
     found = []
     for line in (_read('/proc/self/mountinfo') or '').splitlines():
         pre, _sep, post = line.partition(' - ')
         fields = post.split()
-        if fields and fields[0] == 'overlay' and 'lowerdir=%s' % lowerdir in post.split(' ', 2)[-1].split(','):
-            found.append(pre.split()[4])
+        if not fields or fields[0] != 'overlay':
+            continue
+        for option in post.split(' ', 2)[-1].split(','):
+            # Several lower directories are joined with ':' (a host booted from a layer).
+            if option.startswith('lowerdir=') and any(
+                    lower == lowerdir or lower.startswith(lowerdir + '/') for lower in option[9:].split(':')):
+                found.append(pre.split()[4])
     return found
 
 
@@ -855,10 +885,15 @@ class Lab(object):
 
     # --- create ------------------------------------------------------------------------------------
     @classmethod
-    def create(cls, name, hosts, directory=None, rootfs=None, timeout=120, keep_on_failure=False, groups=None):
+    def create(cls, name, hosts, directory=None, rootfs=None, timeout=120, keep_on_failure=False, groups=None,
+               layer=None):
         """Create and boot a lab; returns it once every host runs systemd and answers SSH.
 
-        groups: extra inventory groups, {group: [host, ...]} or ['group=host1,host2', ...]."""
+        groups: extra inventory groups, {group: [host, ...]} or ['group=host1,host2', ...].
+        layer: boot some hosts on top of a kept install instead of the bare rootfs: {'network_index': n,
+            'addresses': {host: address}, 'uppers': {host: directory}}. Those hosts get the layer's subnet and
+            addresses (their configuration names them), and each one's overlay stacks its kept upper directory
+            (read-only) on the rootfs under a fresh upper directory; hosts not in the layer boot bare."""
         started = time.monotonic()
         name = validate_lab_name(name)
         hosts = validate_host_names(hosts)
@@ -878,13 +913,13 @@ class Lab(object):
             if not old.get('destroyed'):
                 raise LabError('dir: a lab already exists in %s (destroy it first)' % directory)
         os.makedirs(directory, exist_ok=True)
-        state = {'format': STATE_FORMAT, 'name': name, 'dir': directory, 'rootfs': rootfs,
+        state = {'format': STATE_FORMAT, 'name': name, 'dir': directory, 'rootfs': rootfs, 'layer': layer,
                  'created_at': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()), 'destroyed': False,
                  'bridge': None, 'hosts': [], 'supervisor': None, 'ssh': {}, 'timings': {}, 'groups': groups}
         _write_json(os.path.join(directory, 'state.json'), state)
         lab = cls(directory)
         try:
-            lab._create(hosts, timeout)
+            lab._create(hosts, timeout, layer)
         except BaseException:
             if keep_on_failure:
                 _log('creation failed; lab left as it is in %s' % directory)
@@ -901,7 +936,7 @@ class Lab(object):
         lab._save()
         return lab
 
-    def _create(self, hosts, timeout):
+    def _create(self, hosts, timeout, layer=None):
         name = self.name
         # 1. Name and bridge/subnet, under the machine-wide lock.
         with _flock(os.path.join(run_dir(), '.lock')):
@@ -911,12 +946,15 @@ class Lab(object):
                 raise LabError('name: lab %r already exists (%s): destroy it first' % (name, other))
             used = used_network_indexes(link_info().keys(), _machine_networks())
             while True:
-                index = pick_network_index(used)
+                index = layer['network_index'] if layer else pick_network_index(used)
                 bridge = bridge_name(index)
+                if layer and index in used:
+                    raise LabError('layer: subnet %s (index %d) is in use in this network namespace, and the '
+                                   "layer's hosts need it: destroy the lab that holds it" % (lab_network(index), index))
                 proc = _run(['ip', 'link', 'add', bridge, 'type', 'bridge'], check=False)
                 if proc.returncode == 0:
                     break
-                if 'exists' not in proc.stderr:
+                if 'exists' not in proc.stderr or layer:
                     raise LabError('ip link add %s type bridge failed: %s' % (bridge, proc.stderr.strip()))
                 used.add(index)
             info = link_info(bridge)[bridge]
@@ -947,7 +985,8 @@ class Lab(object):
                              'control_dir': os.path.join(ssh_dir, 'cp')}
 
         # 3. One overlay per host, with its identity written through the mount.
-        addresses = host_addresses(index, hosts)
+        uppers = (layer or {}).get('uppers') or {}
+        addresses = host_addresses(index, hosts, fixed=(layer or {}).get('addresses'))
         host_keys = {}
         for host, address in addresses:
             hdir = self.host_dir(host)
@@ -961,8 +1000,9 @@ class Lab(object):
             entry = {'name': host, 'address': address, 'machine': machine_name(name, host), 'root': root}
             self.state['hosts'].append(entry)
             self._save()
+            lower = ([validate_lab_path(uppers[host], 'layer')] if host in uppers else []) + [self.state['rootfs']]
             _run(['mount', '-t', 'overlay', 'overlay', '-o', 'lowerdir=%s,upperdir=%s,workdir=%s' % (
-                self.state['rootfs'], os.path.join(hdir, 'upper'), os.path.join(hdir, 'work')), root])
+                ':'.join(lower), os.path.join(hdir, 'upper'), os.path.join(hdir, 'work')), root])
             _write_into_root(root, 'etc/hostname', host + '\n')
             _write_into_root(root, 'etc/hosts', render_etc_hosts(addresses))
             _write_into_root(root, 'etc/machine-id', os.urandom(16).hex() + '\n', mode=0o444)

@@ -12,15 +12,18 @@ import argparse
 import base64
 import json
 import os
+import shutil
 import ssl
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 
 from cryptography import x509
 
 from tests.lab import hosts as labhosts
+from tests.lab import layers
 from tests.lab.common import ROOT, VENV_BIN, ansible_env, wait_for
 
 ARTIFACTS = os.path.join(ROOT, '.cache', 'artifacts.json')
@@ -34,6 +37,7 @@ DEMO_GROUPS = {
 TRUST_DOMAIN = 'demo.trustroot.test'
 DEMO_USER = 'demo'
 AGENT_SOCKET = '/run/spire/agent/public/api.sock'
+SERVER_SOCKET = '/run/spire/server/private/api.sock'
 AGENT_DATA = '/var/lib/spire/agent/agent-data.json'
 
 
@@ -105,15 +109,17 @@ def ensure_age_key(path):
 class Stack(object):
     """A lab plus the files and variables the install playbook needs."""
 
-    def __init__(self, lab, groups):
+    def __init__(self, lab, groups, vars_groups=None):
         self.lab = lab
         self.groups = groups
+        self.vars_groups = vars_groups or groups  # the groups the install variables are made for
         self.files_dir = os.path.join(lab.dir, 'files')
         self.vars_path = os.path.join(self.files_dir, 'vars.yml')
 
     @classmethod
-    def up(cls, name, groups=None, directory=None, extra_vars=None):
-        """Reuse the lab of that name when it runs, or create it; (re)write its variables."""
+    def up(cls, name, groups=None, directory=None, extra_vars=None, layer=None, vars_groups=None):
+        """Reuse the lab of that name when it runs, or create it; (re)write its variables. ``layer``: see
+        hosts.Lab.create (used to make a layer; tests boot from one with from_layer)."""
         groups = groups or DEMO_GROUPS
         try:
             lab = labhosts.Lab.load(name, directory)
@@ -121,15 +127,73 @@ class Stack(object):
                 raise labhosts.LabError('not running')
         except (labhosts.LabError, OSError):
             labhosts.destroy(name, directory)
-            lab = labhosts.Lab.create(name, hosts_of(groups), directory=directory, groups=groups)
-        stack = cls(lab, groups)
+            lab = labhosts.Lab.create(name, hosts_of(groups), directory=directory, groups=groups, layer=layer)
+        stack = cls(lab, groups, vars_groups)
         stack.write_vars(extra_vars)
         return stack
+
+    @classmethod
+    def from_layer(cls, name, groups=None, layer='stack', extra_vars=None):
+        """A new lab whose hosts of the layer ``layer`` boot converged (see tests/lab/layers.py), back to the state
+        install.yml left: OpenBao unsealed with one active node, SPIRE server and agents healthy. Hosts of ``groups``
+        that the layer lacks boot bare. The variables are the layer's (install.yml converges on them: a second run
+        changes nothing), with ``extra_vars`` on top. ``stack.layer`` is the layer (its install output, timings)."""
+        kept = layers.ensure(layer, make_layer)
+        groups = groups or kept.groups
+        hosts = hosts_of(groups)
+        labhosts.destroy(name)
+        started = time.monotonic()
+        lab = labhosts.Lab.create(name, hosts, groups=groups,
+                                  layer=kept.lab_layer([host for host in hosts if host in kept.hosts]))
+        stack = cls(lab, groups, vars_groups=kept.groups)
+        try:
+            shutil.copytree(kept.files_dir, stack.files_dir, symlinks=True)
+            stack.write_vars(extra_vars)
+            stack.layer = kept
+            stack.wake(kept)
+        except BaseException:
+            labhosts.destroy(name)
+            raise
+        stack.boot_seconds = round(time.monotonic() - started, 1)
+        return stack
+
+    def wake(self, layer, timeout=120):
+        """After a boot from ``layer``: unseal its OpenBao nodes with the stack's material (what unseal.yml does after
+        a restart), wait for one active node and every other one standby, and for its SPIRE servers and agents to
+        report healthy."""
+        booted = set(self.lab.state['layer']['uppers'])
+        vaults = [host for host in layer.groups.get('vault_servers', []) if host in booted]
+        if vaults:
+            material = self.decrypt(os.path.join(self.files_dir, 'vault-init.json.age'))
+            keys = material['unseal_keys_b64'][:material['unseal_threshold']]
+            for host in vaults:
+                wait_for(lambda h=host: self.vault_api(h, 'sys/seal-status')[0] == 200, timeout=timeout,
+                         what='%s answering' % host)
+                for key in keys:
+                    status, body = self.vault_api(host, 'sys/unseal', 'PUT', {'key': key})
+                    if status != 200:
+                        raise labhosts.LabError('%s: sys/unseal answered %s %s' % (host, status, body))
+                    if body.get('sealed') is False:
+                        break
+
+            def active_and_standbys():
+                codes = sorted(self.vault_api(host, 'sys/health')[0] for host in vaults)
+                return codes == [200] + [429] * (len(vaults) - 1)
+
+            wait_for(active_and_standbys, timeout=timeout, interval=0.5,
+                     what='one active OpenBao node and the others standby')
+        checks = [(host, ['spire-server', 'healthcheck', '-socketPath', SERVER_SOCKET])
+                  for host in layer.groups.get('spire_servers', []) if host in booted]
+        checks += [(host, ['spire-agent', 'healthcheck', '-socketPath', AGENT_SOCKET])
+                   for host in layer.groups.get('spire_agents', []) if host in booted]
+        for host, argv in checks:
+            wait_for(lambda h=host, a=argv: self.lab.exec(h, a).returncode == 0, timeout=timeout, interval=0.5,
+                     what='%s healthy' % host)
 
     def write_vars(self, extra_vars=None):
         os.makedirs(self.files_dir, mode=0o700, exist_ok=True)
         recipient = ensure_age_key(os.path.join(self.files_dir, 'operator.agekey'))
-        data = stack_vars(self.files_dir, self.groups, read_artifacts(), recipient)
+        data = stack_vars(self.files_dir, self.vars_groups, read_artifacts(), recipient)
         data.update(extra_vars or {})
         with open(self.vars_path, 'w') as handle:
             json.dump(data, handle, indent=2)  # JSON is YAML
@@ -178,6 +242,31 @@ class Stack(object):
         """ansible-playbook on the lab (see playbook_argv); returns the CompletedProcess."""
         return subprocess.run(self.playbook_argv(playbook, args), env=self.env(), cwd=ROOT, timeout=timeout,
                               capture_output=capture, text=True, check=False)
+
+
+def make_layer(name, definition, directory):
+    """layers.ensure's maker: install.yml (at -vvvv: the stack's leak test reads this output) on fresh hosts at the
+    layer's subnet, a clean shutdown (OpenBao and SPIRE close their data on disk), then each host's upper directory,
+    the controller-side files and the install output are kept in ``directory``."""
+    lab_name = 'layer-' + name
+    labhosts.destroy(lab_name)
+    stack = Stack.up(lab_name, groups=definition['groups'],
+                     layer={'network_index': definition['network_index'], 'addresses': {}, 'uppers': {}})
+    try:
+        proc = stack.run('install', ['-vvvv'], timeout=1800)
+        if proc.returncode != 0:
+            raise layers.LayerError('layer %s: install.yml failed:\n%s' % (name, failure_report(proc)))
+        with open(os.path.join(directory, 'install.log'), 'w') as handle:
+            handle.write(proc.stdout + proc.stderr)
+        addresses = dict(stack.lab.addresses)
+        stack.lab.destroy(keep_files=True)
+        for host in addresses:
+            os.rename(os.path.join(stack.lab.host_dir(host), 'upper'), os.path.join(directory, 'hosts', host))
+        shutil.copytree(stack.files_dir, os.path.join(directory, 'files'), symlinks=True)
+        os.remove(os.path.join(directory, 'files', 'vars.yml'))  # each lab writes its own, with its own paths
+    finally:
+        labhosts.destroy(lab_name)
+    return {'addresses': addresses}
 
 
 def agent_svid(lab, host):

@@ -37,7 +37,8 @@ INVENTORY_VARS = ('spire_server_trust_domain', 'spire_agent_trust_domain', 'spir
 
 @pytest.fixture(scope='module')
 def stack():
-    stack = Stack.up(NAME, groups=GROUPS)
+    # The old trust domain's server and agents boot from the stack layer, installed; spire-server2 boots bare.
+    stack = Stack.from_layer(NAME, groups=GROUPS)
     try:
         with open(stack.vars_path) as handle:
             data = json.load(handle)
@@ -49,10 +50,7 @@ def stack():
             json.dump({'spire_server_trust_domain': NEW}, handle)
         with open(stack.vars_path, 'w') as handle:
             json.dump(data, handle)
-        started = time.monotonic()
-        first = stack.run('install')
-        assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-2000:]
-        stack.timings = {'install': round(time.monotonic() - started, 1)}
+        stack.timings = {'boot_from_layer': stack.boot_seconds}
         for agent in GROUPS['spire_agents']:
             stack.lab.exec(agent, ['useradd', '--system', '--no-create-home', 'demo'])
         yield stack

@@ -104,6 +104,26 @@ def test_pick_network_index_takes_the_lowest_free():
         hosts.pick_network_index(set(range(1, 255)))
 
 
+def test_pick_network_index_never_takes_a_subnet_kept_for_layers():
+    below = set(range(1, hosts.LAYER_NETWORK_INDEXES[0]))
+    with pytest.raises(LabError, match='no free lab subnet'):
+        hosts.pick_network_index(below)
+    assert hosts.pick_network_index(below - {17}) == 17
+
+
+def test_layer_hosts_keep_their_addresses_and_new_hosts_never_reuse_one():
+    layer = {'vault1': '10.213.250.11', 'vault2': '10.213.250.12', 'spire-server1': '10.213.250.14'}
+    got = hosts.host_addresses(250, ['vault2', 'transit1', 'vault1', 'extra'], fixed=layer)
+    # spire-server1 is not booted: its address stays free all the same, new hosts come after it.
+    assert got == [('vault2', '10.213.250.12'), ('transit1', '10.213.250.15'), ('vault1', '10.213.250.11'),
+                   ('extra', '10.213.250.16')]
+
+
+def test_a_layer_address_outside_the_subnet_is_refused():
+    with pytest.raises(LabError, match='vault1: address 10.213.9.11 is not in the lab subnet 10.213.250.0/24'):
+        hosts.host_addresses(250, ['vault1'], fixed={'vault1': '10.213.9.11'})
+
+
 def test_bridge_names_fit_linux_link_names():
     assert hosts.bridge_name(254) == 'trbr254'
     assert len(hosts.bridge_name(254)) <= 15
