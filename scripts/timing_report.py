@@ -1,7 +1,6 @@
-#!/usr/bin/env python3
 """The gate's timing table: where `make test` spent its time, printed and written as JSON.
 
-    scripts/timing_report.py RUN_DIR OUT_DIR
+    python3 scripts/timing_report.py RUN_DIR OUT_DIR
 
 RUN_DIR holds what the gate recorded while it ran: phases.tsv (name, start, end, exit status: one line a phase),
 integration.json (per test file, from tests/timing/pytest_files.py) and molecule/*.json (per scenario, from
@@ -53,8 +52,8 @@ def build_report(phases, integration, molecule):
 
 
 def render_table(report):
-    lines = ['', 'make test timing (%s, %s)' % (report['started_at'], 'passed' if report['passed'] else
-                                                   'FAILED: ' + ', '.join(report['failed_phases']))]
+    verdict = 'passed' if report['passed'] else 'FAILED: ' + ', '.join(report['failed_phases'])
+    lines = ['', 'make test timing (%s, %s)' % (report['started_at'], verdict)]
     lines.append('  %-58s %8s' % ('phase', 'seconds'))
     for name, seconds in report['phases'].items():
         lines.append('  %-58s %8.1f' % (name, seconds))

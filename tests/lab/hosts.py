@@ -1009,6 +1009,9 @@ class Lab(object):
             _write_into_root(root, 'root/.ssh/authorized_keys', pubkey, mode=0o600)
             os.chmod(os.path.join(root, 'root/.ssh'), 0o700)
             hostkey = os.path.join(root, 'etc/ssh/ssh_host_ed25519_key')
+            for old in (hostkey, hostkey + '.pub'):  # a host booted from a layer has the layer's
+                if os.path.lexists(old):
+                    os.unlink(old)
             _run(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-C', 'root@%s' % host, '-f', hostkey])
             host_keys[host] = _read(hostkey + '.pub')
 

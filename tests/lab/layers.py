@@ -157,8 +157,8 @@ class Layer(object):
         """What hosts.Lab.create takes to boot ``hosts`` on this layer (each must be one of the layer's)."""
         unknown = sorted(set(hosts) - set(self.hosts))
         if unknown:
-            raise LayerError('layer %s has no host %s (it has %s)' % (self.name, ', '.join(unknown),
-                                                                     ', '.join(self.hosts)))
+            raise LayerError('layer %s has no host %s (it has %s)'
+                             % (self.name, ', '.join(unknown), ', '.join(self.hosts)))
         return {'network_index': self.meta['network_index'], 'addresses': dict(self.meta['addresses']),
                 'uppers': {host: os.path.join(self.dir, 'hosts', host) for host in hosts}}
 
@@ -208,7 +208,7 @@ def _remove_unused(base):
 
 
 def _cli(argv=None):
-    parser = argparse.ArgumentParser(prog='python -m tests.lab.layers', description=__doc__.split('\n\n')[0])
+    parser = argparse.ArgumentParser(prog='python -m tests.lab.layers', description=__doc__.split('\n\n', maxsplit=1)[0])
     sub = parser.add_subparsers(dest='command', required=True)
     for command in ('key', 'build'):
         cmd = sub.add_parser(command)
