@@ -51,3 +51,9 @@ def rotation_due(key_status, min_age_seconds, now=None):
     if not min_age_seconds:
         return True
     return key_age_seconds(key_status['install_time'], now) >= min_age_seconds
+
+
+def rotation_seen(before, after):
+    """True when ``after`` (sys/key-status read after the rotation) shows a newer term than ``before``. A standby
+    answers key-status from its own copy of the keyring, which reaches it a moment after the active node rotated."""
+    return int(after['term']) > int(before['term'])

@@ -67,12 +67,17 @@ rotated:
   type: bool
 '''
 
+import time
+
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.trustroot.ops.plugins.module_utils._vault import (
     VaultError, VaultNode, connection_argument_spec, ensure_hvac, require_url, keyring_rotate_path, require_token)
 from ansible_collections.trustroot.ops.plugins.module_utils._vault_keyring import (
-    key_age_seconds, parse_duration, rotation_due)
+    key_age_seconds, parse_duration, rotation_due, rotation_seen)
+
+# How long the node asked may take to show the new term (a standby learns it from the active node).
+SEEN_TIMEOUT_S = 15
 
 
 def main():
@@ -105,8 +110,15 @@ def main():
         try:
             node.call('PUT', keyring_rotate_path(flavour))
             after = node.call('GET', 'sys/key-status')
+            deadline = time.monotonic() + SEEN_TIMEOUT_S
+            while not rotation_seen(before, after) and time.monotonic() < deadline:
+                time.sleep(0.2)
+                after = node.call('GET', 'sys/key-status')
         except VaultError as exc:
             module.fail_json(msg=str(exc), **result)
+        if not rotation_seen(before, after):
+            module.fail_json(msg='%s: %s answered, but sys/key-status still reports term %s after %d s' % (
+                node.url, keyring_rotate_path(flavour), after['term'], SEEN_TIMEOUT_S), **result)
         result.update(rotated=True, term=after['term'], install_time=after['install_time'])
     if module._diff:
         result['diff'] = {'before': {'term': before['term']},

