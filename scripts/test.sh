@@ -69,5 +69,5 @@ if [ -n "$layer_pid" ]; then
 fi
 phase "integration tests (real OpenBao and SPIRE, lab hosts, real ansible-playbook)" \
   env TRUSTROOT_TEST_TIMING_FILE="$PWD/$RUN_DIR/integration.json" \
-  $VENV/pytest -q -n 2 --dist loadfile -p tests.timing.pytest_files tests/integration
+  $VENV/python -m pytest -q -n 2 --dist loadfile -p tests.timing.pytest_files tests/integration
 phase "molecule scenarios (every role on lab hosts)" scripts/molecule.sh
