@@ -17,8 +17,6 @@ used; it is rebuilt, and the old one removed once no lab uses it.
 """
 
 import argparse
-import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -105,32 +103,13 @@ def layer_is_usable(meta, key, now, max_age=MAX_AGE_S):
 # ---------------------------------------------------------------------------------------------------
 # Layers on disk (a lab is booted from one by tests/lab/stack.py: Stack.from_layer)
 
-@contextlib.contextmanager
-def _locked(path):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, 'a') as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _read_json(path):
-    try:
-        with open(path) as handle:
-            return json.load(handle)
-    except (FileNotFoundError, ValueError):
-        return None
-
-
 class Layer(object):
     """A layer on disk: <LAYERS_DIR>/<name>/<key>/ with layer.json, hosts/<host>/ (kept upper directories),
     files/ (the stack's controller-side files) and install.log (the output of the install that made it)."""
 
     def __init__(self, directory):
         self.dir = directory
-        self.meta = _read_json(os.path.join(directory, 'layer.json'))
+        self.meta = labhosts._read_json(os.path.join(directory, 'layer.json'))
         if not self.meta:
             raise LayerError('no layer at %s' % directory)
 
@@ -173,11 +152,11 @@ def ensure(name, make, log=print):
         raise LayerError('no layer definition %r (known: %s)' % (name, ', '.join(sorted(DEFINITIONS))))
     base = os.path.join(LAYERS_DIR, name)
     key = layer_key(name)
-    with _locked(base + '.lock'):
+    with labhosts._flock(base + '.lock'):
         now = time.time()
         why = 'none kept'
         for entry in sorted(os.listdir(base) if os.path.isdir(base) else [], reverse=True):
-            usable, why = layer_is_usable(_read_json(os.path.join(base, entry, 'layer.json')), key, now)
+            usable, why = layer_is_usable(labhosts._read_json(os.path.join(base, entry, 'layer.json')), key, now)
             if usable:
                 return Layer(os.path.join(base, entry))
         log('layer %s: making it (%s)' % (name, why))
@@ -226,7 +205,7 @@ def _cli(argv=None):
     else:
         for name in sorted(os.listdir(LAYERS_DIR)) if os.path.isdir(LAYERS_DIR) else []:
             for entry in sorted(os.listdir(os.path.join(LAYERS_DIR, name))):
-                meta = _read_json(os.path.join(LAYERS_DIR, name, entry, 'layer.json')) or {}
+                meta = labhosts._read_json(os.path.join(LAYERS_DIR, name, entry, 'layer.json')) or {}
                 print('%s %s built %s in %ss' % (name, entry, time.strftime(
                     '%H:%M:%S', time.localtime(meta.get('built_at', 0))), meta.get('build_seconds')))
     return 0
