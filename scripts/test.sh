@@ -10,6 +10,7 @@ RUN_DIR=$TIMING/run
 rm -rf "$RUN_DIR" && mkdir -p "$RUN_DIR/molecule"
 export TRUSTROOT_TEST_TIMING_DIR=$PWD/$RUN_DIR
 layer_pid=
+molecule_pid=
 
 finish() {
   local rc=$?
@@ -17,6 +18,11 @@ finish() {
     # The layer maker (the python child of that background shell) unwinds on SIGTERM and destroys its lab.
     pkill -TERM -P "$layer_pid" 2>/dev/null || true
     wait "$layer_pid" 2>/dev/null || true
+  fi
+  if [ -n "$molecule_pid" ]; then
+    # Molecule destroys each scenario's lab itself: let the running ones end.
+    wait "$molecule_pid" 2>/dev/null || true
+    cat "$RUN_DIR/molecule.log" 2>/dev/null || true
   fi
   python3 scripts/timing_report.py "$RUN_DIR" "$TIMING" || true
   exit "$rc"
@@ -67,7 +73,28 @@ if [ -n "$layer_pid" ]; then
   layer_pid=
   tail -n 2 "$RUN_DIR/layer-stack.log"
 fi
+run_molecule() {
+  local start rc=0
+  start=$(date +%s.%N)
+  MOLECULE_JOBS=1 scripts/molecule.sh > "$RUN_DIR/molecule.log" 2>&1 || rc=$?
+  record "molecule scenarios, one at a time (in the background, beside the integration tests)" \
+    "$start" "$(date +%s.%N)" "$rc"
+  return "$rc"
+}
+
+# Molecule scenarios run one at a time beside the integration tests: both spend much of their time waiting on
+# services, and together they keep the machine busy (each lab has its own hosts and subnet).
+run_molecule &
+molecule_pid=$!
 phase "integration tests (real OpenBao and SPIRE, lab hosts, real ansible-playbook)" \
   env TRUSTROOT_TEST_TIMING_FILE="$PWD/$RUN_DIR/integration.json" \
   $VENV/python -m pytest -q -n 2 --dist loadfile -p tests.timing.pytest_files tests/integration
-phase "molecule scenarios (every role on lab hosts)" scripts/molecule.sh
+printf '\n=== molecule scenarios (every role on lab hosts, beside the integration tests)\n'
+molecule_rc=0
+wait "$molecule_pid" || molecule_rc=$?
+molecule_pid=
+cat "$RUN_DIR/molecule.log"
+if [ "$molecule_rc" -ne 0 ]; then
+  echo 'molecule: a scenario failed (see above)' >&2
+  exit 1
+fi

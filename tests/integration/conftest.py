@@ -14,7 +14,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 sys.path.insert(0, ROOT)
 
 from tests.lab.common import COLLECTIONS_PATH, VENV_BIN, ansible_env  # noqa: E402
-from tests.lab.openbao import BaoCluster, BaoServer, TransitUnsealer  # noqa: E402
+from tests.lab.openbao import BaoCluster, BaoServer, ClusterTemplate, TransitUnsealer  # noqa: E402
 
 
 CLONE_NEWNET = 0x40000000
@@ -102,17 +102,19 @@ class InitializedCluster(object):
         return str(path)
 
 
+@pytest.fixture(scope='session')
+def bao_cluster_template(tmp_path_factory):
+    """One initialized, joined 3-node cluster per test process (3 shares, threshold 2), kept stopped."""
+    return ClusterTemplate(str(tmp_path_factory.mktemp('bao-cluster-template')), size=3, shares=3, threshold=2)
+
+
 @pytest.fixture
-def bao_cluster(tmp_path):
-    """A 3-node raft cluster, initialized (3 shares, threshold 2), every node joined, then sealed."""
-    cluster = BaoCluster(str(tmp_path), size=3).start()
+def bao_cluster(tmp_path, bao_cluster_template):
+    """A 3-node raft cluster, initialized (3 shares, threshold 2), every node joined, then sealed: each test runs
+    on its own copy of the template's data (what it changes stays in its copy)."""
+    cluster = bao_cluster_template.start_copy(str(tmp_path))
     try:
-        init = cluster.init(shares=3, threshold=2)
-        ready = InitializedCluster(cluster, init)
-        ready.unseal_all()
-        cluster.wait_peers(ready.root_token, count=3)
-        ready.seal_all()
-        yield ready
+        yield InitializedCluster(cluster, bao_cluster_template.init)
     finally:
         cluster.stop()
 

@@ -163,9 +163,13 @@ class BaoServer(object):
 class BaoCluster(object):
     """N raft nodes that find each other through ``retry_join``; node 0 is initialized first."""
 
-    def __init__(self, workdir, size=3, seal_stanza=''):
+    def __init__(self, workdir, size=3, seal_stanza='', ports=None):
+        """ports: [(api port, cluster port)] of each node (a copy of a ClusterTemplate needs the template's:
+        raft keeps the peers' addresses); free ones by default."""
         self.workdir = workdir
-        self.nodes = [BaoServer(workdir, 'node%d' % (i + 1)) for i in range(size)]
+        ports = ports or [(None, None)] * size
+        self.nodes = [BaoServer(workdir, 'node%d' % (i + 1), api_port=ports[i][0], cluster_port=ports[i][1])
+                      for i in range(size)]
         for node in self.nodes:
             node.retry_join = [other.url for other in self.nodes if other is not node]
             node.seal_stanza = seal_stanza
@@ -239,6 +243,36 @@ class BaoCluster(object):
             status, body = http('GET', self.nodes[0].url + '/v1/sys/storage/raft/configuration', token=token)
             return status == 200 and len(body['data']['config']['servers']) >= count
         return wait_for(peers, timeout=timeout, what='%d raft peers' % count)
+
+
+class ClusterTemplate(object):
+    """An initialized raft cluster made once, every node joined, then stopped and kept: its data directories, ports
+    and init answer. ``start_copy(workdir)`` starts a cluster on a copy of those directories, at the same ports:
+    initialized, joined and sealed (what a restart of a Shamir cluster leaves) in the time its servers take to
+    start, instead of the init, unseal, join and restart each test would otherwise pay."""
+
+    def __init__(self, workdir, size=3, shares=3, threshold=2):
+        cluster = BaoCluster(workdir, size=size).start()
+        try:
+            self.init = cluster.init(shares=shares, threshold=threshold)
+            cluster.unseal_raw(self.init['keys_base64'], threshold)
+            cluster.wait_leader(self.init['root_token'])
+            cluster.wait_peers(self.init['root_token'], count=size)
+        finally:
+            cluster.stop()
+        self.size = size
+        self.ports = [(node.api_port, node.cluster_port) for node in cluster.nodes]
+        self.data_dirs = [node.data_dir for node in cluster.nodes]
+
+    def start_copy(self, workdir):
+        cluster = BaoCluster(workdir, size=self.size, ports=self.ports)
+        for node, data_dir in zip(cluster.nodes, self.data_dirs):
+            shutil.copytree(data_dir, node.data_dir, dirs_exist_ok=True)
+        try:
+            return cluster.start()
+        except BaseException:
+            cluster.stop()
+            raise
 
 
 class TransitUnsealer(object):
