@@ -2,6 +2,7 @@
 ansible-playbook runs with against this checkout."""
 
 import os
+import random
 import socket
 import threading
 import time
@@ -31,10 +32,29 @@ def ansible_env(extra=None):
     return env
 
 
+# Ports for test servers come from below the kernel's ephemeral range (32768-60999 by default), where outgoing
+# connections take their local ports: a port chosen here and bound a moment later by a server cannot have been
+# taken by a client connection meanwhile. A process never hands the same port out twice.
+SERVER_PORTS = (20000, 32000)
+_handed_out = set()
+_ports_lock = threading.Lock()
+
+
 def free_port():
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
+    """A port on 127.0.0.1 that is free now, never given out before in this process."""
+    with _ports_lock:
+        for _attempt in range(200):
+            port = random.randrange(*SERVER_PORTS)
+            if port in _handed_out:
+                continue
+            with socket.socket() as sock:
+                try:
+                    sock.bind(('127.0.0.1', port))
+                except OSError:
+                    continue
+            _handed_out.add(port)
+            return port
+    raise OSError('no free port in %d-%d on 127.0.0.1' % SERVER_PORTS)
 
 
 def wait_for(predicate, timeout=30.0, interval=0.2, what='condition'):
