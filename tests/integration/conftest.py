@@ -83,10 +83,6 @@ class InitializedCluster(object):
         self.cluster.unseal_raw(self.keys, self.threshold)
         self.cluster.wait_leader(self.root_token)
 
-    def seal_all(self):
-        """Restart every node: the cluster comes back sealed, raft state intact."""
-        self.cluster.restart()
-
     def write_init_file(self, path):
         """The material in the format vault_init writes (unencrypted), for tests that read it."""
         material = {
