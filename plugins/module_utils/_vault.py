@@ -12,8 +12,10 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import json
 import re
 import traceback
+from urllib.parse import urlsplit
 
 from ansible.module_utils.basic import env_fallback, missing_required_lib
 
@@ -62,8 +64,199 @@ def ensure_hvac(module):
         module.fail_json(msg=missing_required_lib('hvac'), exception=HVAC_IMPORT_ERROR)
 
 
+def ensure_connection(module, node_options=('url', 'nodes')):
+    """Fail before any call when hvac is missing or a server address option is malformed (naming the option)."""
+    ensure_hvac(module)
+    problems = connection_option_errors(module.params, node_options)
+    if problems:
+        module.fail_json(msg='; '.join(problems))
+
+
+def url_problem(url):
+    """Why ``url`` is not a server's API address (scheme://host[:port], nothing after it), or None.
+
+    A path is refused because the collection appends /v1/... itself: the UI's address (/ui/) answers every
+    path with its HTML page, and /v1/ makes every call land on a wrong path whose error reads like the node's state.
+    """
+    if not isinstance(url, str) or not url.strip():
+        return 'is empty'
+    if url != url.strip() or any(c.isspace() for c in url):
+        return 'contains white space'
+    parts = urlsplit(url)
+    if parts.scheme not in ('http', 'https'):
+        return 'must start with http:// or https:// (got %r)' % url
+    if not parts.hostname:
+        return 'has no host name (got %r)' % url
+    if parts.username is not None or parts.password is not None:
+        return 'must not carry credentials before the host name'
+    try:
+        port = parts.port
+    except ValueError:
+        return 'has a port that is not a number between 1 and 65535 (got %r)' % url
+    if port is not None and not 0 < port < 65536:
+        return 'has a port that is not a number between 1 and 65535 (got %r)' % url
+    if parts.path not in ('', '/'):
+        return ('must be the server address without a path, e.g. %s://%s (got path %r: the collection adds /v1/... '
+                'itself, and the UI answers every path under /ui/ with its web page)' % (
+                    parts.scheme, parts.netloc, parts.path))
+    if parts.query or parts.fragment:
+        return 'must not have a query or a fragment (got %r)' % url
+    return None
+
+
+def connection_option_errors(params, node_options=('url', 'nodes')):
+    """Messages for malformed server addresses in ``params``: ``url``, or ``nodes[i]`` for list options."""
+    errors = []
+    for option in node_options:
+        value = params.get(option)
+        if value in (None, '', []):
+            continue
+        values = value if isinstance(value, list) else [value]
+        for index, url in enumerate(values):
+            problem = url_problem(url)
+            if problem:
+                name = '%s[%d]' % (option, index) if isinstance(value, list) else option
+                errors.append('%s %s' % (name, problem))
+    return errors
+
+
 def normalize_url(url):
     return url.rstrip('/') if url else url
+
+
+# --- answers ------------------------------------------------------------------------------------------------
+# What the collection reads from each call is declared as a shape and checked before anything is read, so an
+# unexpected body (a web page, an empty or cut-off answer, another API's JSON) is an error naming the node and
+# the call instead of missing fields read as defaults. A shape is a dict of field -> rule; a rule is a type or a
+# tuple of types (int never accepts bool), a nested shape (dict), a one-element list [rule] for a list whose
+# items follow rule, or Optional(rule) for a field that may be absent or null.
+
+
+class Optional(object):
+    def __init__(self, rule):
+        self.rule = rule
+
+
+TYPE_NAMES = {bool: 'a boolean', int: 'a number', float: 'a number', str: 'a string', list: 'a list',
+              dict: 'an object', type(None): 'null'}
+
+
+def _type_name(value):
+    return TYPE_NAMES.get(type(value), type(value).__name__)
+
+
+def _rule_name(rule):
+    if isinstance(rule, dict):
+        return 'an object'
+    if isinstance(rule, list):
+        return 'a list'
+    types = rule if isinstance(rule, tuple) else (rule,)
+    return ' or '.join(TYPE_NAMES.get(t, t.__name__) for t in types)
+
+
+def _follows(value, rule):
+    if isinstance(rule, dict):
+        return isinstance(value, dict)
+    if isinstance(rule, list):
+        return isinstance(value, list)
+    types = rule if isinstance(rule, tuple) else (rule,)
+    if isinstance(value, bool) and bool not in types:
+        return False
+    return isinstance(value, types)
+
+
+def shape_problem(value, shape, where=''):
+    """Why ``value`` does not follow ``shape`` (naming the field, never echoing values), or None."""
+    if value is None:
+        return 'an empty answer' if not where else '%s is missing' % where
+    if not isinstance(value, dict):
+        return '%s instead of a JSON object' % _type_name(value) if not where else '%s is %s, not an object' % (
+            where, _type_name(value))
+    for name, rule in shape.items():
+        field = '%s.%s' % (where, name) if where else name
+        optional = isinstance(rule, Optional)
+        rule = rule.rule if optional else rule
+        if value.get(name) is None:
+            if optional:
+                continue
+            return 'no "%s" field' % field if name not in value else '"%s" is null' % field
+        item = value[name]
+        if not _follows(item, rule):
+            return '"%s" is %s, not %s' % (field, _type_name(item), _rule_name(rule))
+        if isinstance(rule, dict):
+            problem = shape_problem(item, rule, field)
+        elif isinstance(rule, list):
+            problem = _list_problem(item, rule[0], field)
+        else:
+            problem = None
+        if problem:
+            return problem
+    return None
+
+
+def _list_problem(items, rule, field):
+    for index, item in enumerate(items):
+        where = '%s[%d]' % (field, index)
+        if isinstance(rule, dict):
+            problem = shape_problem(item, rule, where)
+        elif not _follows(item, rule):
+            problem = '"%s" is %s, not %s' % (where, _type_name(item), _rule_name(rule))
+        else:
+            problem = None
+        if problem:
+            return problem
+    return None
+
+
+# Shapes of the answers read in more than one place.
+SEAL_STATUS = {'type': str, 'initialized': bool, 'sealed': bool, 't': int, 'n': int, 'progress': int,
+               'version': str}
+HEALTH = {'initialized': bool, 'sealed': bool}
+LEADER = {'ha_enabled': bool, 'is_self': bool, 'leader_address': str}
+RAFT_CONFIGURATION = {'config': {'servers': [{'node_id': str, 'address': str, 'leader': bool, 'voter': bool}]}}
+
+
+def transport_problem(exc):
+    """A readable cause for a requests exception (the class name alone says little to an operator)."""
+    text = str(exc)
+    name = exc.__class__.__name__
+    if name in ('InvalidSchema', 'MissingSchema', 'InvalidURL'):
+        return 'url is not an http:// or https:// address (%s)' % name
+    if name == 'SSLError':
+        lowered = text.lower()
+        if 'wrong version number' in lowered or 'record layer failure' in lowered or 'unknown protocol' in lowered:
+            return ('TLS handshake failed: https:// against a listener that speaks plain HTTP '
+                    '(use http://, or turn TLS on in the listener) (SSLError)')
+        if 'certificate verify failed' in lowered:
+            if 'hostname mismatch' in lowered or "doesn't match" in lowered or 'ip address mismatch' in lowered:
+                return ('the server certificate does not name this host (use the name in its certificate) '
+                        '(SSLError)')
+            return ('the server certificate is not trusted (set ca_cert to the CA that signed it) (SSLError)')
+        return 'TLS handshake failed (SSLError)'
+    if name in ('ConnectTimeout', 'ReadTimeout', 'Timeout'):
+        return 'no answer within the timeout (%s)' % name
+    if name in ('ChunkedEncodingError', 'ContentDecodingError'):
+        return 'the answer was cut off (%s)' % name
+    if name == 'ConnectionError':
+        if 'refused' in text.lower():
+            return 'connection refused: nothing listens at that address (ConnectionError)'
+        if 'name or service not known' in text.lower() or 'failed to resolve' in text.lower() or \
+                'nodename nor servname' in text.lower() or 'temporary failure in name resolution' in text.lower():
+            return 'the host name does not resolve (ConnectionError)'
+        if 'reset by peer' in text.lower() or 'remotedisconnected' in text.lower() or 'aborted' in text.lower():
+            return 'the server closed the connection without an answer (ConnectionError)'
+        return 'unreachable (ConnectionError)'
+    return 'unreachable (%s)' % name
+
+
+def http_error_message(status, body, text, reason):
+    """The message of an error status: the API's errors, or a known plain-text cause, or the reason."""
+    errors = api_errors(body)
+    if errors:
+        return errors
+    if status == 400 and 'HTTP request to an HTTPS server' in (text or ''):
+        return 'http:// against a listener that speaks TLS: use https://'
+    return reason
 
 
 def detect_flavour(seal_status):
@@ -91,6 +284,20 @@ def keyring_rotate_path(flavour):
 def uses_rotate_root_api(flavour, version):
     """True when rekeying goes through the token-authenticated sys/rotate/{root,recovery} endpoints."""
     return flavour == 'openbao' and bool(version) and tuple(version) >= OPENBAO_ROTATE_ROOT_SINCE
+
+
+def parse_json_body(content, content_type):
+    """(parsed body or None, problem or None) of an answer's bytes: JSON only, announced as JSON."""
+    if not content:
+        return None, None
+    media = (content_type or '').split(';')[0].strip().lower()
+    if media != 'application/json' and not media.endswith('+json'):
+        return None, ('%s instead of JSON: is url the API address (scheme://host:port), not a page of the UI?'
+                      % (media or 'a body without a content type'))
+    try:
+        return json.loads(content.decode('utf-8') if isinstance(content, bytes) else content), None
+    except ValueError:
+        return None, 'a body that is not valid JSON (cut off?)'
 
 
 def api_errors(body):
@@ -129,30 +336,45 @@ class VaultNode(object):
         return bool(self._token)
 
     def raw(self, method, path, auth=True, ok_statuses=(), **kwargs):
-        """Send a request; return (status, parsed JSON or None). Raises VaultError on transport failure
-        and on error statuses not listed in ``ok_statuses``."""
+        """Send a request; return (status, parsed JSON or None when the answer has no body).
+
+        Raises VaultError on transport failure, on error statuses not listed in ``ok_statuses``, and on a
+        successful answer whose body is not JSON (a web page, a cut-off body)."""
         client = self._client if auth else self._anonymous
+        call = '%s %s' % (method, path)
         try:
             response = client.adapter.request(method, '/v1/' + path.lstrip('/'), raise_exception=False, **kwargs)
         except requests.exceptions.RequestException as exc:
-            raise VaultError(self.url, 'unreachable (%s)' % exc.__class__.__name__)
-        body = None
-        if response.content and not kwargs.get('stream'):
-            try:
-                body = response.json()
-            except ValueError:
-                body = None
-        if response.status_code >= 400 and response.status_code not in ok_statuses:
+            raise VaultError(self.url, '%s: %s' % (call, transport_problem(exc)))
+        status = response.status_code
+        if kwargs.get('stream'):
+            return status, None
+        try:
+            content = response.content
+        except requests.exceptions.RequestException as exc:
+            raise VaultError(self.url, '%s: %s' % (call, transport_problem(exc)))
+        body, problem = parse_json_body(content, response.headers.get('Content-Type'))
+        if status >= 400 and status not in ok_statuses:
             raise VaultError(self.url, 'HTTP %s from %s: %s' % (
-                response.status_code, path, api_errors(body) or response.reason), status=response.status_code)
-        return response.status_code, body
+                status, path, http_error_message(status, body, response.text if problem else '', response.reason)),
+                status=status)
+        if problem:
+            raise VaultError(self.url, '%s answered %s (HTTP %s)' % (call, problem, status), status=status)
+        return status, body
 
-    def call(self, method, path, auth=True, **kwargs):
-        """Send a request and return its JSON body's ``data`` when present, else the body itself."""
+    def call(self, method, path, auth=True, expect=None, **kwargs):
+        """Send a request and return its JSON body's ``data`` when present, else the body itself.
+
+        ``expect`` is the shape of what the caller reads (see shape_problem); an answer that does not follow it
+        is a VaultError naming the node and the call. Without ``expect`` the answer is not read: None comes back
+        for an empty body."""
         status, body = self.raw(method, path, auth=auth, **kwargs)
-        if isinstance(body, dict) and isinstance(body.get('data'), dict):
-            return body['data']
-        return body or {}
+        answer = body['data'] if isinstance(body, dict) and isinstance(body.get('data'), dict) else body
+        if expect is not None:
+            problem = shape_problem(answer, expect)
+            if problem:
+                raise VaultError(self.url, '%s %s answered %s' % (method, path, problem), status=status)
+        return answer
 
     def stream(self, method, path, **kwargs):
         """Return the raw streaming response (caller closes it); raises VaultError on error status."""
@@ -160,19 +382,17 @@ class VaultNode(object):
             response = self._client.adapter.request(method, '/v1/' + path.lstrip('/'), raise_exception=False,
                                                     stream=True, **kwargs)
         except requests.exceptions.RequestException as exc:
-            raise VaultError(self.url, 'unreachable (%s)' % exc.__class__.__name__)
+            raise VaultError(self.url, '%s %s: %s' % (method, path, transport_problem(exc)))
         if response.status_code >= 400:
-            try:
-                message = api_errors(response.json()) or response.reason
-            except ValueError:
-                message = response.reason
+            body, problem = parse_json_body(response.content, response.headers.get('Content-Type'))
+            message = http_error_message(response.status_code, body, response.text if problem else '', response.reason)
             response.close()
             raise VaultError(self.url, 'HTTP %s from %s: %s' % (response.status_code, path, message),
                              status=response.status_code)
         return response
 
     def seal_status(self):
-        return self.call('GET', 'sys/seal-status', auth=False)
+        return self.call('GET', 'sys/seal-status', auth=False, expect=SEAL_STATUS)
 
     def flavour(self):
         """(flavour, version tuple, version string), read once per node."""
@@ -185,7 +405,10 @@ class VaultNode(object):
         status, body = self.raw('GET', 'sys/health', auth=False,
                                 params={'standbyok': 'false', 'perfstandbyok': 'false'},
                                 ok_statuses=(429, 472, 473, 501, 503))
-        return status, body or {}
+        problem = shape_problem(body, HEALTH)
+        if problem:
+            raise VaultError(self.url, 'GET sys/health answered %s (HTTP %s)' % (problem, status), status=status)
+        return status, body
 
 
 def nodes_from_params(params, option='nodes'):
@@ -197,6 +420,9 @@ def nodes_from_params(params, option='nodes'):
 def require_url(module):
     if not module.params.get('url'):
         module.fail_json(msg='url is required (or set VAULT_ADDR or BAO_ADDR)')
+    problem = url_problem(module.params['url'])
+    if problem:
+        module.fail_json(msg='url %s' % problem)
 
 
 def require_token(module, node, purpose):

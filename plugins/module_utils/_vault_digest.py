@@ -227,19 +227,28 @@ def compare_digests(expected, actual, keys=CONTENT_KEYS):
     return rows
 
 
+def _data(body):
+    return body['data'] if isinstance(body, dict) and isinstance(body.get('data'), dict) else {}
+
+
 def node_callables(node):
     """list_keys / read over a client with ``raw(method, path, ok_statuses=...) -> (status, body)`` (the
     collection's VaultNode). Paths are URL-quoted here; a 404 is "nothing there"."""
     def list_keys(path):
         status, body = node.raw('LIST', quote(path, safe='/'), ok_statuses=(404,))
-        if status == 404 or not isinstance(body, dict):
+        if status == 404:
             return []
-        return list((body.get('data') or {}).get('keys') or [])
+        keys = _data(body).get('keys')
+        if not isinstance(keys, list) or not all(isinstance(key, str) for key in keys):
+            raise DigestError('%s: LIST %s answered without a "data.keys" list of names' % (node.url, path))
+        return keys
 
     def read(path):
         status, body = node.raw('GET', quote(path, safe='/'), ok_statuses=(404,))
-        if status == 404 or not isinstance(body, dict):
+        if status == 404:
             return None
-        return body['data'] if isinstance(body.get('data'), dict) else None
+        if not isinstance(body, dict) or not isinstance(body.get('data'), dict):
+            raise DigestError('%s: GET %s answered without a "data" object' % (node.url, path))
+        return body['data']
 
     return list_keys, read

@@ -12,6 +12,8 @@ import re
 
 DURATION = re.compile(r'^\s*(\d+)\s*([smhdw]?)\s*$')
 UNIT_SECONDS = {'': 1, 's': 1, 'm': 60, 'h': 3600, 'd': 86400, 'w': 604800}
+# What is read from sys/key-status (checked with _vault.shape_problem by VaultNode.call).
+KEY_STATUS = {'term': int, 'install_time': str}
 
 
 def parse_duration(value):

@@ -24,7 +24,7 @@ import time
 from ansible_collections.trustroot.ops.plugins.module_utils._files import (
     atomic_write, atomic_writer, check_writable_target, sha256_and_size)
 from ansible_collections.trustroot.ops.plugins.module_utils._vault import (
-    VaultError, detect_flavour, normalize_url)
+    LEADER, RAFT_CONFIGURATION, Optional, VaultError, detect_flavour, normalize_url, shape_problem, url_problem)
 from ansible_collections.trustroot.ops.plugins.module_utils._vault_status import shape_raft_peers
 
 try:
@@ -80,8 +80,9 @@ def state_option_errors(params):
         if not params.get('leader_api_addr') and not params.get('auto_join'):
             errors.append('leader_api_addr (or auto_join) is required with state=joined')
         address = params.get('leader_api_addr')
-        if address and not re.match(r'^https?://[^/\s]+', address):
-            errors.append('leader_api_addr must be an http:// or https:// URL, got %r' % address)
+        problem = url_problem(address) if address else None
+        if problem:
+            errors.append('leader_api_addr %s' % problem)
         for name in ('leader_ca_cert', 'leader_client_cert', 'leader_client_key'):
             value = params.get(name)
             if value and not PEM_RE.search(value):
@@ -392,16 +393,27 @@ def snapshot_target_errors(path):
 
 # --- calls to servers --------------------------------------------------------------------------------
 
+# What shape_autopilot reads; the per-server fields stay optional (they differ between versions).
+AUTOPILOT_STATE = {'healthy': bool, 'servers': dict, 'leader': Optional(str), 'voters': Optional([str]),
+                   'failure_tolerance': Optional(int)}
+AUTOPILOT_SERVER = {'healthy': bool, 'id': Optional(str), 'address': Optional(str)}
+
 def read_peers(node):
-    return shape_raft_peers(node.call('GET', 'sys/storage/raft/configuration'))
+    return shape_raft_peers(node.call('GET', 'sys/storage/raft/configuration', expect=RAFT_CONFIGURATION))
 
 
 def read_autopilot(node):
     """(autopilot shape, None) or (None, error) — autopilot may be missing or forbidden to the token."""
     try:
-        return shape_autopilot(node.call('GET', 'sys/storage/raft/autopilot/state')), None
+        state = node.call('GET', 'sys/storage/raft/autopilot/state', expect=AUTOPILOT_STATE)
     except VaultError as exc:
         return None, str(exc)
+    for server_id, server in state['servers'].items():
+        problem = shape_problem(server, AUTOPILOT_SERVER)
+        if problem:
+            return None, '%s: GET sys/storage/raft/autopilot/state answered %s for server %s' % (
+                node.url, problem, server_id)
+    return shape_autopilot(state), None
 
 
 def remove_peer(node, server_id):
@@ -410,7 +422,7 @@ def remove_peer(node, server_id):
 
 def join(node, payload):
     """POST sys/storage/raft/join on the node to join. The endpoint is unauthenticated: no token is sent."""
-    return node.call('POST', 'sys/storage/raft/join', auth=False, json=payload)
+    return node.call('POST', 'sys/storage/raft/join', auth=False, json=payload, expect={'joined': bool})
 
 
 def ask_leader(node):
@@ -421,7 +433,10 @@ def ask_leader(node):
         return None, str(exc)
     if status == 503:
         return None, '%s: sealed' % node.url
-    if not isinstance(body, dict) or not body.get('ha_enabled', True):
+    problem = shape_problem(body, LEADER)
+    if problem:
+        return None, '%s: GET sys/leader answered %s' % (node.url, problem)
+    if not body['ha_enabled']:
         return None, '%s: HA is not enabled' % node.url
     return body, None
 

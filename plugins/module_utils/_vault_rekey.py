@@ -28,7 +28,8 @@ import re
 
 from ansible_collections.trustroot.ops.plugins.module_utils._files import age_encrypt, atomic_writer
 from ansible_collections.trustroot.ops.plugins.module_utils._material import serialize, validate_key_shares
-from ansible_collections.trustroot.ops.plugins.module_utils._vault import VaultError, uses_rotate_root_api
+from ansible_collections.trustroot.ops.plugins.module_utils._vault import (
+    LEADER, Optional, VaultError, shape_problem, uses_rotate_root_api)
 
 TARGETS = ('unseal', 'recovery')
 APIS = ('rekey', 'rotate_root')
@@ -193,7 +194,7 @@ def active_url(leader, url):
 def find_active_node(node, make_node):
     """The VaultNode to run an attempt on: ``node`` itself, or one built by ``make_node(url)``."""
     try:
-        leader = node.call('GET', 'sys/leader', auth=False)
+        leader = node.call('GET', 'sys/leader', auth=False, expect=LEADER)
     except VaultError as exc:
         raise OperationError(str(exc))
     url = active_url(leader, node.url)
@@ -216,6 +217,21 @@ def stale_attempt_message(url, status, field='cancel_stale'):
                 ', in verification' if status.get('verification_nonce') else '', field))
 
 
+# What is read from an attempt's answers: its status (GET init, and update/verify answers before completion), the
+# nonce of a started attempt, the completion flag.
+ATTEMPT_STATUS = {'started': bool, 'progress': int, 'required': int, 'nonce': Optional(str)}
+ATTEMPT_STARTED = {'nonce': str}
+STEP_ANSWER = {'complete': Optional(bool)}
+
+
+def step_answer_problem(answer):
+    """Why an update/verify answer is unreadable: a completed step, or else the attempt's status."""
+    problem = shape_problem(answer, STEP_ANSWER)
+    if problem or answer.get('complete'):
+        return problem
+    return shape_problem(answer, {'progress': int})
+
+
 def shape_layout(shares, threshold):
     return {'shares': shares, 'threshold': threshold}
 
@@ -236,14 +252,19 @@ class RekeyRun(object):
         self.register_secret = register_secret or (lambda value: None)
         self.nonce = None
 
-    def _call(self, method, what, payload=None):
+    def _call(self, method, what, payload=None, expect=None):
         kwargs = {'json': payload} if payload is not None else {}
-        return self.node.call(method, self.paths[what], auth=self.paths['auth'], **kwargs)
+        answer = self.node.call(method, self.paths[what], auth=self.paths['auth'], expect=expect, **kwargs)
+        if what in ('update', 'verify'):
+            problem = step_answer_problem(answer)
+            if problem:
+                raise VaultError(self.node.url, '%s %s answered %s' % (method, self.paths[what], problem))
+        return answer
 
     def status(self):
         """The current attempt (started, nonce, progress, required, t, n); raises OperationError."""
         try:
-            return self._call('GET', 'init')
+            return self._call('GET', 'init', expect=ATTEMPT_STATUS)
         except VaultError as exc:
             raise OperationError(self._explain(exc))
 
@@ -277,7 +298,10 @@ class RekeyRun(object):
             answer = self._call('PUT', 'init', payload)
         except VaultError as exc:
             raise OperationError(self._explain(exc))
-        self.nonce = answer.get('nonce')
+        problem = shape_problem(answer, ATTEMPT_STARTED)
+        if problem:
+            self.abort('%s: PUT %s answered %s' % (self.node.url, self.paths['init'], problem))
+        self.nonce = answer['nonce']
         if not self.nonce:
             self.abort('%s: the server started no attempt (no nonce in its answer)' % self.node.url)
         return answer

@@ -25,9 +25,10 @@ import base64
 import binascii
 
 from ansible_collections.trustroot.ops.plugins.module_utils._material import FORMAT, utc_now
-from ansible_collections.trustroot.ops.plugins.module_utils._vault import VaultError
+from ansible_collections.trustroot.ops.plugins.module_utils._vault import VaultError, shape_problem
 from ansible_collections.trustroot.ops.plugins.module_utils._vault_rekey import (
-    OperationError, clean_server_message, is_permission_denied, is_unsupported)
+    ATTEMPT_STARTED, ATTEMPT_STATUS, OperationError, clean_server_message, is_permission_denied, is_unsupported,
+    step_answer_problem)
 
 # First OpenBao release with the token-authenticated sys/generate-root-token endpoints.
 OPENBAO_GENERATE_ROOT_TOKEN_SINCE = (2, 6, 0)
@@ -126,9 +127,14 @@ class GenerateRootRun(object):
         self.nonce = None
         self.otp = None
 
-    def _call(self, method, what, payload=None):
+    def _call(self, method, what, payload=None, expect=None):
         kwargs = {'json': payload} if payload is not None else {}
-        return self.node.call(method, self.paths[what], auth=self.paths['auth'], **kwargs)
+        answer = self.node.call(method, self.paths[what], auth=self.paths['auth'], expect=expect, **kwargs)
+        if what == 'update':
+            problem = step_answer_problem(answer)
+            if problem:
+                raise VaultError(self.node.url, '%s %s answered %s' % (method, self.paths[what], problem))
+        return answer
 
     def _explain(self, exc):
         if is_unsupported(exc):
@@ -139,7 +145,7 @@ class GenerateRootRun(object):
 
     def status(self):
         try:
-            return self._call('GET', 'attempt')
+            return self._call('GET', 'attempt', expect=ATTEMPT_STATUS)
         except VaultError as exc:
             raise OperationError(self._explain(exc))
 
@@ -164,7 +170,10 @@ class GenerateRootRun(object):
             answer = self._call('PUT', 'attempt', payload)
         except VaultError as exc:
             raise OperationError(self._explain(exc))
-        self.nonce = answer.get('nonce')
+        problem = shape_problem(answer, ATTEMPT_STARTED)
+        if problem:
+            self.abort('%s: PUT %s answered %s' % (self.node.url, self.paths['attempt'], problem))
+        self.nonce = answer['nonce']
         self.otp = answer.get('otp') or None
         if self.otp:
             self.register_secret(self.otp)
@@ -203,6 +212,9 @@ def is_bad_token(exc):
     return isinstance(exc, VaultError) and exc.status in (400, 403) and 'bad token' in (exc.reason or '')
 
 
+TOKEN_LOOKUP = {'policies': [str]}
+
+
 def lookup_state(node, token_to_revoke, self_lookup):
     """(valid, policies) of a token: through auth/token/lookup with the caller's token, or lookup-self.
 
@@ -211,9 +223,9 @@ def lookup_state(node, token_to_revoke, self_lookup):
     """
     try:
         if self_lookup:
-            data = node.call('GET', 'auth/token/lookup-self')
+            data = node.call('GET', 'auth/token/lookup-self', expect=TOKEN_LOOKUP)
         else:
-            data = node.call('PUT', 'auth/token/lookup', json={'token': token_to_revoke})
+            data = node.call('PUT', 'auth/token/lookup', json={'token': token_to_revoke}, expect=TOKEN_LOOKUP)
     except VaultError as exc:
         if is_bad_token(exc) or (self_lookup and exc.status == 403):
             return False, []

@@ -7,7 +7,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.trustroot.ops.plugins.module_utils._vault import VaultError, detect_flavour
+from ansible_collections.trustroot.ops.plugins.module_utils._vault import (
+    LEADER, RAFT_CONFIGURATION, VaultError, detect_flavour)
 
 # sys/health status codes -> role of the node (Vault and OpenBao agree on these).
 HEALTH_STATES = {
@@ -92,13 +93,13 @@ def read_node(node, with_raft=True):
         health_code, _health = node.health()
         leader = None
         if seal_status.get('initialized') and not seal_status.get('sealed'):
-            leader = node.call('GET', 'sys/leader', auth=False)
+            leader = node.call('GET', 'sys/leader', auth=False, expect=LEADER)
     except VaultError as exc:
         return unreachable_node(node.url, str(exc))
     raft_config, raft_error = None, None
     if with_raft and node.has_token and leader is not None and seal_status.get('storage_type') == 'raft':
         try:
-            raft_config = node.call('GET', 'sys/storage/raft/configuration')
+            raft_config = node.call('GET', 'sys/storage/raft/configuration', expect=RAFT_CONFIGURATION)
         except VaultError as exc:
             # A reachable node whose raft peers cannot be read (token lacks the policy, say).
             raft_error = str(exc)

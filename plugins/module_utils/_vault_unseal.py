@@ -19,7 +19,7 @@ __metaclass__ = type
 
 import time
 
-from ansible_collections.trustroot.ops.plugins.module_utils._vault import VaultError
+from ansible_collections.trustroot.ops.plugins.module_utils._vault import SEAL_STATUS, VaultError
 
 
 def new_node_result(url):
@@ -136,7 +136,7 @@ class UnsealClient(object):
         payload = {'key': key}
         if migrate:
             payload['migrate'] = True
-        return self.node.call('PUT', 'sys/unseal', auth=False, json=payload)
+        return self.node.call('PUT', 'sys/unseal', auth=False, json=payload, expect=SEAL_STATUS)
 
 
 def summarize_unseal(results):

@@ -165,7 +165,8 @@ from ansible_collections.trustroot.ops.plugins.module_utils._scratch import (
     vault_checks, vault_config, wait_until)
 from ansible_collections.trustroot.ops.plugins.module_utils._spire_backup import (
     SpireBackupError, SpireCLI, bundle_summary, entries_digest, find_spire_server, pg_restore_from)
-from ansible_collections.trustroot.ops.plugins.module_utils._vault import VaultError, VaultNode, ensure_hvac
+from ansible_collections.trustroot.ops.plugins.module_utils._vault import (
+    LEADER, SEAL_STATUS, VaultError, VaultNode, ensure_hvac, shape_problem)
 from ansible_collections.trustroot.ops.plugins.module_utils._vault_digest import (
     DigestError, cluster_digest, node_callables)
 from ansible_collections.trustroot.ops.plugins.module_utils._vault_raft import restore_snapshot
@@ -197,7 +198,12 @@ def answers(node, proc):
 
 def leads(node):
     status, body = node.raw('GET', 'sys/leader', auth=False, ok_statuses=(503,))
-    return status == 200 and (body or {}).get('is_self')
+    if status != 200:
+        return False
+    problem = shape_problem(body, LEADER)
+    if problem:
+        raise VaultError(node.url, 'GET sys/leader answered %s' % problem)
+    return body['is_self']
 
 
 def vault_restore(module, ctx, manifest, extracted, material, token):
@@ -217,10 +223,11 @@ def vault_restore(module, ctx, manifest, extracted, material, token):
     proc.start()
     wait_until(lambda: answers(anonymous, proc), timeout, 'the scratch bao server to answer')
 
-    init = anonymous.call('PUT', 'sys/init', auth=False, json={'secret_shares': 1, 'secret_threshold': 1})
+    init = anonymous.call('PUT', 'sys/init', auth=False, json={'secret_shares': 1, 'secret_threshold': 1},
+                          expect={'keys_base64': [str], 'root_token': str})
     scratch_key, scratch_token = init['keys_base64'][0], init['root_token']
     module.no_log_values.update([scratch_key, scratch_token] + list(init.get('keys') or []))
-    anonymous.call('PUT', 'sys/unseal', auth=False, json={'key': scratch_key})
+    anonymous.call('PUT', 'sys/unseal', auth=False, json={'key': scratch_key}, expect=SEAL_STATUS)
     scratch = VaultNode(url, token=scratch_token, timeout=max(60, timeout))
     wait_until(lambda: leads(scratch), timeout, 'the scratch bao server to become active')
     restore_snapshot(scratch, os.path.join(extracted, VAULT_SNAPSHOT_PART), force=True)
@@ -239,7 +246,7 @@ def vault_restore(module, ctx, manifest, extracted, material, token):
     for key in keys[:threshold]:
         if not status.get('sealed'):
             break
-        status = anonymous.call('PUT', 'sys/unseal', auth=False, json={'key': key})
+        status = anonymous.call('PUT', 'sys/unseal', auth=False, json={'key': key}, expect=SEAL_STATUS)
     if status.get('sealed'):
         return vault_checks(manifest.get('info') or {}, status, None,
                             'still sealed after %d of the original keys' % threshold)

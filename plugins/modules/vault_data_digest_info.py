@@ -132,7 +132,7 @@ skipped_nodes:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.trustroot.ops.plugins.module_utils._vault import (
-    VaultError, VaultNode, connection_argument_spec, ensure_hvac, nodes_from_params)
+    VaultError, VaultNode, connection_argument_spec, ensure_connection, nodes_from_params)
 from ansible_collections.trustroot.ops.plugins.module_utils._vault_digest import (
     DigestError, cluster_digest, node_callables)
 from ansible_collections.trustroot.ops.plugins.module_utils._vault_raft import RaftError, find_leader
@@ -157,7 +157,7 @@ def main():
         kv_mounts=dict(type='list', elements='str'),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    ensure_hvac(module)
+    ensure_connection(module)
     errors = option_errors(module.params)
     if errors:
         module.fail_json(msg='; '.join(errors))

@@ -72,9 +72,9 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.trustroot.ops.plugins.module_utils._vault import (
-    VaultError, VaultNode, connection_argument_spec, ensure_hvac, require_url, keyring_rotate_path, require_token)
+    VaultError, VaultNode, connection_argument_spec, ensure_connection, require_url, keyring_rotate_path, require_token)
 from ansible_collections.trustroot.ops.plugins.module_utils._vault_keyring import (
-    key_age_seconds, parse_duration, rotation_due, rotation_seen)
+    KEY_STATUS, key_age_seconds, parse_duration, rotation_due, rotation_seen)
 
 # How long the node asked may take to show the new term (a standby learns it from the active node).
 SEEN_TIMEOUT_S = 15
@@ -84,7 +84,7 @@ def main():
     argument_spec = connection_argument_spec()
     argument_spec.update(min_age=dict(type='str'))
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    ensure_hvac(module)
+    ensure_connection(module)
     require_url(module)
     min_age = None
     if module.params['min_age'] is not None:
@@ -97,7 +97,7 @@ def main():
 
     try:
         flavour = node.flavour()[0]
-        before = node.call('GET', 'sys/key-status')
+        before = node.call('GET', 'sys/key-status', expect=KEY_STATUS)
     except VaultError as exc:
         module.fail_json(msg=str(exc))
     result = dict(changed=False, rotated=False, term_before=before['term'], term=before['term'],
@@ -109,11 +109,11 @@ def main():
     if not module.check_mode:
         try:
             node.call('PUT', keyring_rotate_path(flavour))
-            after = node.call('GET', 'sys/key-status')
+            after = node.call('GET', 'sys/key-status', expect=KEY_STATUS)
             deadline = time.monotonic() + SEEN_TIMEOUT_S
             while not rotation_seen(before, after) and time.monotonic() < deadline:
                 time.sleep(0.2)
-                after = node.call('GET', 'sys/key-status')
+                after = node.call('GET', 'sys/key-status', expect=KEY_STATUS)
         except VaultError as exc:
             module.fail_json(msg=str(exc), **result)
         if not rotation_seen(before, after):

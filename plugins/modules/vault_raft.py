@@ -180,7 +180,7 @@ join_status:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.trustroot.ops.plugins.module_utils._vault import (
-    VaultError, VaultNode, connection_argument_spec, ensure_hvac, require_token)
+    VaultError, VaultNode, connection_argument_spec, ensure_connection, require_token)
 from ansible_collections.trustroot.ops.plugins.module_utils._vault_raft import (
     JOIN_JOINED, JOIN_NOT_JOINED, JOIN_OTHER_CLUSTER, JOIN_PENDING_UNSEAL, join, join_payload, join_status,
     leader_peer, peers_diff, read_autopilot, read_peers, remove_peer, removal_decision, state_option_errors)
@@ -285,7 +285,7 @@ def main():
         non_voter=dict(type='bool', default=False),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    ensure_hvac(module)
+    ensure_connection(module)
     if not module.params['url']:
         module.fail_json(msg='url is required (or set VAULT_ADDR / BAO_ADDR)')
     errors = state_option_errors(module.params)

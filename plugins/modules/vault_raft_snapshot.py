@@ -161,7 +161,7 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.trustroot.ops.plugins.module_utils._vault import (
-    VaultError, VaultNode, connection_argument_spec, ensure_hvac, nodes_from_params)
+    VaultError, VaultNode, connection_argument_spec, ensure_connection, nodes_from_params)
 from ansible_collections.trustroot.ops.plugins.module_utils._vault_raft import (
     SHA256_RE, RaftError, find_leader, fresh_snapshot, leader_node_id, metadata_path, read_metadata,
     restore_snapshot, save_snapshot, snapshot_target_errors, verify_snapshot_file)
@@ -278,7 +278,7 @@ def main():
         force=dict(type='bool', default=False),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    ensure_hvac(module)
+    ensure_connection(module)
     errors = option_errors(module.params)
     if errors:
         module.fail_json(msg='; '.join(errors))

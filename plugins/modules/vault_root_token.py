@@ -206,7 +206,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.trustroot.ops.plugins.module_utils._material import (
     MaterialError, check_material_output, load_key_shares, read_material, validate_key_shares, write_material)
 from ansible_collections.trustroot.ops.plugins.module_utils._vault import (
-    VaultError, VaultNode, connection_argument_spec, ensure_hvac)
+    VaultError, VaultNode, connection_argument_spec, ensure_connection)
 from ansible_collections.trustroot.ops.plugins.module_utils._vault_rekey import (
     OperationError, find_active_node)
 from ansible_collections.trustroot.ops.plugins.module_utils._vault_root_token import (
@@ -414,7 +414,7 @@ def main():
                      ('state', 'present', ('keys', 'key_material_path'), True),
                      ('state', 'absent', ('token_to_revoke', 'token_material_path'), True)],
         mutually_exclusive=[('keys', 'key_material_path'), ('token_to_revoke', 'token_material_path')])
-    ensure_hvac(module)
+    ensure_connection(module)
     if not module.params['url']:
         module.fail_json(msg='url is required (or set VAULT_ADDR or BAO_ADDR)')
     result = dict(changed=False, state=module.params['state'])

@@ -99,7 +99,7 @@ leader: {description: URL of the node that reports itself active., type: str, re
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.trustroot.ops.plugins.module_utils._vault import (
-    VaultNode, connection_argument_spec, ensure_hvac, nodes_from_params)
+    VaultNode, connection_argument_spec, ensure_connection, nodes_from_params)
 from ansible_collections.trustroot.ops.plugins.module_utils._vault_status import read_node, summarize
 
 
@@ -112,7 +112,7 @@ def main():
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
                            required_one_of=[('url', 'nodes')])
-    ensure_hvac(module)
+    ensure_connection(module)
 
     states = [read_node(VaultNode.from_params(module.params, url), with_raft=module.params['raft_peers'])
               for url in nodes_from_params(module.params)]

@@ -101,7 +101,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.trustroot.ops.plugins.module_utils._material import load_key_shares
 from ansible_collections.trustroot.ops.plugins.module_utils._vault import (
-    VaultNode, connection_argument_spec, ensure_hvac, nodes_from_params)
+    VaultNode, connection_argument_spec, ensure_connection, nodes_from_params)
 from ansible_collections.trustroot.ops.plugins.module_utils._vault_unseal import (
     UnsealClient, UnsealRun, summarize_unseal)
 
@@ -120,7 +120,7 @@ def main():
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
                            required_one_of=[('url', 'nodes'), ('keys', 'key_material_path')],
                            mutually_exclusive=[('keys', 'key_material_path')])
-    ensure_hvac(module)
+    ensure_connection(module)
     if module.params['wait_timeout'] < 0:
         module.fail_json(msg='wait_timeout must be 0 or more seconds')
 

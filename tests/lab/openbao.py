@@ -75,8 +75,9 @@ def mount_kv(url, token, path, version='2'):
 class BaoServer(object):
     """One ``bao server`` process with raft storage (or a dev server when ``dev=True``)."""
 
-    def __init__(self, workdir, node_id, api_port=None, cluster_port=None, dev=False, dev_root_token=None):
+    def __init__(self, workdir, node_id, api_port=None, cluster_port=None, dev=False, dev_root_token=None, ui=False):
         self.workdir = workdir
+        self.ui = ui
         self.node_id = node_id
         self.api_port = api_port or free_port()
         self.cluster_port = cluster_port or free_port()
@@ -111,9 +112,9 @@ class BaoServer(object):
             'listener "tcp" {\n  address = "127.0.0.1:%d"\n  cluster_address = "127.0.0.1:%d"\n'
             '  tls_disable = true\n}\n'
             'api_addr = "%s"\ncluster_addr = "http://127.0.0.1:%d"\n'
-            'disable_mlock = true\nui = false\nlog_level = "info"\n%s'
+            'disable_mlock = true\nui = %s\nlog_level = "info"\n%s'
         ) % (self.data_dir, self.node_id, joins, self.api_port, self.cluster_port, self.url,
-             self.cluster_port, self.seal_stanza)
+             self.cluster_port, 'true' if self.ui else 'false', self.seal_stanza)
 
     def start(self):
         if self.dev:

@@ -66,7 +66,9 @@ def test_required_options_per_state():
 
 def test_join_option_formats():
     errors = raft.state_option_errors(params(state='joined', leader_api_addr='vault1:8200'))
-    assert errors == ["leader_api_addr must be an http:// or https:// URL, got 'vault1:8200'"]
+    assert errors == ["leader_api_addr must start with http:// or https:// (got 'vault1:8200')"]
+    errors = raft.state_option_errors(params(state='joined', leader_api_addr='https://v1:8200/ui/'))
+    assert len(errors) == 1 and errors[0].startswith('leader_api_addr must be the server address without a path')
     errors = raft.state_option_errors(params(state='joined', leader_api_addr='http://v1:8200',
                                              leader_client_cert=PEM, leader_client_key='/etc/key.pem'))
     assert len(errors) == 1 and errors[0].startswith('leader_client_key must be PEM text')
@@ -388,8 +390,8 @@ def test_no_leader_is_an_error_listing_every_node():
         search(['http://n1', 'http://n2'], {'http://n2': 'sealed'})
     assert 'http://n1' in str(err.value) and 'http://n2: sealed' in str(err.value)
     # Two standbys pointing at a leader that does not answer: each URL is asked once.
-    answers = {'http://n1': {'is_self': False, 'leader_address': 'http://n9'},
-               'http://n2': {'is_self': False, 'leader_address': 'http://n9'}}
+    answers = {'http://n1': {'ha_enabled': True, 'is_self': False, 'leader_address': 'http://n9'},
+               'http://n2': {'ha_enabled': True, 'is_self': False, 'leader_address': 'http://n9'}}
     asked = []
     with pytest.raises(raft.RaftError):
         raft.find_leader(['http://n1', 'http://n2'], lambda url: FakeNode(url, answers, asked))

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from ansible_collections.trustroot.ops.plugins.module_utils._vault import VaultError
+from ansible_collections.trustroot.ops.plugins.module_utils._vault import VaultError, shape_problem
 from ansible_collections.trustroot.ops.plugins.module_utils._vault_rekey import (
     OperationError, RekeyRun, active_url, api_paths, check_target, choose_api, clean_server_message,
     find_active_node, init_payload, is_unsupported, resolve_layout, stale_attempt_message, staged_material,
@@ -26,7 +26,7 @@ class ScriptedNode(object):
         self.script = {key: list(value) for key, value in script.items()}
         self.calls = []
 
-    def call(self, method, path, auth=True, json=None):
+    def call(self, method, path, auth=True, json=None, expect=None):
         self.calls.append((method, path, auth, json))
         queue = self.script.get((method, path))
         if not queue:
@@ -34,6 +34,8 @@ class ScriptedNode(object):
         answer = queue.pop(0) if len(queue) > 1 else queue[0]
         if isinstance(answer, Exception):
             raise answer
+        if expect is not None and shape_problem(answer, expect):
+            raise VaultError(self.url, '%s %s answered %s' % (method, path, shape_problem(answer, expect)))
         return answer
 
     def paths_called(self):

@@ -4,7 +4,7 @@ import base64
 
 import pytest
 
-from ansible_collections.trustroot.ops.plugins.module_utils._vault import VaultError
+from ansible_collections.trustroot.ops.plugins.module_utils._vault import VaultError, shape_problem
 from ansible_collections.trustroot.ops.plugins.module_utils._vault_rekey import OperationError
 from ansible_collections.trustroot.ops.plugins.module_utils._vault_root_token import (
     DecodeError, GenerateRootRun, api_paths, choose_api, decode_token, lookup_state, material_from_root_token,
@@ -27,7 +27,7 @@ class ScriptedNode(object):
         self.script = {key: list(value) for key, value in script.items()}
         self.calls = []
 
-    def call(self, method, path, auth=True, json=None):
+    def call(self, method, path, auth=True, json=None, expect=None):
         self.calls.append((method, path, auth, json))
         queue = self.script.get((method, path))
         if not queue:
@@ -35,6 +35,8 @@ class ScriptedNode(object):
         answer = queue.pop(0) if len(queue) > 1 else queue[0]
         if isinstance(answer, Exception):
             raise answer
+        if expect is not None and shape_problem(answer, expect):
+            raise VaultError(self.url, '%s %s answered %s' % (method, path, shape_problem(answer, expect)))
         return answer
 
 
