@@ -170,10 +170,15 @@ class SpireServerCLI(object):
             raise self._error(args, rc, to_text(err, errors='surrogate_or_replace'),
                               to_text(out, errors='surrogate_or_replace'))
         try:
-            return json.loads(to_text(out, errors='surrogate_or_strict'))
+            answer = json.loads(to_text(out, errors='surrogate_or_strict'))
         except ValueError:
             raise SpireError('%s did not print JSON (socket_path %s): %s' % (
                 describe_command(args), self.socket_path, clean_stderr(to_text(err)) or to_text(out)[:200]))
+        if not isinstance(answer, dict):
+            # Every -output json answer of spire-server is one object; anything else is not the answer read.
+            raise SpireError('%s printed JSON that is not an object (socket_path %s)' % (
+                describe_command(args), self.socket_path))
+        return answer
 
     def run_plain(self, args):
         """Run ``spire-server <args> -socketPath <socket_path>`` without ``-output``: (rc, stdout, stderr)."""

@@ -153,6 +153,15 @@ def test_run_json_not_json(tmp_path):
     assert 'did not print JSON' in info.value.message
 
 
+@pytest.mark.parametrize('printed', ['[]', '"ok"', 'null', '{"entries": [], "next'])
+def test_run_json_refuses_what_is_not_one_object(tmp_path, printed):
+    cli = _cli(tmp_path, "printf '%%s' '%s'\n" % printed)
+    with pytest.raises(SpireError) as info:
+        cli.run_json(['entry', 'show'])
+    assert 'spire-server entry show' in info.value.message
+    assert 'not an object' in info.value.message or 'did not print JSON' in info.value.message
+
+
 def test_run_json_timeout(tmp_path):
     cli = _cli(tmp_path, 'exec sleep 5\n', timeout=1)
     with pytest.raises(SpireError) as info:
