@@ -364,11 +364,20 @@ def write_archive(directory, system, parts, info, recipients=(), run=subprocess_
                 handle.write(_json_bytes(sidecar))
             placed = False
             return sidecar
-    except BaseException:
+    except BaseException as exc:
         for path in temps + ([final] if placed else []):
             with contextlib.suppress(OSError):
                 os.unlink(path)
+        if isinstance(exc, (IOError, OSError)):
+            # A full disk fails a write of a temporary file: name the archive and its directory instead.
+            raise BackupError(write_failure(final, exc))
         raise
+
+
+def write_failure(final, exc):
+    """The message for a file error while writing the archive ``final``: what, where and the OS reason (pure)."""
+    reason = getattr(exc, 'strerror', None) or str(exc)
+    return 'cannot write the archive %s: %s (nothing of it is left in %s)' % (final, reason, os.path.dirname(final))
 
 
 def _epoch(created):

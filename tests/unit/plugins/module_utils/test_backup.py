@@ -2,6 +2,7 @@
 retention rules, verification records, metrics and the shared destination options."""
 
 import datetime
+import errno
 import hashlib
 import io
 import json
@@ -167,6 +168,27 @@ def test_interrupt_leaves_nothing(files, monkeypatch, exc_type):
         backup.write_archive(str(dest), 'spire', parts_of(src), {}, now=T0)
     assert listing(dest) == []
     monkeypatch.setattr(backup, '_write_tar', real)
+
+
+@pytest.mark.parametrize('where', ['archive', 'sidecar'])
+def test_full_disk_names_the_archive_and_leaves_nothing(files, monkeypatch, where):
+    src, dest = files
+
+    def no_space(*_args, **_kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    if where == 'archive':
+        def full(handle, manifest, parts, mtime):
+            handle.write(b'partial data')
+            no_space()
+        monkeypatch.setattr(backup, '_write_tar', full)
+    else:
+        monkeypatch.setattr(backup, 'atomic_writer', no_space)
+    with pytest.raises(BackupError) as exc:
+        backup.write_archive(str(dest), 'spire', parts_of(src), {}, now=T0)
+    final = dest / (backup.archive_name('spire', T0) + '.tar.gz')
+    assert str(exc.value) == 'cannot write the archive %s: No space left on device (nothing of it is left in %s)' % (
+        final, dest)
+    assert listing(dest) == []
 
 
 def test_interrupt_in_sidecar_write_removes_archive(files, monkeypatch):
