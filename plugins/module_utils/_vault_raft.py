@@ -480,6 +480,13 @@ def leader_node_id(node):
         return None
 
 
+def snapshot_interrupted(url, path, exc):
+    """The message for a download cut off in the middle (the node died, the connection broke): names the node,
+    the call and the file left as it was (pure)."""
+    return ('%s: GET sys/storage/raft/snapshot was cut off before the end of the snapshot (%s); %s was left as it '
+            'was and no partial file was kept' % (url, exc.__class__.__name__, path))
+
+
 def take_snapshot(node, path, before_commit=None):
     """Stream sys/storage/raft/snapshot from ``node`` into ``path``; returns (sha256, size)."""
     response = node.stream('GET', 'sys/storage/raft/snapshot')
@@ -487,8 +494,7 @@ def take_snapshot(node, path, before_commit=None):
         try:
             return stream_to_file(response.iter_content(CHUNK), path, before_commit=before_commit)
         except RequestException as exc:
-            raise RaftError('download from %s interrupted (%s); nothing was written to %s' % (
-                node.url, exc.__class__.__name__, path))
+            raise RaftError(snapshot_interrupted(node.url, path, exc))
     finally:
         response.close()
 

@@ -8,6 +8,7 @@ import os
 import stat
 
 import pytest
+import requests
 
 from ansible_collections.trustroot.ops.plugins.module_utils import _vault_raft as raft
 from ansible_collections.trustroot.ops.plugins.module_utils._vault import VaultError
@@ -301,6 +302,47 @@ def test_interrupted_stream_leaves_the_old_file(tmp_path):
     with pytest.raises(IOError):
         raft.stream_to_file(broken(), str(path))
     assert path.read_bytes() == b'previous'
+    assert leftovers(tmp_path) == []
+
+
+class CutResponse(object):
+    """A snapshot answer whose connection breaks after some chunks, as when the node is killed mid-stream."""
+
+    def __init__(self, data):
+        self.data = data
+        self.closed = False
+
+    def iter_content(self, size):
+        yield self.data[:size]
+        raise requests.exceptions.ChunkedEncodingError('Connection broken: IncompleteRead')
+
+    def close(self):
+        self.closed = True
+
+
+class StreamingNode(object):
+    url = 'http://10.0.0.1:8200'
+
+    def __init__(self, response):
+        self.response = response
+
+    def stream(self, method, path):
+        assert (method, path) == ('GET', 'sys/storage/raft/snapshot')
+        return self.response
+
+
+def test_a_download_cut_off_names_node_and_call_and_keeps_the_old_file(tmp_path):
+    path = tmp_path / 'out.snap'
+    path.write_bytes(b'previous')
+    (tmp_path / 'out.snap.json').write_bytes(b'{}')
+    response = CutResponse(snapshot_bytes() * 4)
+    with pytest.raises(raft.RaftError) as exc:
+        raft.save_snapshot(StreamingNode(response), str(path), {'cluster_id': 'c'})
+    assert str(exc.value) == (
+        'http://10.0.0.1:8200: GET sys/storage/raft/snapshot was cut off before the end of the snapshot '
+        '(ChunkedEncodingError); %s was left as it was and no partial file was kept' % path)
+    assert response.closed
+    assert path.read_bytes() == b'previous' and (tmp_path / 'out.snap.json').read_bytes() == b'{}'
     assert leftovers(tmp_path) == []
 
 
