@@ -1,13 +1,15 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, trustroot.ops contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Files that must never be half-written: atomic writes (temp file + rename), checksums, age encryption."""
+"""Files that must never be half-written: atomic writes (temp file + rename), space reserved ahead of a write
+that must not fail, checksums, age encryption."""
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
 import contextlib
+import errno
 import hashlib
 import os
 import tempfile
@@ -74,6 +76,86 @@ def fsync_directory(directory):
     """Make a rename in ``directory`` durable; a filesystem that cannot fsync a directory is not an error."""
     with contextlib.suppress(OSError):
         fsync_path(directory)
+
+
+def reserve_space(target_path, size):
+    """Create a hidden 0600 placeholder beside ``target_path`` holding ``size`` bytes on disk; return its path.
+
+    The bytes are really written and fsynced (os.access and free-space figures can lie: root on a full or
+    read-only filesystem, NFS root_squash, FUSE), so the blocks are allocated when this returns. They are
+    random, not zeros: a compressing or deduplicating filesystem would not allocate blocks for zeros.
+    Raises OSError with nothing left behind.
+    """
+    directory = os.path.dirname(os.path.abspath(target_path))
+    fd, path = tempfile.mkstemp(dir=directory, prefix='.%s.' % os.path.basename(target_path), suffix='.reserved')
+    try:
+        os.fchmod(fd, 0o600)
+        _write_all(fd, os.urandom(size))
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        remove_quietly(path)
+        raise
+    os.close(fd)
+    fsync_directory(directory)
+    return path
+
+
+def write_reserved(path, data):
+    """Write ``data`` over the start of a placeholder made by reserve_space, cut it to size, fsync it.
+
+    Opened read-write without truncating first: the blocks stay allocated, so a disk filled since the
+    reservation cannot fail the write (on filesystems that overwrite in place; copy-on-write ones, btrfs
+    and ZFS, still need free blocks)."""
+    fd = os.open(path, os.O_RDWR | getattr(os, 'O_NOFOLLOW', 0))
+    try:
+        _write_all(fd, data)
+        os.ftruncate(fd, len(data))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def commit_reserved(path, target, overwrite=True):
+    """Rename the filled placeholder onto ``target`` (atomic, same directory) and make the rename durable."""
+    if not overwrite and os.path.lexists(target):
+        raise OSError(errno.EEXIST, os.strerror(errno.EEXIST), target)
+    os.replace(path, target)
+    fsync_directory(os.path.dirname(os.path.abspath(target)))
+
+
+def write_new_file(path, data, mode=0o600):
+    """Create ``path`` (never replacing anything) with ``mode`` from the start, write and fsync it and its
+    directory; raises OSError with nothing left behind."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, 'O_NOFOLLOW', 0), mode)
+    try:
+        os.fchmod(fd, mode)
+        _write_all(fd, data)
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        remove_quietly(path)
+        raise
+    os.close(fd)
+    fsync_directory(os.path.dirname(os.path.abspath(path)))
+
+
+def _write_all(fd, data):
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view[:CHUNK]):]
+
+
+def remove_quietly(path):
+    if path:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+
+
+def os_error_text(exc):
+    """'no space left on device' from an OSError (lower case, without the path it names)."""
+    text = getattr(exc, 'strerror', None) or str(exc)
+    return text[:1].lower() + text[1:]
 
 
 def sha256_and_size(path):

@@ -132,11 +132,15 @@ version:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.trustroot.ops.plugins.module_utils._material import (
-    MaterialError, check_material_output, material_from_init, secrets_in, write_material)
+    AnswerError, check_material_output, init_call_failure_message, init_material_bound, initialized_state,
+    material_from_init, partial_path, reserve_material_output, save_failure_message, save_material, secrets_in,
+    utc_stamp)
 from ansible_collections.trustroot.ops.plugins.module_utils._vault import (
     VaultError, VaultNode, connection_argument_spec, ensure_hvac, require_url)
 from ansible_collections.trustroot.ops.plugins.module_utils._vault_init import (
     InitInputError, build_init_request, is_auto_unseal)
+
+LOST_ADVICE = 'wipe the server\'s storage and initialize it again'
 
 
 def main():
@@ -184,23 +188,49 @@ def main():
     if module._diff:
         result['diff'] = {'before': {'initialized': False},
                           'after': {'initialized': True, 'shares': result['shares'], 'threshold': result['threshold']}}
-    if module.check_mode:
-        module.exit_json(**result)
+    # Write-ahead: the material's space is proven with real bytes before the server makes the keys (in check
+    # mode too, so it predicts this failure; the placeholder is removed).
+    reservation = reserve_material_output(module, init_material_bound(request, node.url, flavour, version,
+                                                                      params['age_recipients']))
+    try:
+        if module.check_mode:
+            module.exit_json(**result)
+        init(module, node, request, flavour, version, reservation)
+    finally:
+        reservation.release()
+    result.update(initialized=True, output_path=params['output_path'])
+    module.exit_json(**result)
 
+
+def init(module, node, request, flavour, version, reservation):
+    """sys/init, then the material into the reservation; fails the module saying where any key material is."""
+    params = module.params
     try:
         response = node.call('PUT', 'sys/init', auth=False, json=request)
     except VaultError as exc:
-        module.fail_json(msg='init failed: %s' % exc)
-    material = material_from_init(response, request, node.url, flavour, version)
-    module.no_log_values.update(secrets_in(material))
+        module.fail_json(msg=init_call_failure_message(exc, *initialized_state(node, VaultError)))
     try:
-        write_material(module, params['output_path'], material, params['age_recipients'])
-    except MaterialError as exc:
-        # The server is initialized and the only copy of its keys is in this process: say so plainly.
-        module.fail_json(msg='the server was initialized but output_path could not be written (%s); '
-                             'the keys are lost: wipe the storage and initialize again' % exc)
-    result.update(initialized=True, output_path=params['output_path'])
-    module.exit_json(**result)
+        material = material_from_init(response, request, node.url, flavour, version)
+    except AnswerError as exc:
+        # The server may be initialized all the same: keep what the answer held, beside output_path.
+        event = '%s; the server may be initialized now' % exc
+        if exc.partial:
+            module.no_log_values.update(secrets_in(exc.partial))
+            outcome = save_material(module, reservation, exc.partial, partial_path(params['output_path'], utc_stamp()),
+                                    overwrite=False, age_recipients=params['age_recipients'])
+            module.fail_json(msg=save_failure_message(event, outcome, 'if the server is initialized, ' + LOST_ADVICE,
+                                                      label='what the answer held (incomplete)'))
+        initialized, _problem = initialized_state(node, VaultError)
+        if initialized is False:
+            module.fail_json(msg='%s; it reports not initialized: nothing was written' % exc)
+        module.fail_json(msg='%s; the answer held no usable key material: if the server is initialized (%s), its '
+                             'keys are lost: %s' % (event, 'it reports so' if initialized else 'check sys/seal-status',
+                                                    LOST_ADVICE))
+    module.no_log_values.update(secrets_in(material))
+    outcome = save_material(module, reservation, material, params['output_path'],
+                            overwrite=params['overwrite_output'], age_recipients=params['age_recipients'])
+    if not outcome.at_target or outcome.age_problem:
+        module.fail_json(msg=save_failure_message('the server was initialized', outcome, LOST_ADVICE))
 
 
 if __name__ == '__main__':

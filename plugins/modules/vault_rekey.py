@@ -244,14 +244,18 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.trustroot.ops.plugins.module_utils._files import FileError
 from ansible_collections.trustroot.ops.plugins.module_utils._material import (
-    MaterialError, check_material_output, load_key_shares, material_from_rekey, write_material)
+    AnswerError, check_material_output, commit_filled, load_key_shares, material_bytes, material_from_rekey,
+    partial_path, rekey_material_bound, reserve_material_output, save_failure_message, save_material, utc_stamp)
 from ansible_collections.trustroot.ops.plugins.module_utils._vault import (
     VaultError, VaultNode, connection_argument_spec, ensure_hvac)
 from ansible_collections.trustroot.ops.plugins.module_utils._vault_rekey import (
     OperationError, RekeyRun, check_target, choose_api, find_active_node, init_payload, resolve_layout, shape_layout,
-    stale_attempt_message, staged_material, validate_options)
+    stale_attempt_message, validate_options)
+
+DONE = 'the rekey completed on %s (the old keys no longer work)'
+LOST_ADVICE = ('keep every node running and unsealed (a node that seals cannot be unsealed again) and move the '
+               'data to a newly initialized cluster')
 
 
 def wait_for_layout(node, shares, threshold, timeout=15):
@@ -267,6 +271,64 @@ def wait_for_layout(node, shares, threshold, timeout=15):
         if time.monotonic() >= deadline:
             return False
         time.sleep(0.5)
+
+
+def rekey(module, run, result, keys, required, shares, threshold, stale, reservation):
+    """Run the attempt; the new keys go into the reservation (before the verify phase makes them the only valid
+    ones, when verifying), then onto output_path. Fails the module saying where any new key material is."""
+    params = module.params
+    target, node = run.target, run.node
+    if stale:
+        problem = run.cancel()
+        if problem:
+            result['changed'] = False
+            module.fail_json(msg='cancel_stale: the attempt in progress could not be cancelled: %s' % problem,
+                             **result)
+
+    pgp_keys = params['pgp_keys'] or []
+    payload = init_payload(shares, threshold, pgp_keys, params['backup'], params['require_verification'])
+    verify = params['require_verification']
+    try:
+        run.start(payload)
+        result['nonce'] = run.nonce
+        answer = run.submit_current_keys(keys, required)
+        result['pgp_fingerprints'] = answer.get('pgp_fingerprints') or []
+        try:
+            material = material_from_rekey(answer, target, shares, threshold, bool(pgp_keys), node.url,
+                                           result['flavour'], result['version'], call='PUT %s' % run.paths['update'])
+        except AnswerError as exc:
+            if verify:
+                run.abort(str(exc))
+            # Without verification the rekey took effect on the last key: keep what the answer held.
+            outcome = save_material(module, reservation, exc.partial, partial_path(params['output_path'], utc_stamp()),
+                                    overwrite=False, age_recipients=params['age_recipients'])
+            module.fail_json(msg=save_failure_message('%s; %s' % (exc, DONE % node.url), outcome, LOST_ADVICE,
+                                                      label='what the answer held (incomplete)'), **result)
+        if verify:
+            verification_nonce = answer.get('verification_nonce')
+            if not verification_nonce:
+                run.abort('%s: the server returned no verification nonce' % node.url)
+            try:
+                data, encrypted, age_problem = material_bytes(module, material, params['age_recipients'])
+                if age_problem:
+                    run.abort('age_recipients: %s' % age_problem)
+                reservation.fill(data)
+            except OSError as exc:
+                run.abort('output_path: the new keys could not be written into the space reserved in %s (%s)' % (
+                    reservation.placeholder, exc))
+            run.verify(material['%s_keys_b64' % target] or material['%s_keys_hex' % target], threshold,
+                       verification_nonce)
+            result['verified'] = True
+            outcome = commit_filled(reservation, params['output_path'], overwrite=params['overwrite_output'],
+                                    encrypted=encrypted)
+        else:
+            outcome = save_material(module, reservation, material, params['output_path'],
+                                    overwrite=params['overwrite_output'], age_recipients=params['age_recipients'])
+    except OperationError as exc:
+        result['changed'] = stale
+        module.fail_json(msg=str(exc), **result)
+    if not outcome.at_target or outcome.age_problem:
+        module.fail_json(msg=save_failure_message(DONE % node.url, outcome, LOST_ADVICE), **result)
 
 
 def main():
@@ -348,46 +410,17 @@ def main():
     if module._diff:
         result['diff'] = {'before': shape_layout(seal_status.get('n'), seal_status.get('t')),
                           'after': shape_layout(shares, threshold)}
-    if module.check_mode:
-        module.exit_json(**result)
-
-    if stale:
-        problem = run.cancel()
-        if problem:
-            result['changed'] = False
-            module.fail_json(msg='cancel_stale: the attempt in progress could not be cancelled: %s' % problem,
-                             **result)
-
+    # Write-ahead: the new keys' space is proven with real bytes before the attempt starts (in check mode
+    # too, so it predicts this failure; the placeholder is removed).
     pgp_keys = params['pgp_keys'] or []
-    payload = init_payload(shares, threshold, pgp_keys, params['backup'], params['require_verification'])
+    reservation = reserve_material_output(module, rekey_material_bound(target, shares, pgp_keys, node.url, flavour,
+                                                                       version, params['age_recipients']))
     try:
-        run.start(payload)
-        result['nonce'] = run.nonce
-        answer = run.submit_current_keys(keys, required)
-        result['pgp_fingerprints'] = answer.get('pgp_fingerprints') or []
-        material = material_from_rekey(answer, target, shares, threshold, bool(pgp_keys), node.url, flavour,
-                                       version)
-        if params['require_verification']:
-            verification_nonce = answer.get('verification_nonce')
-            if not verification_nonce:
-                run.abort('%s: the server returned no verification nonce' % node.url)
-            try:
-                with staged_material(module, params['output_path'], material, params['age_recipients']):
-                    run.verify(material['%s_keys_b64' % target] or material['%s_keys_hex' % target],
-                               threshold, verification_nonce)
-            except (FileError, OSError) as exc:
-                run.abort('output_path: the new keys could not be written (%s)' % exc)
-            result['verified'] = True
-        else:
-            try:
-                write_material(module, params['output_path'], material, params['age_recipients'])
-            except MaterialError as exc:
-                module.fail_json(msg='output_path: the rekey completed on the server but the new keys could '
-                                     'not be written (%s); they are lost, and the old keys no longer work' % exc,
-                                 **result)
-    except OperationError as exc:
-        result['changed'] = stale
-        module.fail_json(msg=str(exc), **result)
+        if module.check_mode:
+            module.exit_json(**result)
+        rekey(module, run, result, keys, required, shares, threshold, stale, reservation)
+    finally:
+        reservation.release()
     result['output_path'] = params['output_path']
 
     if not wait_for_layout(node, shares, threshold):
