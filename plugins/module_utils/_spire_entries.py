@@ -573,3 +573,15 @@ def build_diff(plan):
     return {'before': before, 'after': after,
             'before_header': 'registration entries (changed or deleted)',
             'after_header': 'registration entries (changed or created)'}
+
+
+def interruption_note(planned, created, updated, deleted, unconfirmed):
+    """How far a run stopped by a command error got (pure): the changes SPIRE confirmed, and those sent in
+    commands that got no answer (the server died, the socket went away). SPIRE may have applied part of the
+    latter; a re-run reads the entries back and sends only what is missing, so nothing is made twice."""
+    note = 'applied before this error: %d created, %d updated, %d deleted, of %d planned changes' % (
+        created, updated, deleted, planned)
+    if unconfirmed:
+        note += ('; %d more were sent in commands that got no answer: SPIRE may have applied some of them, '
+                 'a re-run reads them back' % unconfirmed)
+    return note

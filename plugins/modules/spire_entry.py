@@ -302,6 +302,13 @@ failures:
   returned: failure
   type: list
   elements: dict
+unconfirmed:
+  description:
+    - When a command failed as a whole (the server stopped, the socket went away), how many entry changes were in
+      commands sent without an answer. SPIRE may have applied some of them; a re-run reads the entries back and
+      makes no duplicate.
+  returned: when a command failed as a whole
+  type: int
 '''
 
 import collections
@@ -315,7 +322,7 @@ from ansible_collections.trustroot.ops.plugins.module_utils._spire import (
     iter_json_array, server_argument_spec)
 from ansible_collections.trustroot.ops.plugins.module_utils._spire_entries import (
     MAX_BATCH_SIZE, EntryInputError, bind_trust_domain, build_diff, changed_fields, check_prefix,
-    delete_payload, describe, describe_key, key_of, normalize_current, normalize_desired_list, owned,
+    delete_payload, describe, describe_key, interruption_note, key_of, normalize_current, normalize_desired_list, owned,
     payload_batches, plan_absent, plan_present, show_args_for_key, to_result, values_of)
 
 # Up to this many desired entries (and without prune) the current state is read entry by entry;
@@ -386,6 +393,7 @@ class Applier(object):
         self.deleted = []
         self.failures = []
         self.concurrent = 0
+        self.unconfirmed = 0
 
     def _results(self, args, payload, size):
         answer = self.cli.run_json(args, data=payload)
@@ -400,7 +408,12 @@ class Applier(object):
         are yielded, then the error is raised."""
         if self.parallel <= 1:
             for batch, payload in batches:
-                yield batch, self._results(args, payload, len(batch))
+                try:
+                    results = self._results(args, payload, len(batch))
+                except SpireError:
+                    self.unconfirmed += len(batch)
+                    raise
+                yield batch, results
             return
         error = None
         pending = collections.deque()
@@ -418,7 +431,9 @@ class Applier(object):
                 try:
                     results = future.result()
                 except SpireError as err:
+                    # Sent, but no answer read: SPIRE may or may not have applied this batch.
                     error = error or err
+                    self.unconfirmed += len(batch)
                     continue
                 yield batch, results
         if error is not None:
@@ -625,10 +640,11 @@ def main():
         if applier.failures:
             refused = '; SPIRE also refused: %s' % '; '.join(
                 '%s: %s' % (f['item'], f['message']) for f in applier.failures)
-        module.fail_json(msg='%s (applied before this error: %d created, %d updated, %d deleted)%s' % (
-            err.message, len(applier.created), len(applier.updated), len(applier.deleted), refused),
-            changed=bool(applier.created or applier.updated or applier.deleted),
-            failures=applier.failures + err.failures, **result)
+        planned = len(plan.create) + len(plan.update) + len(plan.delete)
+        module.fail_json(msg='%s (%s)%s' % (err.message, interruption_note(
+            planned, len(applier.created), len(applier.updated), len(applier.deleted), applier.unconfirmed), refused),
+            changed=bool(applier.created or applier.updated or applier.deleted or applier.unconfirmed),
+            failures=applier.failures + err.failures, unconfirmed=applier.unconfirmed, **result)
 
     result = build_result(trust_domain, applier.created, applier.updated, applier.deleted,
                           plan.unchanged + applier.concurrent, conflicts, limit)

@@ -266,3 +266,11 @@ def test_payload_batches_by_count_and_bytes():
 def test_lenient_booleans_from_files():
     [entry] = desired(raw(1, admin='true', downstream='no'))
     assert entry.admin is True and entry.downstream is False
+
+
+def test_interruption_note_counts_the_changes_sent_without_an_answer():
+    assert se.interruption_note(10000, 2000, 0, 0, 200) == (
+        'applied before this error: 2000 created, 0 updated, 0 deleted, of 10000 planned changes; 200 more were sent '
+        'in commands that got no answer: SPIRE may have applied some of them, a re-run reads them back')
+    assert se.interruption_note(30, 5, 3, 1, 0) == (
+        'applied before this error: 5 created, 3 updated, 1 deleted, of 30 planned changes')
