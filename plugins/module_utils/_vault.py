@@ -234,17 +234,17 @@ def transport_problem(exc):
             return ('the server certificate is not trusted (set ca_cert to the CA that signed it) (SSLError)')
         return 'TLS handshake failed (SSLError)'
     if name in ('ConnectTimeout', 'ReadTimeout', 'Timeout'):
-        return 'no answer within the timeout (%s)' % name
+        return 'unreachable: no answer within the timeout (%s)' % name
     if name in ('ChunkedEncodingError', 'ContentDecodingError'):
         return 'the answer was cut off (%s)' % name
     if name == 'ConnectionError':
         if 'refused' in text.lower():
-            return 'connection refused: nothing listens at that address (ConnectionError)'
+            return 'unreachable: connection refused, nothing listens at that address (ConnectionError)'
         if 'name or service not known' in text.lower() or 'failed to resolve' in text.lower() or \
                 'nodename nor servname' in text.lower() or 'temporary failure in name resolution' in text.lower():
-            return 'the host name does not resolve (ConnectionError)'
+            return 'unreachable: the host name does not resolve (ConnectionError)'
         if 'reset by peer' in text.lower() or 'remotedisconnected' in text.lower() or 'aborted' in text.lower():
-            return 'the server closed the connection without an answer (ConnectionError)'
+            return 'unreachable: the server closed the connection without an answer (ConnectionError)'
         return 'unreachable (ConnectionError)'
     return 'unreachable (%s)' % name
 

@@ -168,31 +168,33 @@ class AnsibleRunner(object):
         self.runs.append(proc)
         return proc
 
-    def module(self, name, args, check=False, diff=False, env=None, verbosity=0):
-        """Run one module as a task; return its registered result (a dict with 'failed' on failure)."""
+    def modules(self, tasks, check=False, diff=False, env=None, verbosity=0):
+        """Run module tasks in ONE playbook, each with ignore_errors; return (their registered results in order,
+        the playbook's stdout + stderr). ``tasks``: (module, args) or (module, args, task options such as
+        check_mode)."""
         index = len(self.runs)
-        result_path = os.path.join(self.workdir, 'result-%d.json' % index)
-        play = [{
-            'hosts': 'localhost',
-            'gather_facts': False,
-            'tasks': [
-                {'name': 'module under test', 'trustroot.ops.%s' % name: args, 'register': 'result',
-                 'ignore_errors': True},
-                {'name': 'save result', 'ansible.builtin.copy': {
-                    'content': '{{ result | to_json }}', 'dest': result_path, 'mode': '0600'},
-                 'check_mode': False, 'diff': False},
-            ],
-        }]
+        result_path = os.path.join(self.workdir, 'results-%d.json' % index)
+        body = [dict(task[2] if len(task) > 2 else {}, name='task %d' % i, register='r%d' % i, ignore_errors=True,
+                     **{'trustroot.ops.%s' % task[0]: task[1]}) for i, task in enumerate(tasks)]
+        body.append({'name': 'save results', 'check_mode': False, 'diff': False, 'ansible.builtin.copy': {
+            'content': '{{ [%s] | to_json }}' % ', '.join('r%d' % i for i in range(len(tasks))),
+            'dest': result_path, 'mode': '0600'}})
         play_path = os.path.join(self.workdir, 'play-%d.yml' % index)
         with open(play_path, 'w') as handle:
-            json.dump(play, handle)
+            json.dump([{'hosts': 'localhost', 'gather_facts': False, 'tasks': body}], handle)
         proc = self.playbook(play_path, check=check, diff=diff, env=env, verbosity=verbosity)
         if not os.path.exists(result_path):
-            raise AssertionError('playbook did not record a result:\n%s\n%s' % (proc.stdout, proc.stderr))
+            raise AssertionError('playbook did not record results:\n%s\n%s' % (proc.stdout[-3000:], proc.stderr[-2000:]))
         with open(result_path) as handle:
-            result = json.load(handle)
+            results = json.load(handle)
         os.remove(result_path)
-        result['_stdout'] = proc.stdout
+        return results, proc.stdout + proc.stderr
+
+    def module(self, name, args, check=False, diff=False, env=None, verbosity=0):
+        """Run one module as a task; return its registered result (a dict with 'failed' on failure)."""
+        results, _output = self.modules([(name, args)], check=check, diff=diff, env=env, verbosity=verbosity)
+        result = results[0]
+        result['_stdout'] = self.runs[-1].stdout
         return result
 
     def write_playbook(self, name, text):

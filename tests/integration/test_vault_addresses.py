@@ -4,7 +4,6 @@ The UI answers every path under /ui/ with its web page (HTTP 200); /v1/ makes ev
 error reads like the node's state. Modules refuse such an address before any call, naming the option; the
 connection layer refuses such an answer, naming the node and the call; transport errors say what is wrong."""
 
-import json
 import os
 import sys
 
@@ -28,27 +27,10 @@ def bao_ui(tmp_path):
     server.stop()
 
 
-def run_tasks(ansible, tasks):
-    """Run several module tasks in one play (ignore_errors); return their registered results in order."""
-    results_path = os.path.join(ansible.workdir, 'results.json')
-    play = [{'hosts': 'localhost', 'gather_facts': False, 'tasks': [
-        {'name': 'task %d' % index, 'trustroot.ops.%s' % name: args, 'register': 'r%d' % index,
-         'ignore_errors': True} for index, (name, args) in enumerate(tasks)] + [
-        {'name': 'save results', 'ansible.builtin.copy': {
-            'content': '{{ [%s] | to_json }}' % ', '.join('r%d' % i for i in range(len(tasks))),
-            'dest': results_path, 'mode': '0600'}}]}]
-    play_path = os.path.join(ansible.workdir, 'addresses.yml')
-    with open(play_path, 'w') as handle:
-        json.dump(play, handle)
-    proc = ansible.playbook(play_path)
-    with open(results_path) as handle:
-        return json.load(handle), proc.stdout
-
-
 def test_a_ui_or_v1_address_is_refused_before_any_call(ansible, bao_ui, tmp_path):
     material = str(tmp_path / 'material.json')
     ui, v1 = bao_ui.url + '/ui/', bao_ui.url + '/v1/'
-    results, _stdout = run_tasks(ansible, [
+    results, _output = ansible.modules([
         ('vault_init', {'url': ui, 'output_path': material, 'secret_shares': 1, 'secret_threshold': 1}),
         ('vault_unseal', {'url': ui, 'keys': ['a2V5']}),
         ('vault_status_info', {'url': ui}),
@@ -83,7 +65,7 @@ def test_the_ui_page_is_not_read_as_an_answer(bao_ui):
 
 def test_transport_errors_say_what_is_wrong(ansible, bao_ui, tmp_path):
     https = bao_ui.url.replace('http://', 'https://')
-    results, _stdout = run_tasks(ansible, [
+    results, _output = ansible.modules([
         ('vault_status_info', {'url': https}),
         ('vault_status_info', {'url': 'http://127.0.0.1:1'}),
     ])

@@ -1,27 +1,12 @@
 """vault_raft against a real 3-node OpenBao raft cluster."""
 
-import json
-import os
 
 from tests.lab.openbao import BaoServer, free_port, http, wait_for
 
 
 def run_tasks(ansible, module, arg_list, verbosity=0):
-    """Run one task per entry of ``arg_list`` in a single playbook; return their registered results."""
-    tasks = [{'name': 'case %d' % i, 'trustroot.ops.%s' % module: args, 'register': 'case%d' % i,
-              'ignore_errors': True} for i, args in enumerate(arg_list)]
-    out = os.path.join(ansible.workdir, 'cases.json')
-    names = ', '.join('case%d' % i for i in range(len(arg_list)))
-    tasks.append({'name': 'save results', 'ansible.builtin.copy': {
-        'content': '{{ [%s] | to_json }}' % names, 'dest': out, 'mode': '0600'}})
-    path = ansible.write_playbook('cases.yml', json.dumps(
-        [{'hosts': 'localhost', 'gather_facts': False, 'tasks': tasks}]))
-    proc = ansible.playbook(path, verbosity=verbosity)
-    assert os.path.exists(out), proc.stdout + proc.stderr
-    with open(out) as handle:
-        results = json.load(handle)
-    os.remove(out)
-    return results, proc.stdout
+    """One ``module`` task per entry of ``arg_list`` in a single playbook: (results, output)."""
+    return ansible.modules([(module, args) for args in arg_list], verbosity=verbosity)
 
 
 def servers(url, token):
@@ -204,7 +189,7 @@ def test_bad_inputs_fail_before_any_call(ansible, bao_single):
         ({'state': 'show', 'force': True}, 'force applies only to state=removed'),
         ({'state': 'info'}, 'state'),
         ({'state': 'joined'}, 'leader_api_addr (or auto_join) is required'),
-        ({'state': 'joined', 'leader_api_addr': '127.0.0.1:8200'}, 'leader_api_addr must be an http'),
+        ({'state': 'joined', 'leader_api_addr': '127.0.0.1:8200'}, 'leader_api_addr must start with http:// or https://'),
         ({'state': 'absent'}, 'state'),
         ({'state': 'joined', 'leader_api_addr': url, 'leader_client_key': secret},
          'leader_client_cert and leader_client_key must be given together'),

@@ -246,7 +246,7 @@ def free_port():
 def test_nothing_listening_says_connection_refused():
     with pytest.raises(VaultError) as err:
         node('http://127.0.0.1:%d' % free_port()).seal_status()
-    assert 'GET sys/seal-status: connection refused: nothing listens at that address' in str(err.value)
+    assert 'GET sys/seal-status: unreachable: connection refused, nothing listens at that address' in str(err.value)
 
 
 def test_https_against_plain_http_is_explained(server):
