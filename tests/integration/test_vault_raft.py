@@ -1,6 +1,5 @@
 """vault_raft against a real 3-node OpenBao raft cluster."""
 
-
 from tests.lab.openbao import BaoServer, free_port, http, wait_for
 
 
