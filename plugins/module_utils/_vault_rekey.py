@@ -219,7 +219,7 @@ def stale_attempt_message(url, status, field='cancel_stale'):
 
 # What is read from an attempt's answers: its status (GET init, and update/verify answers before completion), the
 # nonce of a started attempt, the completion flag.
-ATTEMPT_STATUS = {'started': bool, 'progress': int, 'required': int, 'nonce': Optional(str)}
+ATTEMPT_STATUS = {'started': bool, 'progress': Optional(int), 'required': int, 'nonce': Optional(str)}
 ATTEMPT_STARTED = {'nonce': str}
 STEP_ANSWER = {'complete': Optional(bool)}
 

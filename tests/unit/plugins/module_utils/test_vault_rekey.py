@@ -336,3 +336,9 @@ def test_staged_material_replaces_only_on_success(tmp_path):
         assert open(path).read() == 'old'  # not replaced before the block ends
     assert json.load(open(path))['unseal_keys_b64'] == [KEY_A]
     assert os.stat(path).st_mode & 0o777 == 0o600
+
+
+def test_the_status_of_no_attempt_is_readable():
+    """OpenBao 2.7.2's GET sys/rotate/root/init with no attempt under way: no progress, no nonce."""
+    from ansible_collections.trustroot.ops.plugins.module_utils._vault_rekey import ATTEMPT_STATUS
+    assert shape_problem({'n': 0, 'required': 1, 'started': False, 't': 0}, ATTEMPT_STATUS) is None
