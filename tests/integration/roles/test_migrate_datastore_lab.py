@@ -1,7 +1,8 @@
 """playbooks/migrate.yml --tags datastore on real systemd lab hosts: a SPIRE server installed on sqlite3 (which also
 runs Debian's PostgreSQL 15 on loopback) and one agent. The server gets 200 entries, a federated bundle, a
 federation relationship and a join token; the migration to PostgreSQL keeps all of them, the CA (authorities and
-keys.json), the agent's identity and its workloads' SVIDs.
+keys.json), the agent's identity and its workloads' SVIDs. The migration runs at -vvvv: neither the PostgreSQL
+password nor the join token it copies reaches its output, a host journal or a file but the few that must hold one.
 
 The tests run in file order on one lab (each part starts from what the previous one left)."""
 
@@ -19,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from tests.lab import hosts as labhosts
+from tests.lab import leaks
 from tests.lab.common import wait_for
 from tests.lab.stack import AGENT_DATA, TRUST_DOMAIN, Stack, agent_svid as lab_agent_svid, fetch_workload_svid, spiffe_id, total
 
@@ -39,8 +41,11 @@ PG_PASSWORD = 'Lab-pg-%s' % hashlib.sha256(os.urandom(16)).hexdigest()[:20]
 @pytest.fixture(scope='module')
 def stack():
     timings = {}
+    since = time.time()
     stack = Stack.from_layer(NAME, groups=GROUPS)  # installed on sqlite3: the stack layer
     try:
+        stack.since = since
+        stack.outputs = {}
         timings['boot_from_layer'] = stack.boot_seconds
         started = time.monotonic()
         start_postgres(stack)
@@ -137,6 +142,7 @@ def migrate(stack, label, *args):
     stack.timings[label] = round(time.monotonic() - started, 1)
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
     assert PG_PASSWORD not in proc.stdout + proc.stderr, 'the database password is in the output'
+    stack.outputs[label] = proc.stdout + proc.stderr
     return proc
 
 
@@ -188,7 +194,8 @@ def test_migration_keeps_entries_agents_ca_and_federation(stack):
     assert len(before['agents']) == 2  # the stack layer attested spire-agent1 and spire-agent2 (not booted here)
     svid_before = agent_svid(stack)
     agent_data_before = stack.lab.exec(AGENT, ['cat', AGENT_DATA], check=True).stdout
-    proc = migrate(stack, 'migrate', '-v')
+    proc = migrate(stack, 'migrate', '-vvvv')
+    assert 'ESTABLISH SSH CONNECTION' in proc.stdout, 'the migration must run at -vvvv'
     assert 'datastore: sqlite3 -> postgres copied' in proc.stdout
 
     conf = stack.lab.exec(SERVER, ['cat', CONF], check=True).stdout
@@ -237,3 +244,33 @@ def test_second_run_changes_nothing(stack):
     proc = migrate(stack, 'second_run')
     assert total(proc.stdout) == 0, proc.stdout[-4000:]
     assert 'datastore: nothing to do, the server runs on postgres' in proc.stdout
+
+
+# Files that hold a secret by design, each with why; each is checked private (0600 or 0640, owned by root or by the
+# service that reads it).
+ALLOWED = [
+    ('*/files/migrate-datastore.json', "this test's 0600 vars file (-e @file): the PostgreSQL password"),
+    ('*/hosts/spire-server1/upper/etc/spire/server/server.env',
+     "the server's connection string (SPIRE_SERVER_DATASTORE_CONNECTION_STRING): it cannot connect without it"),
+    ('*/hosts/spire-server1/upper/var/lib/spire/server/datastore.sqlite3*',
+     'the sqlite3 datastore (kept for a rollback): it holds the join token, as the server keeps it'),
+    ('*/hosts/spire-server1/upper/var/lib/postgresql/*', "PostgreSQL's own storage: the copied join_tokens row"),
+]
+
+
+def test_the_migration_leaks_no_secret(stack):
+    """The PostgreSQL password and the join token the migration copies: in no output of the migration runs (the
+    real one at -vvvv), no host journal, no file but the allowed ones."""
+    assert 'ESTABLISH SSH CONNECTION' in stack.outputs['migrate']
+    secrets = {'postgres password': PG_PASSWORD, 'join token': stack.join_token}
+    output = ''.join(stack.outputs.values())
+    assert not leaks.text_leaks(output, secrets), leaks.text_leaks(output, secrets)
+    found, held, scanned = leaks.scan_lab(stack.lab, secrets, stack.since, ALLOWED)
+    assert not found, 'secrets outside the allowed files:\n' + leaks.report(found)
+    assert scanned > 100, scanned
+    held_paths = sorted({path for path, _label, _reason in held})
+    assert any(path.endswith('/etc/spire/server/server.env') for path in held_paths), held
+    uids = {user: int(stack.lab.exec(SERVER, ['id', '-u', user], check=True).stdout) for user in ('spire', 'postgres')}
+    for path in held_paths:
+        owners = (0, uids['postgres']) if '/var/lib/postgresql/' in path else (0, uids['spire']) if '/var/lib/spire/' in path else (0,)
+        assert leaks.private_file_problem(path, owners) is None, leaks.private_file_problem(path, owners)

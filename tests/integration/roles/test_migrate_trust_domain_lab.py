@@ -1,6 +1,7 @@
 """playbooks/migrate.yml --tags trust_domain on real systemd lab hosts: a SPIRE trust domain moved through
 federation from spire-server1 (demo.trustroot.test) to spire-server2 (new.trustroot.test), with the agents
-spire-agent1 (moved first) and spire-agent2 (moved in a second run), then finished.
+spire-agent1 (moved first) and spire-agent2 (moved in a second run), then finished. Both moves run at -vvvv: the
+join tokens minted for the agents reach no output, host journal or file but the new server's datastore.
 
 The tests run in file order on one lab (each part starts from what the previous one left)."""
 
@@ -14,6 +15,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from tests.lab import hosts as labhosts
+from tests.lab import leaks
 from tests.lab.common import wait_for
 from tests.lab.stack import Stack, agent_alias, total
 
@@ -38,8 +40,11 @@ INVENTORY_VARS = ('spire_server_trust_domain', 'spire_agent_trust_domain', 'spir
 @pytest.fixture(scope='module')
 def stack():
     # The old trust domain's server and agents boot from the stack layer, installed; spire-server2 boots bare.
+    since = time.time()
     stack = Stack.from_layer(NAME, groups=GROUPS)
     try:
+        stack.since = since
+        stack.outputs = {}
         with open(stack.vars_path) as handle:
             data = json.load(handle)
         group_vars = os.path.join(os.path.dirname(stack.lab.inventory_path), 'group_vars')
@@ -65,6 +70,7 @@ def migrate(stack, label, *args, ok=True):
     stack.timings[label] = round(time.monotonic() - started, 1)
     if ok:
         assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
+    stack.outputs[label] = proc.stdout + proc.stderr
     return proc
 
 
@@ -168,7 +174,9 @@ def test_check_mode_before_the_new_server_exists_changes_nothing(stack):
 
 
 def test_phase1_moves_the_first_agent_and_both_trust_domains_trust_each_other(stack):
-    proc = migrate(stack, 'phase1_agent1', *extra(migrate_trust_domain_to=NEW, migrate_trust_domain_agents=[AGENT1]))
+    proc = migrate(stack, 'phase1_agent1', '-vvvv',
+                   *extra(migrate_trust_domain_to=NEW, migrate_trust_domain_agents=[AGENT1]))
+    assert 'ESTABLISH SSH CONNECTION' in proc.stdout, 'the move must run at -vvvv'
     assert agent_trust_domain(stack, AGENT1) == NEW
     assert agent_trust_domain(stack, AGENT2) == OLD
     old_ders, new_ders = server_bundle_ders(stack, OLD_SERVER), server_bundle_ders(stack, NEW_SERVER)
@@ -202,7 +210,8 @@ def test_finish_refuses_while_an_agent_is_left(stack):
 
 
 def test_phase1_moves_the_remaining_agent(stack):
-    migrate(stack, 'phase1_agent2', *extra(migrate_trust_domain_to=NEW))
+    proc = migrate(stack, 'phase1_agent2', '-vvvv', *extra(migrate_trust_domain_to=NEW))
+    assert 'ESTABLISH SSH CONNECTION' in proc.stdout, 'the move must run at -vvvv'
     assert agent_trust_domain(stack, AGENT2) == NEW
     fetch(stack, AGENT2, 'spiffe://%s%s' % (NEW, WORKLOAD), 1)
     assert server_json(stack, OLD_SERVER, 'agent', 'list').get('agents', []) == []
@@ -225,3 +234,28 @@ def test_finish_removes_the_old_trust_domain(stack):
         assert chains_to(got['svid'], new_ders) and pem_ders(got['bundle']) == new_ders
     again = migrate(stack, 'finish_again', *extra(migrate_trust_domain_to=NEW, migrate_trust_domain_finish=True))
     assert total(again.stdout) == 0, again.stdout[-5000:]
+
+
+# Files that hold a secret by design, each with why; each is checked private (0600 or 0640, owned by root or spire).
+ALLOWED = [
+    ('*/hosts/spire-server2/upper/var/lib/spire/server/datastore.sqlite3*',
+     "the new server's own datastore: it keeps a join token until an agent attests with it"),
+]
+
+
+def test_the_moves_leak_no_join_token(stack):
+    """The join tokens minted for the moved agents (read back from the new server's agent IDs): in no output of the
+    migration runs (the two moves at -vvvv), no host journal, no file but the new server's datastore (the token
+    file handed to an agent is removed once it has attested)."""
+    agents = json.loads(stack.lab.exec(NEW_SERVER, ['spire-server', 'agent', 'list', '-socketPath', SERVER_SOCKET,
+                                                    '-output', 'json'], check=True).stdout)
+    secrets = leaks.join_tokens(agents)
+    assert len(secrets) == 2, agents
+    output = ''.join(stack.outputs.values())
+    assert not leaks.text_leaks(output, secrets), leaks.text_leaks(output, secrets)
+    found, held, scanned = leaks.scan_lab(stack.lab, secrets, stack.since, ALLOWED)
+    assert not found, 'join tokens outside the datastore:\n' + leaks.report(found)
+    assert scanned > 100, scanned
+    spire_uid = int(stack.lab.exec(NEW_SERVER, ['id', '-u', 'spire'], check=True).stdout)
+    for path in sorted({path for path, _label, _reason in held}):
+        assert leaks.private_file_problem(path, (0, spire_uid)) is None, leaks.private_file_problem(path, (0, spire_uid))

@@ -1,5 +1,7 @@
 """playbooks/rotate.yml on real systemd lab hosts (3 OpenBao nodes, 1 SPIRE server, 1 agent), one lab for every
-part: the end state of each part, and a last run of every part with its flag off that changes nothing.
+part: the end state of each part, and a last run of every part with its flag off that changes nothing. The parts
+that handle key shares and root tokens (root_token, rekey) run at -vvvv, and the last test checks that none of their
+secrets reached any output, host journal or file but the material.
 
 The tests run in file order on one cluster (each part starts from what the previous one left)."""
 
@@ -15,6 +17,7 @@ import pytest
 from cryptography import x509
 
 from tests.lab import hosts as labhosts
+from tests.lab import leaks
 from tests.lab.common import Sampler
 from tests.lab.stack import Stack, agent_svid as lab_agent_svid, fetch_workload_svid, spiffe_id, total
 
@@ -37,10 +40,15 @@ def decrypt(stack, path):
 
 @pytest.fixture(scope='module')
 def stack():
+    since = time.time()
     stack = Stack.from_layer(NAME, groups=GROUPS)
     try:
+        stack.since = since
+        stack.outputs = {}  # label: stdout + stderr of the -vvvv runs
+        material = decrypt(stack, os.path.join(stack.files_dir, 'vault-init.json.age'))
+        stack.secrets = leaks.material_secrets(material, 'initial ')
         # The admin token of the rotation calls: the initial root token, kept in a 0600 vars file.
-        token = decrypt(stack, os.path.join(stack.files_dir, 'vault-init.json.age'))['root_token']
+        token = material['root_token']
         stack.token = token
         stack.token_vars = stack.write_secret_vars('rotate-token.json', {'vault_server_rotate_token': token})
         stack.timings = {}
@@ -56,6 +64,9 @@ def rotate(stack, label, *args):
     proc = stack.run('rotate', ['-e', '@' + stack.token_vars] + list(args))
     stack.timings[label] = round(time.monotonic() - started, 1)
     assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-2000:]
+    if '-vvvv' in args:
+        assert re.search(r'ESTABLISH (SSH|LOCAL) CONNECTION', proc.stdout), 'the run must be at -vvvv'
+        stack.outputs[label] = proc.stdout + proc.stderr
     return proc
 
 
@@ -147,9 +158,10 @@ def test_keyring_rotation_increases_the_term(stack):
 def test_root_token_is_generated_proven_and_revoked(stack):
     kept = os.path.join(stack.files_dir, 'break-glass-root-token.json.age')
     proc = rotate(stack, 'root_token', '--tags', 'root_token', '-e', 'rotate_root_token=true',
-                  '-e', 'vault_server_rotate_root_token_path=' + kept)
+                  '-e', 'vault_server_rotate_root_token_path=' + kept, '-vvvv')
     assert 'proven with lookup-self, revoked with auth/token/revoke-self' in proc.stdout
     token = decrypt(stack, kept)['root_token']
+    stack.secrets['break-glass root_token'] = token
     assert token and token not in proc.stdout and token not in proc.stderr
     assert api(stack, 'vault1', 'auth/token/lookup-self', token=token)[0] == 403, 'the break-glass root token still works'
     # The admin token is still valid (only the new token was revoked).
@@ -162,10 +174,11 @@ def test_rekey_replaces_the_keys_keeps_the_old_material_and_proves_the_new_keys(
     watcher = seal_watcher(stack)
     watcher.start()
     try:
-        proc = rotate(stack, 'rekey', '--tags', 'rekey', '-e', 'rotate_rekey=true')
+        proc = rotate(stack, 'rekey', '--tags', 'rekey', '-e', 'rotate_rekey=true', '-vvvv')
     finally:
         samples = watcher.stop()
     new = decrypt(stack, material)
+    stack.secrets.update(leaks.material_secrets(new, 'rekeyed '))
     archives = glob.glob(material + '.2*')
     assert len(archives) == 1 and re.search(r'\.\d{8}T\d{6}Z$', archives[0])
     assert decrypt(stack, archives[0])['unseal_keys_b64'] == old['unseal_keys_b64']
@@ -248,3 +261,30 @@ def test_every_part_with_its_flag_off_changes_nothing(stack):
     for said in ('rekey: nothing to do', 'root_token: nothing to do', 'spire_ca: nothing to do',
                  'spire_agents: nothing to do', '(unchanged)', 'not due'):
         assert said in proc.stdout, said
+
+
+# Controller files that hold a secret by design (the shares and tokens are otherwise only in the age-encrypted
+# material, whose ciphertext never holds them): each with why, each private.
+ALLOWED = [
+    ('*/files/rotate-token.json', "the admin token of the rotation calls: this test's 0600 vars file (-e @file)"),
+]
+
+
+def test_root_token_and_rekey_at_vvvv_leak_no_secret(stack):
+    """Every share before and after the rekey (base64, hex), the initial root token (the admin token of every run)
+    and the break-glass root token: in no -vvvv output, no host journal, no file but the allowed ones. The OTP and
+    the encoded token of the generation are known only inside the module: no output carries an otp or
+    encoded_token value, nor any string that decodes to the break-glass token XOR an alphanumeric OTP."""
+    assert set(stack.outputs) == {'root_token', 'rekey'}, 'both parts must have run at -vvvv'
+    assert len(stack.secrets) == 22, sorted(stack.secrets)  # 2 x (5 b64 + 5 hex) shares, 2 root tokens
+    output = ''.join(stack.outputs.values())
+    assert not leaks.text_leaks(output, stack.secrets), leaks.text_leaks(output, stack.secrets)
+    assert not leaks.named_value_leaks(output)
+    assert not leaks.encoded_token_leaks(stack.outputs['root_token'], stack.secrets['break-glass root_token'])
+
+    found, held, scanned = leaks.scan_lab(stack.lab, stack.secrets, stack.since, ALLOWED)
+    assert not found, 'secrets outside the material:\n' + leaks.report(found)
+    assert scanned > 100, scanned
+    assert {path for path, _label, _reason in held} == {stack.token_vars}, held
+    for path in {path for path, _label, _reason in held}:
+        assert leaks.private_file_problem(path) is None, leaks.private_file_problem(path)
