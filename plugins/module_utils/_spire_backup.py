@@ -19,6 +19,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 
 from ansible_collections.trustroot.ops.plugins.module_utils._backup import (
     finish_backup, subprocess_run, write_archive)
@@ -552,6 +553,407 @@ def collect_parts(workdir, datastore, sqlite_path, connection_string, keys_path,
     return parts, info
 
 
+# --- the pair: keys.json against the datastore's CA journal (pure) ------------------------------------------
+#
+# SPIRE (pkg/server/ca/manager) keeps a "CA journal" per server in the datastore (table ca_journals, column
+# data: the protobuf journal.Entries) and the disk key manager's private keys in keys.json
+# ({"keys": {"<key id>": base64 PKCS#8 DER}}). At start it loads a journal slot only when the key manager key
+# x509-CA-<slot> / JWT-Signer-<slot> / WIT-Signer-<slot> has the public key of the slot's certificate or key;
+# otherwise it prepares a new CA without a word. The readers below are hand-written (a small DER and protobuf
+# wire-format reader) because this file runs on hosts with only python3: no cryptography, no protobuf.
+
+OID_EC = bytes.fromhex('2a8648ce3d0201')           # 1.2.840.10045.2.1 id-ecPublicKey
+OID_RSA = bytes.fromhex('2a864886f70d010101')      # 1.2.840.113549.1.1.1 rsaEncryption
+CURVES = {bytes.fromhex('2a8648ce3d030107'): 'P-256', bytes.fromhex('2b81040022'): 'P-384',
+          bytes.fromhex('2b81040023'): 'P-521'}
+JOURNAL_STATUS = {0: 'unknown', 2: 'prepared', 3: 'active', 4: 'old'}
+# (journal.Entries field, name in messages, key manager key id prefix, {entry field: protobuf field number}).
+JOURNAL_KINDS = (
+    (1, 'X.509 CA', 'x509-CA-', {'slot_id': 1, 'issued_at': 2, 'certificate': 3, 'status': 5, 'authority_id': 6,
+                                 'not_after': 7}),
+    (2, 'JWT key', 'JWT-Signer-', {'slot_id': 1, 'issued_at': 2, 'not_after': 3, 'kid': 4, 'public_key': 5,
+                                   'status': 6, 'authority_id': 7}),
+    (3, 'WIT key', 'WIT-Signer-', {'slot_id': 1, 'issued_at': 2, 'not_after': 3, 'kid': 4, 'public_key': 5,
+                                   'status': 6, 'authority_id': 7}),
+)
+_TEXT_FIELDS = ('slot_id', 'authority_id', 'kid')
+_INT_FIELDS = ('issued_at', 'not_after', 'status')
+
+
+def _der(data, pos=0):
+    """(tag, value start, value end) of the DER element at ``pos``."""
+    if pos + 2 > len(data):
+        raise ValueError('truncated DER')
+    tag, length = data[pos], data[pos + 1]
+    pos += 2
+    if tag & 0x1f == 0x1f:
+        raise ValueError('unexpected multi-byte DER tag')
+    if length & 0x80:
+        count = length & 0x7f
+        if not 0 < count <= 4 or pos + count > len(data):
+            raise ValueError('bad DER length')
+        length = int.from_bytes(data[pos:pos + count], 'big')
+        pos += count
+    if pos + length > len(data):
+        raise ValueError('truncated DER')
+    return tag, pos, pos + length
+
+
+def _der_items(data):
+    """[(tag, value, whole element)] of the DER elements one after another in ``data``."""
+    items, pos = [], 0
+    while pos < len(data):
+        tag, start, end = _der(data, pos)
+        items.append((tag, data[start:end], data[pos:end]))
+        pos = end
+    return items
+
+
+def _der_sequence(data, minimum=0):
+    tag, start, end = _der(data)
+    if tag != 0x30 or end != len(data):
+        raise ValueError('not a DER SEQUENCE')
+    items = _der_items(data[start:end])
+    if len(items) < minimum:
+        raise ValueError('a DER SEQUENCE of %d elements, expected at least %d' % (len(items), minimum))
+    return items
+
+
+def _der_tagged(items, tag, what):
+    if not items or items[0][0] != tag:
+        raise ValueError('%s: expected DER tag 0x%02x' % (what, tag))
+    return items[0][1]
+
+
+def _algorithm(value):
+    items = _der_items(value)
+    oid = _der_tagged(items, 0x06, 'AlgorithmIdentifier')
+    params = items[1][1] if len(items) > 1 and items[1][0] == 0x06 else None
+    return oid, params
+
+
+def _rsa_public(n, e):
+    return ('rsa', int.from_bytes(n, 'big'), int.from_bytes(e, 'big'))
+
+
+def spki_public_key(der):
+    """Pure. A comparable form of a DER SubjectPublicKeyInfo: ('ec', curve OID, point), ('rsa', n, e) or
+    ('other', algorithm OID, key bits). Raises ValueError."""
+    items = _der_sequence(der, 2)
+    if items[0][0] != 0x30 or items[1][0] != 0x03 or not items[1][1] or items[1][1][0] != 0:
+        raise ValueError('not a SubjectPublicKeyInfo')
+    oid, params = _algorithm(items[0][1])
+    bits = items[1][1][1:]
+    if oid == OID_EC:
+        return ('ec', params, bits)
+    if oid == OID_RSA:
+        rsa = _der_sequence(bits, 2)
+        return _rsa_public(rsa[0][1], rsa[1][1])
+    return ('other', oid, bits)
+
+
+def certificate_public_key(der):
+    """Pure. spki_public_key of a DER X.509 certificate's subjectPublicKeyInfo. Raises ValueError."""
+    tbs = _der_sequence(der, 3)[0]
+    if tbs[0] != 0x30:
+        raise ValueError('not an X.509 certificate')
+    fields = _der_items(tbs[1])
+    if fields and fields[0][0] == 0xa0:      # [0] version
+        fields = fields[1:]
+    # serialNumber, signature, issuer, validity, subject, subjectPublicKeyInfo
+    if len(fields) < 6:
+        raise ValueError('not an X.509 certificate')
+    return spki_public_key(fields[5][2])
+
+
+def private_key_public_key(der):
+    """Pure. The public half (spki_public_key's form) of a DER PKCS#8 EC or RSA private key, as SPIRE's disk
+    key manager writes it (Go's ECPrivateKey always carries its public point). Raises ValueError."""
+    items = _der_sequence(der, 3)
+    if items[0][0] != 0x02 or items[1][0] != 0x30 or items[2][0] != 0x04:
+        raise ValueError('not a PKCS#8 private key')
+    oid, curve = _algorithm(items[1][1])
+    if oid == OID_EC:
+        point = None
+        for tag, value, _whole in _der_sequence(items[2][1], 2)[2:]:
+            if tag == 0xa0 and curve is None:        # [0] parameters
+                curve = _der_tagged(_der_items(value), 0x06, 'ECPrivateKey parameters')
+            elif tag == 0xa1:                        # [1] publicKey BIT STRING
+                bits = _der_tagged(_der_items(value), 0x03, 'ECPrivateKey publicKey')
+                point = bits[1:]
+        if not point:
+            raise ValueError('an EC private key without its public key')
+        return ('ec', curve, point)
+    if oid == OID_RSA:
+        rsa = _der_sequence(items[2][1], 3)        # version, modulus, publicExponent, ...
+        return _rsa_public(rsa[1][1], rsa[2][1])
+    raise ValueError('a key of algorithm OID %s, not EC or RSA' % oid.hex())
+
+
+def _varint(data, pos):
+    value = shift = 0
+    while True:
+        if pos >= len(data) or shift > 63:
+            raise ValueError('truncated protobuf varint')
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7f) << shift
+        shift += 7
+        if not byte & 0x80:
+            return value, pos
+
+
+def _protobuf_fields(data):
+    """[(field number, value)] of a protobuf message: varints as int, length-delimited fields as bytes."""
+    fields, pos = [], 0
+    while pos < len(data):
+        key, pos = _varint(data, pos)
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            value, pos = _varint(data, pos)
+        elif wire == 2:
+            length, pos = _varint(data, pos)
+            value, pos = data[pos:pos + length], pos + length
+        elif wire in (1, 5):
+            value, pos = data[pos:pos + (8 if wire == 1 else 4)], pos + (8 if wire == 1 else 4)
+        else:
+            raise ValueError('protobuf wire type %d' % wire)
+        if pos > len(data) or number == 0:
+            raise ValueError('truncated protobuf message')
+        fields.append((number, value))
+    return fields
+
+
+def parse_ca_journal(data):
+    """Pure. The X.509 CA, JWT key and WIT key entries of a SPIRE CA journal (ca_journals.data, the protobuf
+    journal.Entries): {'x509_cas' | 'jwt_keys' | 'wit_keys': [{'slot_id', 'issued_at', 'not_after', 'status'
+    ('active', 'prepared', 'old', 'unknown'), 'authority_id', 'certificate' or 'public_key' (DER), 'kid'}]},
+    oldest first. Raises ValueError naming the entry and field."""
+    names = {1: 'x509_cas', 2: 'jwt_keys', 3: 'wit_keys'}
+    proto_names = {1: 'x509CAs', 2: 'jwtKeys', 3: 'witKeys'}
+    journal = {'x509_cas': [], 'jwt_keys': [], 'wit_keys': []}
+    try:
+        top = _protobuf_fields(bytes(data or b''))
+    except ValueError as err:
+        raise ValueError('not a journal.Entries message: %s' % err)
+    for kind, _label, _prefix, layout in JOURNAL_KINDS:
+        numbers = dict((number, name) for name, number in layout.items())
+        for index, value in enumerate(v for n, v in top if n == kind):
+            where = '%s[%d]' % (proto_names[kind], index)
+            if not isinstance(value, bytes):
+                raise ValueError('%s is not a message' % where)
+            try:
+                fields = _protobuf_fields(value)
+            except ValueError as err:
+                raise ValueError('%s: %s' % (where, err))
+            entry = {'slot_id': '', 'issued_at': 0, 'not_after': 0, 'status': 0, 'authority_id': ''}
+            for number, field_value in fields:
+                name = numbers.get(number)
+                if name is None:
+                    continue
+                if name in _INT_FIELDS:
+                    if not isinstance(field_value, int):
+                        raise ValueError('%s.%s is not a varint' % (where, name))
+                    entry[name] = field_value - (1 << 64) if field_value >= 1 << 63 else field_value
+                elif not isinstance(field_value, bytes):
+                    raise ValueError('%s.%s is not a string or bytes field' % (where, name))
+                elif name in _TEXT_FIELDS:
+                    try:
+                        entry[name] = field_value.decode('utf-8')
+                    except UnicodeDecodeError:
+                        raise ValueError('%s.%s is not UTF-8 text' % (where, name))
+                else:
+                    entry[name] = field_value
+            entry['status'] = JOURNAL_STATUS.get(entry['status'], 'status %s' % entry['status'])
+            journal[names[kind]].append(entry)
+    return journal
+
+
+def parse_keys_json(data):
+    """Pure. {key id: PKCS#8 DER} from the disk key manager's keys.json ({"keys": {"<id>": "<base64>"}}).
+    Raises ValueError naming the field."""
+    try:
+        document = json.loads(_text(data))
+    except ValueError as err:
+        raise ValueError('keys.json is not JSON: %s' % err)
+    if not isinstance(document, dict) or not isinstance(document.get('keys'), dict):
+        raise ValueError('keys.json: expected an object {"keys": {"<key id>": "<base64 PKCS#8 key>"}}')
+    keys = {}
+    for key_id, value in document['keys'].items():
+        if not isinstance(value, str):
+            raise ValueError('keys.json keys.%s is not a base64 string' % key_id)
+        try:
+            keys[key_id] = base64.b64decode(value, validate=True)
+        except ValueError:
+            raise ValueError('keys.json keys.%s is not base64' % key_id)
+    return keys
+
+
+def journal_slots(journal, now):
+    """Pure. The journal entries SPIRE loads into a slot at start: the newest entry of each slot of each kind,
+    unless its status is old or it expired (``now``: epoch seconds). [(kind label, key id, entry, the entry's
+    public key field: 'certificate' or 'public_key')]."""
+    kinds = {1: 'x509_cas', 2: 'jwt_keys', 3: 'wit_keys'}
+    slots = []
+    for kind, label, prefix, _layout in JOURNAL_KINDS:
+        newest = {}
+        for entry in journal[kinds[kind]]:
+            if entry['slot_id']:
+                newest[entry['slot_id']] = entry
+        for slot_id in sorted(newest):
+            entry = newest[slot_id]
+            if entry['status'] != 'old' and entry['not_after'] >= now:
+                slots.append((label, prefix + slot_id, entry, 'certificate' if kind == 1 else 'public_key'))
+    return slots
+
+
+def _journal_problems(keys, journal, where, now):
+    problems = []
+    public = {}
+    for label, key_id, entry, field in journal_slots(journal, now):
+        slot = '%s %s %s slot %s (authority %s)' % (
+            where, entry['status'], label, entry['slot_id'], entry['authority_id'] or '?')
+        try:
+            expected = (certificate_public_key if field == 'certificate' else spki_public_key)(entry.get(field) or b'')
+        except ValueError as err:
+            problems.append('%s: its %s cannot be read: %s' % (slot, field, err))
+            continue
+        if key_id not in keys:
+            problems.append('keys.json has no %s for %s' % (key_id, slot))
+            continue
+        if key_id not in public:
+            try:
+                public[key_id] = private_key_public_key(keys[key_id])
+            except ValueError as err:
+                public[key_id] = 'keys.json keys.%s is not a private key SPIRE can use: %s' % (key_id, err)
+        if isinstance(public[key_id], str):
+            problems.append(public[key_id])
+        elif public[key_id] != expected:
+            problems.append('keys.json %s does not hold the key of %s' % (key_id, slot))
+    return problems
+
+
+def pair_problems(keys_json, journals, now=None):
+    """Pure. Why keys.json (its bytes or text) and the CA journals of a datastore ([{'id', 'data'}] rows of
+    ca_journals) are not a pair; [] when they are. Every slot SPIRE would load at start (journal_slots) must
+    have its key in keys.json under the slot's key id (x509-CA-A, JWT-Signer-B, ...). With several journals
+    (servers sharing a datastore) one of them must match. ``now``: epoch seconds (default: the clock)."""
+    now = time.time() if now is None else now
+    try:
+        keys = parse_keys_json(keys_json)
+    except ValueError as err:
+        return [str(err)]
+    if not journals:
+        return ['the datastore holds no CA journal (table ca_journals is empty), so no CA of it can be '
+                'matched to keys.json']
+    found = []
+    for row in journals:
+        where = "the datastore's CA journal" if len(journals) == 1 else \
+            "the datastore's CA journal %s" % row.get('id')
+        try:
+            journal = parse_ca_journal(row.get('data'))
+        except ValueError as err:
+            found.append(['%s (ca_journals.data) cannot be read: %s' % (where, err)])
+            continue
+        problems = _journal_problems(keys, journal, where, now)
+        if not problems:
+            return []
+        found.append(problems)
+    if len(found) == 1:
+        return found[0]
+    return ['keys.json matches none of the datastore\'s %d CA journals: %s' % (
+        len(found), '; '.join('; '.join(problems) for problems in found))]
+
+
+def _copy_text_field(value):
+    """A field of PostgreSQL's COPY text format: None for \\N, else the unescaped text."""
+    if value == '\\N':
+        return None
+    out, pos = [], 0
+    simple = {'b': '\b', 'f': '\f', 'n': '\n', 'r': '\r', 't': '\t', 'v': '\v'}
+    while pos < len(value):
+        char = value[pos]
+        if char != '\\' or pos + 1 >= len(value):
+            out.append(char)
+            pos += 1
+            continue
+        nxt = value[pos + 1]
+        if nxt in simple:
+            out.append(simple[nxt])
+            pos += 2
+        elif nxt in '01234567':
+            end = pos + 2
+            while end < min(pos + 4, len(value)) and value[end] in '01234567':
+                end += 1
+            out.append(chr(int(value[pos + 1:end], 8)))
+            pos = end
+        else:
+            out.append(nxt)
+            pos += 2
+    return ''.join(out)
+
+
+def journals_from_copy_text(text):
+    """Pure. ca_journals rows [{'id', 'data', 'active_x509_authority_id'}] from the SQL text of
+    ``pg_restore --data-only --table=ca_journals --file=-`` (a COPY ... FROM stdin block, bytea in hex)."""
+    rows, columns = [], None
+    for line in _text(text).splitlines():
+        if columns is None:
+            head = line.strip()
+            if head.startswith('COPY ') and head.endswith('FROM stdin;') and 'ca_journals' in head.split('(')[0]:
+                columns = [c.strip().strip('"') for c in head[head.index('(') + 1:head.rindex(')')].split(',')]
+                if 'data' not in columns:
+                    raise ValueError('the COPY of ca_journals has no data column')
+            continue
+        if line == '\\.':
+            columns = None
+            continue
+        values = [_copy_text_field(v) for v in line.split('\t')]
+        if len(values) != len(columns):
+            raise ValueError('a ca_journals row has %d fields, the COPY names %d columns' % (len(values), len(columns)))
+        row = dict(zip(columns, values))
+        data = row.get('data') or ''
+        if not data.startswith('\\x'):
+            raise ValueError('ca_journals.data of row %s is not bytea in hex output' % row.get('id'))
+        try:
+            row['data'] = bytes.fromhex(data[2:])
+        except ValueError:
+            raise ValueError('ca_journals.data of row %s is not hex' % row.get('id'))
+        rows.append(row)
+    return rows
+
+
+def read_ca_journals(datastore, path, run):
+    """The ca_journals rows [{'id', 'data', 'active_x509_authority_id'}] of a datastore part: a SQLite file
+    (read only) or a pg_dump custom-format file (through ``pg_restore --data-only``, no server needed)."""
+    if datastore == 'sqlite3':
+        import sqlite3
+        from urllib.parse import quote
+        try:
+            conn = sqlite3.connect('file:%s?mode=ro' % quote(os.path.abspath(path)), uri=True)
+            try:
+                found = conn.execute("SELECT name FROM sqlite_master WHERE type='table' AND name='ca_journals'").fetchall()
+                rows = conn.execute('SELECT id, data, active_x509_authority_id FROM ca_journals ORDER BY id').fetchall() \
+                    if found else []
+            finally:
+                conn.close()
+        except sqlite3.Error as err:
+            raise SpireBackupError('%s: reading the CA journal failed: %s' % (PART_SQLITE, err))
+        return [{'id': r[0], 'data': bytes(r[1] or b''), 'active_x509_authority_id': r[2]} for r in rows]
+    rc, out, err = run([_which('pg_restore'), '--data-only', '--table=ca_journals', '--file=-', path])
+    if rc != 0:
+        raise _pg_failed('pg_restore --data-only --table=ca_journals of %s' % PART_PGDUMP, err)
+    try:
+        return journals_from_copy_text(out)
+    except ValueError as err:
+        raise SpireBackupError('%s: %s' % (PART_PGDUMP, err))
+
+
+def parts_pair_problems(datastore, store_path, keys_path, run, now=None):
+    """pair_problems of a datastore part and a keys.json file."""
+    return pair_problems(_read(keys_path), read_ca_journals(datastore, store_path, run), now)
+
+
 # --- restore decisions (pure) ------------------------------------------------------------------------------
 
 def restore_plan(manifest, current, force=False):
@@ -685,7 +1087,8 @@ def save_spire_backup(params, run=None, workdir_parent=None, spire_cli=None):
     (datastore, sqlite_path, connection_string, keys_path, config_path, socket_path, spire_server_path and
     the backup options dest_dir, age_recipients, keep_count, max_age, metric_textfile_dir, s3).
     ``spire_cli``: a SpireCLI (default: from socket_path and spire_server_path, through ``run``).
-    Returns {'sidecar', 'info', 'finish'}."""
+    Refuses (SpireBackupError, nothing written) when the copied keys.json does not hold the keys of the copied
+    datastore's CA journal (pair_problems). Returns {'sidecar', 'info', 'finish'}."""
     run = run or subprocess_run
     cli = spire_cli or SpireCLI(find_spire_server(params.get('spire_server_path')), params.get('socket_path'), run)
     workdir = tempfile.mkdtemp(prefix='.spire-server-backup-', dir=workdir_parent or params['dest_dir'])
@@ -693,6 +1096,15 @@ def save_spire_backup(params, run=None, workdir_parent=None, spire_cli=None):
         parts, info = collect_parts(workdir, params['datastore'], params.get('sqlite_path'),
                                     params.get('connection_string'), params['keys_path'], params.get('config_path'),
                                     cli, run)
+        # The consistent-pair promise: an archive SPIRE would start from with a new CA is never written.
+        named = dict(parts)
+        problems = parts_pair_problems(params['datastore'], named[DATASTORE_PART[params['datastore']]],
+                                       named[PART_KEYS], run)
+        if problems:
+            source = 'sqlite_path %s' % params.get('sqlite_path') if params['datastore'] == 'sqlite3' else \
+                'the postgres datastore of connection_string'
+            raise SpireBackupError('keys_path %s and %s are not a pair (SPIRE would start from them with a new CA); '
+                                   'no archive was written: %s' % (params['keys_path'], source, '; '.join(problems)))
         sidecar = write_archive(params['dest_dir'], SYSTEM, parts, info,
                                 recipients=params.get('age_recipients') or (), run=run)
     finally:

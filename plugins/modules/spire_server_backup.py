@@ -21,12 +21,20 @@ description:
     either changed in between (a CA rotation). The archive holds the datastore, C(keys.json), C(bundle.json)
     (C(bundle show)) and C(server.conf) for reference; its manifest records the trust domain, SPIRE version,
     entry and agent counts, a digest of the registration entries, federated trust domains, the X.509
-    authorities' sha256 and the JWT key IDs. The archive is written, optionally encrypted to age recipients,
-    read back and checked, then uploaded and pruned per the shared backup options.
+    authorities' sha256 and the JWT key IDs. The copied C(keys.json) must hold the keys of the copied datastore's
+    CA journal (as for a restore, below); otherwise nothing is written and the task fails naming the key ID and
+    the journal slot (O(keys_path) and O(sqlite_path) or O(connection_string) of different servers). The archive
+    is written, optionally encrypted to age recipients, read back and checked, then uploaded and pruned per the
+    shared backup options.
   - O(state=restored) verifies the archive first (sidecar checksum, decryption with O(age_identity), every part
     against the manifest), so a tampered archive or a wrong key fails with nothing touched. When the server already
     runs the backup (its C(keys.json) has the archive's sha256 and its bundle the archive's X.509 authorities),
-    nothing happens unless O(force=true). Otherwise the systemd unit O(service_name) is stopped, the datastore
+    nothing happens unless O(force=true). Otherwise the archive's C(keys.json) must hold the key of every slot of
+    the archive datastore's CA journal that SPIRE loads at start (the newest entry of each slot of the X.509 CA,
+    JWT and WIT keys unless old or expired, by key ID C(x509-CA-A), C(JWT-Signer-B), ...): a C(keys.json) that
+    does not belong to the datastore (taken from another backup or server) would make SPIRE prepare a new CA
+    without a word, so the task fails naming the key ID and the journal slot before anything is changed, unless
+    O(force_key_mismatch=true) (then it warns and restores). Then the systemd unit O(service_name) is stopped, the datastore
     and C(keys.json) are put back (SQLite file replaced atomically with stale C(-wal)/C(-shm) files removed;
     PostgreSQL through C(pg_restore --clean --if-exists --single-transaction)), the unit is started, and the
     module waits for C(spire-server healthcheck) and compares the trust domain, the X.509 authorities, the entry
@@ -87,6 +95,13 @@ options:
     description: With O(state=restored), restore even when the server already runs this backup.
     type: bool
     default: false
+  force_key_mismatch:
+    description:
+      - With O(state=restored), restore even when the archive's C(keys.json) does not hold the keys of its
+        datastore's CA journal; the task then warns and returns the mismatches in RV(key_mismatch).
+      - SPIRE then starts with a new CA (and JWT key), so the restored server does not sign as the backed-up one.
+    type: bool
+    default: false
   wait_timeout:
     description: With O(state=restored), seconds to wait for the server's health check after the start.
     type: int
@@ -99,8 +114,9 @@ attributes:
     support: full
     description:
       - O(state=saved) checks the options and that the server answers, and writes nothing.
-      - O(state=restored) verifies the archive and decides whether a restore is needed, without touching the
-        service or any file.
+      - O(state=restored) verifies the archive, checks its C(keys.json) against its datastore (extracted into a
+        private temporary directory, removed afterwards) and decides whether a restore is needed, without
+        touching the service or the server's files.
   diff_mode:
     support: full
     description:
@@ -192,6 +208,13 @@ checks:
   returned: when O(state=restored)
   type: list
   elements: dict
+key_mismatch:
+  description:
+    - Why the archive's C(keys.json) does not belong to its datastore's CA journal, one line per slot (key ID and
+      journal slot); empty when it does. Non-empty only with O(force_key_mismatch=true) (otherwise the task fails).
+  returned: when O(state=restored) and a restore was needed
+  type: list
+  elements: str
 '''
 
 import grp
@@ -210,11 +233,12 @@ from ansible_collections.trustroot.ops.plugins.module_utils._commands import exi
 from ansible_collections.trustroot.ops.plugins.module_utils._files import sha256_file
 from ansible_collections.trustroot.ops.plugins.module_utils._spire import server_argument_spec
 from ansible_collections.trustroot.ops.plugins.module_utils._spire_backup import (
-    PART_KEYS, SYSTEM, SpireBackupError, SpireCLI, bundle_summary, check_restored, entries_digest,
-    find_spire_server, parse_connection_string, restore_files, restore_plan, save_spire_backup, state_view)
+    DATASTORE_PART, PART_KEYS, SYSTEM, SpireBackupError, SpireCLI, bundle_summary, check_restored, entries_digest,
+    find_spire_server, parse_connection_string, parts_pair_problems, restore_files, restore_plan, save_spire_backup,
+    state_view)
 
 SAVED_ONLY = ('age_recipients', 'keep_count', 'max_age', 'metric_textfile_dir', 's3')
-RESTORED_ONLY = ('path', 'age_identity', 'force')
+RESTORED_ONLY = ('path', 'age_identity', 'force', 'force_key_mismatch')
 
 
 def make_timed_run(timeout):
@@ -366,7 +390,9 @@ def run_restored(module):
     cli = spire_cli(module)
     run = module_runner(module)
     data_dir = os.path.dirname(os.path.abspath(params['keys_path']))
-    workdir = None if module.check_mode else tempfile.mkdtemp(prefix='.spire-server-restore-', dir=data_dir)
+    # Check mode extracts the parts too (keys.json is checked against the datastore), into a private temporary
+    # directory rather than beside the server's files.
+    workdir = tempfile.mkdtemp(prefix='.spire-server-restore-', dir=None if module.check_mode else data_dir)
     try:
         manifest = verify_archive(archive, identity=params['age_identity'], extract_to=workdir, run=run)
         info = manifest.get('info') or {}
@@ -377,6 +403,17 @@ def run_restored(module):
             module.fail_json(msg='%s: %s' % (archive, '; '.join(plan['errors'])), **result)
         if not plan['restore']:
             return result
+        store_part = DATASTORE_PART[params['datastore']]
+        mismatch = parts_pair_problems(params['datastore'], os.path.join(workdir, store_part),
+                                       os.path.join(workdir, PART_KEYS), run)
+        result['key_mismatch'] = mismatch
+        if mismatch and not params['force_key_mismatch']:
+            module.fail_json(msg='%s: its keys.json does not belong to its %s, so SPIRE would start with a new CA; '
+                             'nothing was changed (force_key_mismatch=true restores it anyway): %s' % (
+                                 archive, store_part, '; '.join(mismatch)), **result)
+        if mismatch:
+            module.warn('force_key_mismatch: restoring %s although its keys.json does not belong to its %s, so SPIRE '
+                        'starts with a new CA: %s' % (archive, store_part, '; '.join(mismatch)))
         result['changed'] = True
         if module._diff:
             result['diff'] = {
@@ -425,6 +462,7 @@ def main():
         owner=dict(type='str', default='spire'),
         group=dict(type='str', default='spire'),
         force=dict(type='bool', default=False),
+        force_key_mismatch=dict(type='bool', default=False),
         wait_timeout=dict(type='int', default=120),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)

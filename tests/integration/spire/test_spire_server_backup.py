@@ -1,6 +1,7 @@
 """spire_server_backup against real spire-servers: a sqlite3 datastore saved while the server runs with 200
 entries, check mode, age encryption, a PostgreSQL datastore (real PostgreSQL 15) saved with pg_dump, the
-restore plan in check mode (the server already runs its backup), and bad input."""
+restore plan in check mode (the server already runs its backup), a keys.json of another server refused at
+backup and at restore unless forced, and bad input."""
 
 import base64
 import hashlib
@@ -12,12 +13,13 @@ import sys
 
 import pytest
 
-from tests.lab.common import COLLECTIONS_PATH
+from tests.lab.common import COLLECTIONS_PATH, wait_for
 from tests.lab.postgres import PostgresServer, spire_server_on_postgres
-from tests.lab.spire import spire_server_module_args
+from tests.lab.spire import SpireServer, spire_server_module_args
 
 sys.path.insert(0, COLLECTIONS_PATH)
-from ansible_collections.trustroot.ops.plugins.module_utils._backup import BackupError, verify_archive  # noqa: E402
+from ansible_collections.trustroot.ops.plugins.module_utils._backup import (  # noqa: E402
+    BackupError, verify_archive, write_archive)
 from ansible_collections.trustroot.ops.plugins.module_utils._spire_backup import (  # noqa: E402
     bundle_summary, entries_digest)
 
@@ -42,7 +44,7 @@ def backup_args(server, dest, **extra):
     return args
 
 
-def run_tasks(ansible, tasks, verbosity=0):
+def run_tasks(ansible, tasks, verbosity=0, env=None):
     """Run spire_server_backup once per (args, task options) in ONE playbook (each task ignore_errors);
     return the registered results in order and the playbook's output."""
     index = len(ansible.runs)
@@ -55,7 +57,7 @@ def run_tasks(ansible, tasks, verbosity=0):
     play_path = os.path.join(ansible.workdir, 'play-%d.yml' % index)
     with open(play_path, 'w') as handle:
         json.dump([{'hosts': 'localhost', 'gather_facts': False, 'tasks': body}], handle)
-    proc = ansible.playbook(play_path, verbosity=verbosity)
+    proc = ansible.playbook(play_path, verbosity=verbosity, env=env)
     assert os.path.exists(result_path), proc.stdout[-3000:] + proc.stderr[-2000:]
     with open(result_path) as handle:
         return json.load(handle), proc.stdout + proc.stderr
@@ -227,3 +229,172 @@ def test_bad_input_names_the_field(ansible_cases, spire_server, tmp_path):
         assert result.get('failed') and message in result['msg'], (message, result.get('msg'))
         assert result['changed'] is False
     assert os.listdir(str(dest)) == []
+
+
+# A stand-in for systemctl: this test host has no systemd, and a restore stops and starts the server's unit.
+# It stops the real spire-server by its recorded PID and starts it again with the same configuration.
+SYSTEMCTL = r'''#!%(python)s
+import json, os, signal, subprocess, sys, time
+STATE = %(state)r
+action, unit = sys.argv[1], sys.argv[-1]
+with open(STATE) as handle:
+    state = json.load(handle)
+if unit != state['unit']:
+    sys.stderr.write('Unit %%s.service not found.\n' %% unit)
+    sys.exit(5)
+
+
+def alive(pid):
+    try:
+        with open('/proc/%%d/stat' %% pid) as handle:
+            return handle.read().rsplit(') ', 1)[1][:1] != 'Z'
+    except (OSError, IndexError):
+        return False
+
+
+pid = state.get('pid')
+if action == 'stop':
+    if pid and alive(pid):
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        while alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if alive(pid):
+            os.kill(pid, signal.SIGKILL)
+    state['pid'] = None
+elif action == 'start':
+    if not (pid and alive(pid)):
+        with open(state['log'], 'ab') as log:
+            proc = subprocess.Popen([state['binary'], 'run', '-config', state['config']], stdout=log,
+                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=state['workdir'],
+                                    start_new_session=True)
+        state['pid'] = proc.pid
+else:
+    sys.stderr.write('unknown command %%s\n' %% action)
+    sys.exit(1)
+with open(STATE, 'w') as handle:
+    json.dump(state, handle)
+'''
+
+
+class UnitServer(object):
+    """A SpireServer handed over to the systemctl stand-in: ``bin_dir`` goes first on the module's PATH."""
+
+    def __init__(self, server, directory, unit):
+        self.server, self.unit = server, unit
+        self.bin_dir = os.path.join(directory, 'bin')
+        os.makedirs(self.bin_dir)
+        self.state = os.path.join(directory, 'unit.json')
+        with open(self.state, 'w') as handle:
+            json.dump({'unit': unit, 'binary': server.binary, 'config': server.config_path, 'workdir': server.workdir,
+                       'log': server.log_path, 'pid': None}, handle)
+        self.systemctl = os.path.join(self.bin_dir, 'systemctl')
+        with open(self.systemctl, 'w') as handle:
+            handle.write(SYSTEMCTL % {'python': sys.executable, 'state': self.state})
+        os.chmod(self.systemctl, 0o755)
+
+    def __call__(self, action):
+        subprocess.run([self.systemctl, action, self.unit], check=True, timeout=60)
+
+    @property
+    def pid(self):
+        with open(self.state) as handle:
+            return json.load(handle)['pid']
+
+    def env(self, ansible):
+        return {'PATH': self.bin_dir + os.pathsep + ansible.env()['PATH']}
+
+
+def extract(archive, directory):
+    os.makedirs(directory)
+    return verify_archive(archive, extract_to=directory)
+
+
+def active_x509_authorities(server):
+    """The active X.509 authority ID of each CA journal in the server's datastore, oldest journal first."""
+    conn = sqlite3.connect('file:%s?mode=ro' % server.datastore_path, uri=True)
+    try:
+        return [row[0] for row in conn.execute('SELECT active_x509_authority_id FROM ca_journals ORDER BY id')]
+    finally:
+        conn.close()
+
+
+def test_a_keys_json_of_another_server_is_refused_unless_forced(ansible, spire_server, tmp_path):
+    server_a = spire_server
+    server_b = SpireServer(str(tmp_path), name='server-b')     # same trust domain, a CA of its own
+    unit = None
+    try:
+        server_b.start()
+        make_entries(server_a, 5)
+        dest_a, dest_b, dest_mixed = tmp_path / 'a', tmp_path / 'b', tmp_path / 'mixed'
+        for directory in (dest_a, dest_b, dest_mixed):
+            directory.mkdir()
+        # A backup of server A with server B's keys file (keys_path of another server) writes nothing.
+        [saved_a, saved_b, unpaired], _out = run_tasks(ansible, [
+            (backup_args(server_a, dest_a), {}), (backup_args(server_b, dest_b), {}),
+            (backup_args(server_a, dest_mixed, keys_path=server_b.keys_path), {})])
+        assert not saved_a.get('failed') and not saved_b.get('failed'), (saved_a, saved_b)
+        [x509_a] = active_x509_authorities(server_a)
+        [jwt_a] = [a['key_id'] for a in server_a.bundle()['jwt_authorities']]     # a new server: its one JWT key
+        assert unpaired.get('failed') and unpaired['changed'] is False, unpaired
+        assert 'keys_path %s and sqlite_path %s are not a pair' % (server_b.keys_path, server_a.datastore_path) \
+            in unpaired['msg']
+        assert "keys.json x509-CA-A does not hold the key of the datastore's CA journal active X.509 CA slot A " \
+               "(authority %s)" % x509_a in unpaired['msg']
+        assert os.listdir(str(dest_mixed)) == []
+
+        # An archive of A's datastore with B's keys.json, in the archive format of _backup (as an operator
+        # assembling the pair by hand would make it).
+        manifest_a = extract(saved_a['archive'], str(tmp_path / 'parts-a'))
+        extract(saved_b['archive'], str(tmp_path / 'parts-b'))
+        parts = [(name, str(tmp_path / 'parts-a' / name)) for name in sorted(manifest_a['parts']) if name != 'keys.json']
+        parts.append(('keys.json', str(tmp_path / 'parts-b' / 'keys.json')))
+        sidecar = write_archive(str(dest_mixed), 'spire-server', parts, manifest_a['info'])
+        mixed = os.path.join(str(dest_mixed), sidecar['archive'])
+
+        # Server A runs under the systemctl stand-in from here on.
+        unit = UnitServer(server_a, str(tmp_path / 'unit'), 'spire-server-a')
+        server_a.stop()
+        unit('start')
+        wait_for(server_a.healthcheck, timeout=60, what='server A under the stand-in')
+        pid = unit.pid
+        with open(server_a.keys_path, 'rb') as handle:
+            keys_before = handle.read()
+        bundle_before = server_a.bundle()
+        count_before = server_a.cli(['entry', 'count'])['count']
+
+        restore = dict(spire_server_module_args(server_a), state='restored', path=mixed,
+                       sqlite_path=server_a.datastore_path, keys_path=server_a.keys_path, owner='root', group='root',
+                       service_name='spire-server-a', wait_timeout=90)
+        [checked, refused], _out = run_tasks(ansible, [(restore, CHECK), (restore, {})], env=unit.env(ansible))
+        for result in (checked, refused):
+            assert result.get('failed') and result['changed'] is False and result['restored'] is False, result
+            assert "keys.json x509-CA-A does not hold the key of the datastore's CA journal active X.509 CA slot A " \
+                   "(authority %s)" % x509_a in result['msg']
+            assert "keys.json JWT-Signer-A does not hold the key of the datastore's CA journal active JWT key slot A " \
+                   "(authority %s)" % jwt_a in result['msg']
+            assert '%s: its keys.json does not belong to its datastore.sqlite3' % mixed in result['msg']
+            assert 'force_key_mismatch=true' in result['msg']
+        # Nothing changed: the same process, keys.json, bundle and entries; no restore directory left behind.
+        assert unit.pid == pid and server_a.healthcheck()
+        with open(server_a.keys_path, 'rb') as handle:
+            assert handle.read() == keys_before
+        assert server_a.bundle() == bundle_before
+        assert server_a.cli(['entry', 'count'])['count'] == count_before
+        assert [n for n in os.listdir(server_a.data_dir) if 'restore' in n] == []
+
+        # Forced: restored, with a warning; SPIRE finds no key for the journal and prepares a new CA.
+        [forced], _out = run_tasks(ansible, [(dict(restore, force_key_mismatch=True), {})], env=unit.env(ansible))
+        assert not forced.get('failed'), forced
+        assert forced['changed'] is True and forced['restored'] is True, forced
+        assert len(forced['key_mismatch']) == 2 and 'x509-CA-A' in forced['key_mismatch'][0], forced['key_mismatch']
+        assert [w for w in forced.get('warnings') or [] if w.startswith('force_key_mismatch: restoring %s' % mixed)]
+        assert unit.pid != pid and server_a.healthcheck()
+        authorities_after = bundle_summary(server_a.bundle())['x509_authorities']
+        assert set(manifest_a['info']['x509_authorities']) < set(authorities_after)
+        # A journal of its own for the new CA, beside the restored one that no key matches.
+        assert active_x509_authorities(server_a)[0] == x509_a and active_x509_authorities(server_a)[-1] != x509_a
+    finally:
+        if unit is not None:
+            unit('stop')
+        server_b.cleanup()
