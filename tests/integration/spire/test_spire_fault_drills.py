@@ -8,6 +8,7 @@ import collections
 import json
 import signal
 import threading
+import time
 
 from tests.lab.spire import spire_server_module_args
 
@@ -36,6 +37,7 @@ def kill_when_count_reaches(server, threshold):
                 proc.wait()
                 record['count_at_kill'] = count
                 return
+            time.sleep(0.2)   # about 50 entries at the server's pace: the kill still lands mid-run
     thread = threading.Thread(target=watch, daemon=True)
     thread.start()
     return thread, record
