@@ -31,11 +31,11 @@ description:
     runs the backup (its C(keys.json) has the archive's sha256 and its bundle the archive's X.509 authorities),
     nothing happens unless O(force=true). Otherwise the archive's C(keys.json) must hold the key of every slot of
     the archive datastore's CA journal that SPIRE loads at start (the newest entry of each slot of the X.509 CA,
-    JWT and WIT keys unless old or expired, by key ID C(x509-CA-A), C(JWT-Signer-B), ...): a C(keys.json) that
-    does not belong to the datastore (taken from another backup or server) would make SPIRE prepare a new CA
-    without a word, so the task fails naming the key ID and the journal slot before anything is changed, unless
-    O(force_key_mismatch=true) (then it warns and restores). Then the systemd unit O(service_name) is stopped, the datastore
-    and C(keys.json) are put back (SQLite file replaced atomically with stale C(-wal)/C(-shm) files removed;
+    JWT and WIT keys unless old or expired, under key IDs such as C(x509-CA-A) and C(JWT-Signer-B)). A
+    C(keys.json) that does not belong to the datastore (taken from another backup or server) would make SPIRE
+    prepare a new CA without a word, so the task fails naming the key ID and the journal slot before anything is
+    changed, unless O(force_key_mismatch=true) (then it warns and restores). Then the systemd unit
+    O(service_name) is stopped, the datastore and C(keys.json) are put back (SQLite file replaced atomically with stale C(-wal)/C(-shm) files removed;
     PostgreSQL through C(pg_restore --clean --if-exists --single-transaction)), the unit is started, and the
     module waits for C(spire-server healthcheck) and compares the trust domain, the X.509 authorities, the entry
     count and the entries digest with the manifest. A mismatch fails the task and names it.
