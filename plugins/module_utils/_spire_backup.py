@@ -560,12 +560,11 @@ def collect_parts(workdir, datastore, sqlite_path, connection_string, keys_path,
 # ({"keys": {"<key id>": base64 PKCS#8 DER}}). At start it loads a journal slot only when the key manager key
 # x509-CA-<slot> / JWT-Signer-<slot> / WIT-Signer-<slot> has the public key of the slot's certificate or key;
 # otherwise it prepares a new CA without a word. The readers below are hand-written (a small DER and protobuf
-# wire-format reader) because this file runs on hosts with only python3: no cryptography, no protobuf.
+# wire-format reader) because this file runs on hosts with only python3 (no cryptography, no protobuf), where
+# the backup role installs it with _backup.py, _files.py and _s3.py only (not _spire_federation.py's DER reader).
 
 OID_EC = bytes.fromhex('2a8648ce3d0201')           # 1.2.840.10045.2.1 id-ecPublicKey
 OID_RSA = bytes.fromhex('2a864886f70d010101')      # 1.2.840.113549.1.1.1 rsaEncryption
-CURVES = {bytes.fromhex('2a8648ce3d030107'): 'P-256', bytes.fromhex('2b81040022'): 'P-384',
-          bytes.fromhex('2b81040023'): 'P-521'}
 JOURNAL_STATUS = {0: 'unknown', 2: 'prepared', 3: 'active', 4: 'old'}
 # (journal.Entries field, name in messages, key manager key id prefix, {entry field: protobuf field number}).
 JOURNAL_KINDS = (
