@@ -398,6 +398,7 @@ AUTOPILOT_STATE = {'healthy': bool, 'servers': dict, 'leader': Optional(str), 'v
                    'failure_tolerance': Optional(int)}
 AUTOPILOT_SERVER = {'healthy': bool, 'id': Optional(str), 'address': Optional(str)}
 
+
 def read_peers(node):
     return shape_raft_peers(node.call('GET', 'sys/storage/raft/configuration', expect=RAFT_CONFIGURATION))
 
