@@ -19,7 +19,22 @@ description:
   - The unseal or recovery keys and the root token are written to O(output_path) on the host that runs
     the module (the controller when delegated to localhost), mode 0600, atomically, optionally encrypted
     to age recipients. They are never returned, logged or shown in a diff.
-  - Every input is checked, and O(output_path) is checked writable, before the server is initialized.
+  - Every input is checked before the server is initialized, and O(output_path) is proven with real
+    bytes (write-ahead) - a hidden 0600 placeholder beside it receives, and fsyncs, at least as many bytes as
+    the material can take (shares, PGP-encrypted shares, root token, age armor). A full or read-only disk
+    fails the task naming O(output_path) and the system error, with nothing sent to the server. Check
+    mode makes the same proof and removes the placeholder.
+  - The material is then written into the blocks reserved for it and renamed onto O(output_path), so a
+    disk filled in between does not lose it (on filesystems that overwrite in place; copy-on-write ones,
+    btrfs and ZFS, may still need free blocks).
+  - If it cannot reach O(output_path) all the same, it is saved, mode 0600 and encrypted as asked, beside
+    O(output_path) (C(<output_path>.rescued-<UTC stamp>)), else in a private directory under C(/dev/shm)
+    or the system temp directory (preferring another filesystem); the task fails and its message gives
+    the path (never the keys) and what to do. Only when every attempt fails does it say the keys are lost.
+  - The answer of C(sys/init) is checked - the requested number of keys (C(keys_base64), or
+    C(recovery_keys_base64) on auto-unseal servers) and a root token - else the task fails naming the node and
+    the call. The server may be initialized all the same - the message says so, and what the answer did
+    hold is saved to C(<output_path>.partial-<UTC stamp>).
 options:
   secret_shares:
     description: Unseal key shares (Shamir servers).

@@ -26,6 +26,17 @@ description:
     server's verify phase; only when that completes do they replace the old ones. A failure at any step
     after the attempt started cancels the attempt, so the current keys stay valid and nothing is left in
     progress.
+  - Before the attempt starts (and in check mode), O(output_path) is proven with real bytes (write-ahead) -
+    a hidden 0600 placeholder beside it receives, and fsyncs, at least as many bytes as the new material
+    can take. A full or read-only disk fails the task naming O(output_path) and the system error, with
+    nothing sent to the server, so the current keys stay the valid ones.
+  - The new keys are written into the blocks reserved for them, then renamed onto O(output_path). Should
+    that fail once the rekey took effect, they are saved, mode 0600 and encrypted as asked, beside
+    O(output_path) (C(<output_path>.rescued-<UTC stamp>)), else in a private directory under C(/dev/shm)
+    or the system temp directory; the task fails and its message gives the path (never the keys).
+  - The answer that carries the new keys is checked (C(keys_base64) or C(keys), as many as O(secret_shares));
+    with verification an unusable answer cancels the attempt, without it what the answer held is saved to
+    C(<output_path>.partial-<UTC stamp>).
   - The attempt runs on the active node; when O(url) is a standby, the module follows its C(sys/leader)
     answer to the active node.
   - Every input is checked before the attempt starts (the share layout, the number of PGP keys, the
@@ -85,8 +96,7 @@ options:
         before the old keys stop working; if writing or verifying fails, the attempt is cancelled and the
         old keys stay valid.
       - With V(false) the rekey takes effect when the last current key is submitted, and the new keys are
-        written afterwards; O(output_path) is checked beforehand, but a failure to write at that point
-        would lose them.
+        written afterwards, into the space reserved for them before the attempt started (see above).
     type: bool
     default: true
   output_path:

@@ -1,4 +1,5 @@
 """vault_init against real OpenBao: Shamir, auto-unseal, check mode, idempotency, bad input."""
+import errno
 import json
 import os
 import stat
@@ -82,6 +83,38 @@ def test_unwritable_output_fails_before_init(ansible, bao_single, tmp_path):
     result = ansible.module('vault_init', {'url': bao_single.url, 'output_path': str(tmp_path / 'no' / 'x.json')})
     assert result['failed'] is True and 'output_path' in result['msg']
     assert bao_single.seal_status()['initialized'] is False
+
+
+@pytest.fixture
+def full_tmpfs(tmp_path):
+    """A 64 KiB tmpfs filled to the last byte: os.access says writable (root), every write fails."""
+    if os.geteuid() != 0:
+        pytest.skip('mounting a small tmpfs (a disk that really fills) needs root')
+    path = tmp_path / 'full'
+    path.mkdir()
+    subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=64k,mode=0700', 'tmpfs', str(path)], check=True)
+    try:
+        with open(str(path / 'filler'), 'wb', buffering=0) as handle:
+            with pytest.raises(OSError) as caught:
+                while True:
+                    handle.write(b'x' * 4096)
+        assert caught.value.errno == errno.ENOSPC
+        yield str(path)
+    finally:
+        subprocess.run(['umount', str(path)], check=False)
+
+
+def test_full_disk_fails_before_init_naming_output_path(ansible, bao_single, full_tmpfs):
+    """The server must not be initialized when its keys cannot be kept (they would be lost)."""
+    out = os.path.join(full_tmpfs, 'init.json')
+    args = {'url': bao_single.url, 'secret_shares': 3, 'secret_threshold': 2, 'output_path': out}
+    for check in (True, False):
+        result = ansible.module('vault_init', args, check=check)
+        assert result['failed'] is True and not result.get('changed'), result
+        assert result['msg'].startswith('output_path: no space left on device in %s (needed ~' % full_tmpfs), result['msg']
+        assert 'nothing was sent to the server' in result['msg']
+        assert bao_single.seal_status()['initialized'] is False
+        assert os.listdir(full_tmpfs) == ['filler'], 'no placeholder left behind'
 
 
 def test_existing_output_is_not_overwritten(ansible, bao_single, tmp_path):

@@ -1,9 +1,11 @@
 """vault_rekey against real OpenBao 2.7.2 servers (3-node raft cluster, auto-unseal, legacy listener)."""
 
 import base64
+import errno
 import json
 import os
 import stat
+import subprocess
 
 import pytest
 
@@ -330,6 +332,48 @@ def test_wrong_current_key_cancels_the_attempt(ansible, bao_unsealed, tmp_path):
     again = ansible.module('vault_rekey', {'url': url, 'token': token, 'keys': cluster.keys,
                                            'output_path': output})
     assert not again.get('failed'), again.get('msg')
+
+
+@pytest.fixture
+def full_tmpfs(tmp_path):
+    """A 64 KiB tmpfs filled to the last byte: os.access says writable (root), every write fails."""
+    if os.geteuid() != 0:
+        pytest.skip('mounting a small tmpfs (a disk that really fills) needs root')
+    path = tmp_path / 'full'
+    path.mkdir()
+    subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=64k,mode=0700', 'tmpfs', str(path)], check=True)
+    try:
+        with open(str(path / 'filler'), 'wb', buffering=0) as handle:
+            with pytest.raises(OSError) as caught:
+                while True:
+                    handle.write(b'x' * 4096)
+        assert caught.value.errno == errno.ENOSPC
+        yield str(path)
+    finally:
+        subprocess.run(['umount', str(path)], check=False)
+
+
+@pytest.mark.parametrize('verify', [True, False], ids=['verified', 'unverified'])
+def test_full_disk_is_refused_before_the_rekey_starts(ansible, bao_unsealed, full_tmpfs, verify):
+    """New keys that could not be kept must never be made: without verification they would replace the old
+    ones and be lost."""
+    cluster = bao_unsealed
+    url, token = active_url(cluster), cluster.root_token
+    output = os.path.join(full_tmpfs, 'rekey.json')
+    result = ansible.module('vault_rekey', {'url': url, 'token': token, 'keys': cluster.keys, 'secret_shares': 5,
+                                            'secret_threshold': 3, 'require_verification': verify,
+                                            'output_path': output})
+    assert result['failed'] is True and not result.get('changed'), result
+    assert result['msg'].startswith('output_path: no space left on device in %s (needed ~' % full_tmpfs), result['msg']
+    assert 'nothing was sent to the server' in result['msg'] and not result.get('nonce')
+    assert os.listdir(full_tmpfs) == ['filler'], 'no placeholder left behind'
+    assert rotate_status(url, token)['started'] is False
+    assert layout(url) == (3, 2)
+    assert_no_secrets(result, cluster_secrets(cluster))
+    # The old keys still open a node that seals.
+    standby = a_standby(cluster)
+    restart_sealed(standby)
+    assert_unseals_with(standby, cluster.keys[:2])
 
 
 def test_sealed_and_stopped_server(ansible, bao_cluster, tmp_path):
