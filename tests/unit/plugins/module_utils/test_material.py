@@ -14,6 +14,8 @@ from ansible_collections.trustroot.ops.plugins.module_utils._material import (
     init_material_bound, keys_from_material, material_from_init, material_from_rekey, parse_material,
     private_temp_bases, rescue_plan, reservation_failure_message, reserve_material_output, save_failure_message,
     save_material, secrets_in, serialize, validate_key_shares)
+from ansible_collections.trustroot.ops.plugins.module_utils._vault import VaultError
+from ansible_collections.trustroot.ops.plugins.modules import vault_init
 
 INIT = {'keys': ['aa', 'bb', 'cc'], 'keys_base64': ['qg==', 'uw==', 'zA=='], 'root_token': 's.root'}
 
@@ -407,3 +409,82 @@ def test_reservation_failure_message_names_output_path_and_error():
     assert reservation_failure_message('/ro/init.json', exc, 4096) == (
         'output_path: read-only file system in /ro (needed ~4096 bytes for the key material of /ro/init.json); '
         'nothing was sent to the server')
+
+
+# --- vault_init's glue: what it does with each kind of sys/init answer (a scripted node) ------------------------
+
+class ScriptedNode(object):
+    url = URL
+
+    def __init__(self, answer=None, error=None, initialized=True):
+        self.answer, self.error, self.initialized = answer, error, initialized
+
+    def call(self, method, path, auth=True, json=None):
+        assert (method, path, auth) == ('PUT', 'sys/init', False)
+        if self.error:
+            raise self.error
+        return self.answer
+
+    def seal_status(self):
+        return {'initialized': self.initialized}
+
+
+class InitModule(object):
+    def __init__(self, output_path):
+        self.params = {'output_path': output_path, 'overwrite_output': False, 'age_recipients': None}
+        self.no_log_values = set()
+
+    def fail_json(self, msg):
+        raise AssertionError(msg)
+
+
+def run_init(tmp_path, node):
+    output = str(tmp_path / 'init.json')
+    module = InitModule(output)
+    reservation = Reservation(output, reserve_space(output, 8192), 8192)
+    try:
+        try:
+            vault_init.init(module, node, SHAMIR, 'openbao', '2.7.2', reservation)
+        except AssertionError as exc:
+            return str(exc), module
+        return None, module
+    finally:
+        reservation.release()
+
+
+def test_init_glue_good_answer(tmp_path):
+    message, module = run_init(tmp_path, ScriptedNode(INIT))
+    assert message is None
+    assert keys_from_material(parse_material((tmp_path / 'init.json').read_bytes())) == INIT['keys_base64']
+    assert set(secrets_in(parse_material((tmp_path / 'init.json').read_bytes()))) <= module.no_log_values
+    assert sorted(os.listdir(tmp_path)) == ['init.json']
+
+
+def test_init_glue_answer_without_keys_base64_keeps_what_it_held(tmp_path):
+    message, module = run_init(tmp_path, ScriptedNode({'keys': INIT['keys'], 'root_token': 's.root'}))
+    assert message.startswith(URL + ': PUT sys/init answer lacks keys_base64; the server may be initialized now; '
+                                    'what the answer held (incomplete) is in %s/init.json.partial-' % tmp_path), message
+    saved = [name for name in os.listdir(tmp_path) if name.startswith('init.json.partial-')]
+    assert len(saved) == 1 and not os.path.exists(tmp_path / 'init.json')
+    partial = parse_material((tmp_path / saved[0]).read_bytes())
+    assert partial['unseal_keys_hex'] == INIT['keys'] and partial['root_token'] == 's.root' and partial['incomplete']
+    assert stat.S_IMODE(os.stat(tmp_path / saved[0]).st_mode) == 0o600
+    assert {'s.root'} | set(INIT['keys']) <= module.no_log_values
+    assert 's.root' not in message
+
+
+def test_init_glue_web_page_answer(tmp_path):
+    message, _module = run_init(tmp_path, ScriptedNode('<html>Vault UI</html>', initialized=True))
+    assert message.startswith(URL + ': PUT sys/init answer is text, not a JSON object; the server may be initialized '
+                                    'now; the answer held no usable key material: if the server is initialized (it '
+                                    'reports so), its keys are lost'), message
+    assert os.listdir(tmp_path) == [], 'nothing to keep, the placeholder is removed'
+    message, _module = run_init(tmp_path, ScriptedNode(None, initialized=False))
+    assert message == URL + ': PUT sys/init answer is empty; it reports not initialized: nothing was written'
+
+
+def test_init_glue_failed_call(tmp_path):
+    message, _module = run_init(tmp_path, ScriptedNode(error=VaultError(URL, 'PUT sys/init: connection cut off'),
+                                                       initialized=False))
+    assert message == 'init failed: %s: PUT sys/init: connection cut off (the server is not initialized)' % URL
+    assert os.listdir(tmp_path) == []
