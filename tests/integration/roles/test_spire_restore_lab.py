@@ -1,15 +1,23 @@
 """spire_server_backup on a real systemd host (the spire_server role's install): a backup of a server with
 registration entries, a wiped server (datastore and keys deleted: a new CA), a restore that brings the bundle
-and the entries back, a second restore that changes nothing, and a tampered archive that fails before the
-service is touched."""
+and the entries back, a second restore that changes nothing, a tampered archive that fails before the
+service is touched, and, through the role's restore entry point, an archive whose keys.json is another
+server's (the wiped one's): refused before the service is touched, restored with a warning when forced."""
 
+import base64
 import json
 import os
+import sys
+import time
 
 import pytest
 
 from tests.lab import hosts as labhosts
-from tests.lab.stack import TRUST_DOMAIN, Stack
+from tests.lab.common import COLLECTIONS_PATH
+from tests.lab.stack import TRUST_DOMAIN, Stack, failure_report
+
+sys.path.insert(0, COLLECTIONS_PATH)
+from ansible_collections.trustroot.ops.plugins.module_utils._backup import verify_archive, write_archive  # noqa: E402
 
 LAB = 'spire-restore'
 HOST = 'spire-server1'
@@ -66,6 +74,45 @@ def backup_task(**extra):
     return {'name': 'spire_server_backup', 'trustroot.ops.spire_server_backup': args}
 
 
+def mixed_archive(archive, keys, directory):
+    """An archive in the format of _backup of ``archive``'s parts and manifest info, with the keys.json ``keys``
+    (bytes) instead of its own (as an operator assembling the pair by hand would make it); returns its path."""
+    parts_dir = os.path.join(directory, 'parts')
+    os.makedirs(parts_dir)
+    manifest = verify_archive(archive, extract_to=parts_dir)
+    keys_path = os.path.join(directory, 'other-keys.json')
+    with open(os.open(keys_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), 'wb') as handle:
+        handle.write(keys)
+    parts = [(name, os.path.join(parts_dir, name)) for name in sorted(manifest['parts']) if name != 'keys.json']
+    out = os.path.join(directory, 'out')
+    os.makedirs(out)
+    sidecar = write_archive(out, 'spire-server', parts + [('keys.json', keys_path)], manifest['info'])
+    return os.path.join(out, sidecar['archive'])
+
+
+def role_restores(stack, tmp_path, archive):
+    """The role's restore entry point twice in one play: ``archive`` as it is (refused), then with
+    spire_server_restore_force_key_mismatch; returns (refused, MainPID between the two, forced, output)."""
+    out = tmp_path / 'mismatch.json'
+    restore = {'name': 'trustroot.ops.spire_server', 'tasks_from': 'restore'}
+    play = [{'name': 'mismatch', 'hosts': 'spire_servers', 'gather_facts': False, 'tasks': [
+        {'name': 'restore (refused)', 'ignore_errors': True, 'ansible.builtin.import_role': restore,
+         'vars': {'spire_server_restore_archive': archive}},
+        {'name': 'keep the refusal', 'ansible.builtin.set_fact': {'refused': '{{ spire_server_restore }}'}},
+        {'name': 'main PID', 'ansible.builtin.command': 'systemctl show -p MainPID --value spire-server',
+         'register': 'pid', 'changed_when': False},
+        {'name': 'restore (forced)', 'ignore_errors': True, 'ansible.builtin.import_role': restore,
+         'vars': {'spire_server_restore_archive': archive, 'spire_server_restore_force_key_mismatch': True}},
+        {'name': 'save results', 'delegate_to': 'localhost', 'ansible.builtin.copy': {
+            'content': '{{ [refused, pid.stdout, spire_server_restore] | to_json }}', 'dest': str(out), 'mode': '0600'}},
+    ]}]
+    path = tmp_path / 'mismatch.yml'
+    path.write_text(json.dumps(play))
+    proc = stack.run(str(path), timeout=600)
+    assert out.exists(), failure_report(proc)
+    return json.loads(out.read_text()) + [proc.stdout + proc.stderr]
+
+
 def test_backup_wipe_restore_and_a_tampered_archive(stack, tmp_path):
     entries = [{'spiffe_id': 'spiffe://%s/restore/w%d' % (TRUST_DOMAIN, i),
                 'parent_id': 'spiffe://%s/node/restore' % TRUST_DOMAIN,
@@ -86,6 +133,9 @@ def test_backup_wipe_restore_and_a_tampered_archive(stack, tmp_path):
     assert saved['info']['entry_count'] == count
     archive = saved['archive']
     assert archive.startswith(DEST + '/spire-server-') and archive.endswith('.tar.gz')
+    original_archive = tmp_path / os.path.basename(archive)     # a copy on the controller, and its sidecar
+    for source, copy in ((archive, original_archive), (archive + '.json', tmp_path / (original_archive.name + '.json'))):
+        copy.write_bytes(base64.b64decode(stack.lab.exec(HOST, ['base64', '-w0', source], check=True).stdout))
 
     # Wipe: a new datastore and new keys, so a new CA and no entries.
     stack.lab.exec(HOST, ['systemctl', 'stop', 'spire-server'], check=True)
@@ -96,6 +146,8 @@ def test_backup_wipe_restore_and_a_tampered_archive(stack, tmp_path):
     assert authorities(stack) != original
     assert spire(stack, 'entry', 'count')['count'] == 0
     wiped_pid = main_pid(stack)
+    # The wiped server is another server of the same trust domain: its keys.json holds none of the backup's keys.
+    other_keys = stack.lab.exec(HOST, ['cat', DATA + '/keys.json'], check=True).stdout.encode()
 
     [check] = run_tasks(stack, tmp_path, 'restore-check', [backup_task(state='restored')], check=True)
     assert not check.get('failed') and check['changed'] and check['restored'] is False, check
@@ -126,3 +178,28 @@ def test_backup_wipe_restore_and_a_tampered_archive(stack, tmp_path):
     leftovers = stack.lab.exec(HOST, ['sh', '-c', 'ls -A %s | grep -c restore || true' % DATA], check=True).stdout
     assert leftovers.strip() == '0'
     assert os.path.basename(archive).startswith('spire-server-')
+
+    # The backup's datastore with the wiped server's keys.json: refused before the service is touched, then
+    # restored with a warning when forced (SPIRE finds no key for the journal's CA and prepares a new one).
+    started = time.monotonic()
+    mixed = mixed_archive(str(original_archive), other_keys, str(tmp_path / 'mixed'))
+    refused, pid_between, forced, output = role_restores(stack, tmp_path, mixed)
+    name = os.path.basename(mixed)
+    assert refused.get('failed') and refused['changed'] is False and refused['restored'] is False, refused
+    assert 'its keys.json does not belong to its datastore.sqlite3' in refused['msg'] and name in refused['msg']
+    assert "does not hold the key of the datastore's CA journal active X.509 CA slot" in refused['msg']
+    assert 'force_key_mismatch=true' in refused['msg']
+    assert pid_between == restored_pid
+    assert not forced.get('failed'), forced
+    assert forced['changed'] is True and forced['restored'] is True, forced
+    assert len(forced['key_mismatch']) == 2 and 'x509-CA-' in forced['key_mismatch'][0], forced['key_mismatch']
+    assert [c['name'] for c in forced['checks'] if not c['ok']] == [], forced['checks']
+    assert [w for w in forced.get('warnings') or [] if w.startswith('force_key_mismatch: restoring ') and name in w
+            and 'does not belong to its datastore.sqlite3' in w], forced.get('warnings')
+    assert '[WARNING]: force_key_mismatch: restoring' in output
+    assert main_pid(stack) not in (restored_pid, '0')
+    stack.lab.exec(HOST, ['spire-server', 'healthcheck', '-socketPath', SOCKET], check=True)
+    after = authorities(stack)
+    assert set(original) < set(after)     # the backup's authorities and the new CA's
+    assert spire(stack, 'entry', 'count')['count'] == count
+    print('mismatched pair (refused, forced): %.1f s' % (time.monotonic() - started))
