@@ -23,11 +23,9 @@ __metaclass__ = type
 
 import base64
 import binascii
-import contextlib
 import re
 
-from ansible_collections.trustroot.ops.plugins.module_utils._files import age_encrypt, atomic_writer
-from ansible_collections.trustroot.ops.plugins.module_utils._material import serialize, validate_key_shares
+from ansible_collections.trustroot.ops.plugins.module_utils._material import validate_key_shares
 from ansible_collections.trustroot.ops.plugins.module_utils._vault import (
     LEADER, Optional, VaultError, shape_problem, uses_rotate_root_api)
 
@@ -323,7 +321,11 @@ class RekeyRun(object):
         for value in list(answer.get('keys') or []) + list(answer.get('keys_base64') or []):
             self.register_secret(value)
         if not (answer.get('keys_base64') or answer.get('keys')):
-            self.abort('%s: the rekey completed without returning new keys' % self.node.url)
+            if answer.get('verification_nonce'):
+                self.abort('%s: PUT %s completed without returning new keys' % (self.node.url, self.paths['update']))
+            # Without a verification phase the rekey has taken effect: nothing can be cancelled any more.
+            raise OperationError('%s: PUT %s completed the rekey without returning new keys: the previous keys no '
+                                 'longer work and the new ones were not received' % (self.node.url, self.paths['update']))
         return answer
 
     def verify(self, new_keys, threshold, verification_nonce):
@@ -339,19 +341,3 @@ class RekeyRun(object):
                 return answer
         self.abort('verification did not complete after %d new key(s) (progress %s/%s)' % (
             threshold, answer.get('progress'), threshold))
-
-
-@contextlib.contextmanager
-def staged_material(module, path, material, age_recipients=None):
-    """Write material to a temp file next to ``path``; it replaces ``path`` only if the block succeeds.
-
-    Same bytes and mode as ``write_material``. Used so the new keys are on disk before the verify phase
-    makes them the only valid ones, and so a failed verification leaves the old file untouched.
-    """
-    data = serialize(material)
-    if age_recipients:
-        data = age_encrypt(module, data, age_recipients)
-    with atomic_writer(path, mode=0o600) as handle:
-        handle.write(data)
-        handle.flush()
-        yield

@@ -1,15 +1,13 @@
 """Pure logic of vault_rekey: input rules, API choice, and the attempt sequence against a scripted node."""
 
 import base64
-import json
-import os
 
 import pytest
 
 from ansible_collections.trustroot.ops.plugins.module_utils._vault import VaultError, shape_problem
 from ansible_collections.trustroot.ops.plugins.module_utils._vault_rekey import (
     OperationError, RekeyRun, active_url, api_paths, check_target, choose_api, clean_server_message,
-    find_active_node, init_payload, is_unsupported, resolve_layout, stale_attempt_message, staged_material,
+    find_active_node, init_payload, is_unsupported, resolve_layout, stale_attempt_message,
     validate_key_shares, validate_layout, validate_options)
 
 KEY_A = base64.b64encode(b'a' * 33).decode()
@@ -315,27 +313,31 @@ def test_start_without_nonce_cancels():
     assert ('DELETE', 'sys/rekey/init') in node.paths_called()
 
 
-# --- staged material ---
+# --- a completion without keys ---
 
-class AgeLessModule(object):
-    def get_bin_path(self, name):
-        return None
+def completion_without_keys(**extra):
+    node = ScriptedNode({
+        ('PUT', 'sys/rotate/root/init'): [started(required=1)],
+        ('PUT', 'sys/rotate/root/update'): [dict({'nonce': 'n1', 'complete': True}, **extra)],
+        ('DELETE', 'sys/rotate/root/init'): [None],
+    })
+    run = RekeyRun(node, 'rotate_root', 'unseal')
+    run.start(init_payload(3, 2))
+    with pytest.raises(OperationError) as err:
+        run.submit_current_keys([KEY_A], 1)
+    return node, str(err.value)
 
 
-def test_staged_material_replaces_only_on_success(tmp_path):
-    path = str(tmp_path / 'keys.json')
-    with open(path, 'w') as handle:
-        handle.write('old')
-    with pytest.raises(RuntimeError):
-        with staged_material(AgeLessModule(), path, {'format': 'x', 'unseal_keys_b64': [KEY_A]}):
-            raise RuntimeError('verification failed')
-    assert open(path).read() == 'old'
-    assert os.listdir(str(tmp_path)) == ['keys.json']  # no temp file left behind
+def test_a_completion_without_keys_before_verification_is_cancelled():
+    node, message = completion_without_keys(verification_nonce='v1')
+    assert 'completed without returning new keys' in message and 'the current keys stay valid' in message
+    assert ('DELETE', 'sys/rotate/root/init') in node.paths_called()
 
-    with staged_material(AgeLessModule(), path, {'format': 'x', 'unseal_keys_b64': [KEY_A]}):
-        assert open(path).read() == 'old'  # not replaced before the block ends
-    assert json.load(open(path))['unseal_keys_b64'] == [KEY_A]
-    assert os.stat(path).st_mode & 0o777 == 0o600
+
+def test_a_completion_without_keys_and_without_verification_says_the_old_keys_are_void():
+    node, message = completion_without_keys()
+    assert 'the previous keys no longer work and the new ones were not received' in message
+    assert 'stay valid' not in message and ('DELETE', 'sys/rotate/root/init') not in node.paths_called()
 
 
 def test_the_status_of_no_attempt_is_readable():
