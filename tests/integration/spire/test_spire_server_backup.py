@@ -1,7 +1,8 @@
 """spire_server_backup against real spire-servers: a sqlite3 datastore saved while the server runs with 200
 entries, check mode, age encryption, a PostgreSQL datastore (real PostgreSQL 15) saved with pg_dump, the
 restore plan in check mode (the server already runs its backup), a keys.json of another server refused at
-backup and at restore unless forced, and bad input."""
+backup and at restore (before any service action; the forced restore runs on a systemd lab host), and bad
+input."""
 
 import base64
 import hashlib
@@ -286,12 +287,12 @@ def test_a_keys_json_of_another_server_is_refused(ansible, spire_server, tmp_pat
         count_before = server_a.cli(['entry', 'count'])['count']
 
         # The refusal comes before any service action: this host has no systemd, so a stop of the unit
-        # (service_name, the default spire-server) would fail with another message and changed=true.
+        # (service_name, the default spire-server) would fail here with another message.
         restore = dict(spire_server_module_args(server_a), state='restored', path=mixed,
                        sqlite_path=server_a.datastore_path, keys_path=server_a.keys_path, owner='root', group='root')
         [checked, refused], _out = run_tasks(ansible, [(restore, CHECK), (restore, {})])
         for result in (checked, refused):
-            assert result.get('failed') and result['changed'] is False and result['restored'] is False, result
+            assert result.get('failed') and result['changed'] is False and result.get('restored') is False, result
             assert "keys.json x509-CA-A does not hold the key of the datastore's CA journal active X.509 CA slot A " \
                    "(authority %s)" % x509_a in result['msg']
             assert "keys.json JWT-Signer-A does not hold the key of the datastore's CA journal active JWT key slot A " \
