@@ -17,7 +17,7 @@ options:
       - Scheme V(http) or V(https), a host and an optional port, nothing after them (a trailing V(/) is allowed).
         An address with a path is refused before any call, naming the option, because the module adds V(/v1/...)
         itself; the UI's address (V(.../ui/)) answers every path with its web page, and V(.../v1/) sends every call
-        to a wrong path. Options that list several servers (O(nodes) where a module has it) follow the same rule.
+        to a wrong path. Options that list several servers follow the same rule, naming the entry (for example nodes[1]).
       - Every answer the module reads must be JSON with the fields it needs; anything else (a web page, an empty or
         cut-off body, another shape) fails naming the node and the call, never read as a default.
       - Falls back to the E(VAULT_ADDR) and then E(BAO_ADDR) environment variables.

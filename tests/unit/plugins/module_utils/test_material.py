@@ -77,9 +77,9 @@ AUTO = {'recovery_shares': 3, 'recovery_threshold': 2}
 URL = 'https://v:8200'
 
 
-def init_error(answer, request=SHAMIR):
+def init_error(answer, request=None):
     with pytest.raises(AnswerError) as caught:
-        material_from_init(answer, request, URL, 'openbao', '2.7.2')
+        material_from_init(answer, request or SHAMIR, URL, 'openbao', '2.7.2')
     assert str(caught.value).startswith(URL + ': PUT sys/init answer '), str(caught.value)
     return caught.value
 
@@ -198,7 +198,7 @@ def age_recipients(tmp_path, count):
 
 
 def longest_answer(shares, key_bytes=33, token_chars=95):
-    raw = [os.urandom(key_bytes) for _ in range(shares)]
+    raw = [os.urandom(key_bytes) for _share in range(shares)]
     return {'keys': [r.hex() for r in raw], 'keys_base64': [base64.b64encode(r).decode() for r in raw],
             'root_token': 'hvs.' + 'x' * (token_chars - 4)}
 
