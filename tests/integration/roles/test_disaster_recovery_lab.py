@@ -110,6 +110,7 @@ def test_recovery_onto_fresh_hosts_brings_everything_back(drill):
     found, held, scanned = leaks.scan_lab(drill.stack.lab, secrets, since, ALLOWED, extra=[drill.workdir])
     assert not found, 'secrets outside the material:\n' + leaks.report(found)
     assert scanned > 100, scanned
+    print(leaks.summary(scanned, secrets, held))
     spire_uid = int(drill.stack.lab.exec('spire-server1', ['id', '-u', 'spire'], check=True).stdout)
     for path in sorted({path for path, _label, _reason in held}):
         owners = (0, spire_uid) if '/upper/var/lib/spire/' in path else (0,)

@@ -268,6 +268,7 @@ def test_the_migration_leaks_no_secret(stack):
     found, held, scanned = leaks.scan_lab(stack.lab, secrets, stack.since, ALLOWED)
     assert not found, 'secrets outside the allowed files:\n' + leaks.report(found)
     assert scanned > 100, scanned
+    print(leaks.summary(scanned, secrets, held))
     held_paths = sorted({path for path, _label, _reason in held})
     assert any(path.endswith('/etc/spire/server/server.env') for path in held_paths), held
     uids = {user: int(stack.lab.exec(SERVER, ['id', '-u', user], check=True).stdout) for user in ('spire', 'postgres')}

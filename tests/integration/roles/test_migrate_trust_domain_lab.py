@@ -256,6 +256,7 @@ def test_the_moves_leak_no_join_token(stack):
     found, held, scanned = leaks.scan_lab(stack.lab, secrets, stack.since, ALLOWED)
     assert not found, 'join tokens outside the datastore:\n' + leaks.report(found)
     assert scanned > 100, scanned
+    print(leaks.summary(scanned, secrets, held))
     spire_uid = int(stack.lab.exec(NEW_SERVER, ['id', '-u', 'spire'], check=True).stdout)
     for path in sorted({path for path, _label, _reason in held}):
         assert leaks.private_file_problem(path, (0, spire_uid)) is None, leaks.private_file_problem(path, (0, spire_uid))

@@ -285,6 +285,7 @@ def test_root_token_and_rekey_at_vvvv_leak_no_secret(stack):
     found, held, scanned = leaks.scan_lab(stack.lab, stack.secrets, stack.since, ALLOWED)
     assert not found, 'secrets outside the material:\n' + leaks.report(found)
     assert scanned > 100, scanned
+    print(leaks.summary(scanned, stack.secrets, held))
     assert {path for path, _label, _reason in held} == {stack.token_vars}, held
     for path in {path for path, _label, _reason in held}:
         assert leaks.private_file_problem(path) is None, leaks.private_file_problem(path)

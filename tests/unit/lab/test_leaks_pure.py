@@ -100,3 +100,13 @@ def test_material_secrets_and_join_tokens():
     agents = {'agents': [{'id': {'path': '/spire/agent/join_token/0b9e3f0c-1111-2222-3333-444455556666'}},
                          {'id': {'path': '/spire/agent/x509pop/abc'}}]}
     assert leaks.join_tokens(agents) == {'join_token 0b9e3f0c': '0b9e3f0c-1111-2222-3333-444455556666'}
+
+
+def test_a_used_join_token_inside_the_agent_id_is_not_a_leak():
+    token = '0b9e3f0c-1111-2222-3333-444455556666'
+    secrets = {'join token': token}
+    agent_id = 'spiffe://demo.trustroot.test/spire/agent/join_token/' + token
+    assert leaks.text_leaks('msg="Node attestation was successful" spiffe_id=' + agent_id, secrets) == []
+    assert leaks.text_leaks('{"parent_id": "%s"}' % agent_id.replace('/', '\\/'), secrets) == []
+    assert leaks.text_leaks(agent_id + ' then the token alone: ' + token, secrets) == [('join token', 'as is')]
+    assert leaks.text_leaks('ExecStart=spire-agent run -joinToken ' + token, secrets) == [('join token', 'as is')]
