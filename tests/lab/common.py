@@ -10,7 +10,8 @@ import urllib.error
 
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-VENV_BIN = os.path.join(ROOT, '.venv', 'bin')
+# scripts/oldest_ansible_check.sh points this at a virtualenv with the oldest ansible-core requires_ansible claims.
+VENV_BIN = os.environ.get('TRUSTROOT_ANSIBLE_BIN') or os.path.join(ROOT, '.venv', 'bin')
 COLLECTIONS_PATH = os.path.join(ROOT, '.cache', 'collections')
 
 

@@ -1,0 +1,109 @@
+#!/usr/bin/env python3
+"""A change to what the collection ships (plugins/, roles/, playbooks/, meta/runtime.yml) comes with a changelog
+fragment (changelogs/fragments/*.yml), and the fragments pass `antsibull-changelog lint`.
+
+The base is the last commit that changed changelogs/changelog.yaml: a release, or the conversion to
+antsibull-changelog. Everything since the base counts: commits, and the working tree (staged, unstaged, untracked),
+so the check gives the same answer before and after the commit. Run from anywhere in the checkout; non-zero on
+failure, naming what failed. Needs git and antsibull-changelog (.venv, requirements-dev.txt)."""
+
+import os
+import shutil
+import subprocess
+import sys
+
+CHANGES_FILE = 'changelogs/changelog.yaml'
+FRAGMENTS_DIR = 'changelogs/fragments/'
+WATCHED_DIRS = ('plugins/', 'roles/', 'playbooks/')
+WATCHED_FILES = ('meta/runtime.yml',)
+FRAGMENT_SUFFIXES = ('.yml', '.yaml')
+
+
+def is_watched(path):
+    """A path whose change reaches users of the collection."""
+    return path.startswith(WATCHED_DIRS) or path in WATCHED_FILES
+
+
+def is_fragment(path):
+    """A fragment antsibull-changelog reads: a YAML file directly in changelogs/fragments/."""
+    if not path.startswith(FRAGMENTS_DIR):
+        return False
+    name = path[len(FRAGMENTS_DIR):]
+    return '/' not in name and not name.startswith('.') and name.endswith(FRAGMENT_SUFFIXES)
+
+
+def parse_name_status(text):
+    """`git diff --name-status` lines -> [(status letter, path)]; a rename or copy counts as its new path."""
+    entries = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        fields = line.split('\t')
+        status = fields[0][:1]
+        entries.append((status, fields[-1]))
+        if status == 'R' and len(fields) == 3:
+            entries.append(('D', fields[1]))  # the old path changed too (it is gone)
+    return entries
+
+
+def decide(entries):
+    """The pure decision. entries: [(status, path)] since the base (A added, M modified, D deleted, R renamed,
+    '?' untracked). Returns (watched paths changed, fragments added); the check fails when the first is not
+    empty and the second is."""
+    changed = sorted({path for _status, path in entries if is_watched(path)})
+    added = sorted({path for status, path in entries if status in ('A', 'R', 'C', '?') and is_fragment(path)})
+    return changed, added
+
+
+def failure_message(base, changed, added):
+    """None when the change is fine, else what to tell the author."""
+    if not changed or added:
+        return None
+    return ('changelog: %d shipped path(s) changed since %s (the last change to %s) and no fragment was added '
+            'under %s:\n  %s\nAdd a fragment (docs/testing.md, "Changelog fragments") or, for a change users do not see, '
+            'a fragment with a `trivial:` section.' % (len(changed), base[:12], CHANGES_FILE, FRAGMENTS_DIR, '\n  '.join(changed)))
+
+
+def _git(*args):
+    return subprocess.run(('git',) + args, check=True, capture_output=True, text=True).stdout
+
+
+def entries_since(base):
+    """Everything changed from base to the working tree, untracked files included."""
+    entries = parse_name_status(_git('diff', '--name-status', '-M', base))
+    entries += [('?', path) for path in _git('ls-files', '--others', '--exclude-standard').splitlines() if path]
+    return entries
+
+
+def antsibull_changelog():
+    here = os.path.join(os.path.dirname(sys.executable), 'antsibull-changelog')
+    return here if os.access(here, os.X_OK) else shutil.which('antsibull-changelog')
+
+
+def main():
+    os.chdir(_git('rev-parse', '--show-toplevel').strip())
+    failed = []
+    base = _git('log', '-1', '--format=%H', '--', CHANGES_FILE).strip()
+    if not base:
+        failed.append('changelog: no commit has changed %s: nothing to compare with' % CHANGES_FILE)
+    else:
+        changed, added = decide(entries_since(base))
+        message = failure_message(base, changed, added)
+        if message:
+            failed.append(message)
+        else:
+            print('changelog: %d shipped path(s) changed since %s, %d fragment(s) added' % (len(changed), base[:12], len(added)))
+    tool = antsibull_changelog()
+    if not tool:
+        failed.append('changelog: antsibull-changelog not found (.venv: pip install -r requirements-dev.txt)')
+    else:
+        lint = subprocess.run([tool, 'lint'], capture_output=True, text=True)
+        if lint.returncode != 0 or lint.stdout.strip():
+            failed.append('changelog: antsibull-changelog lint failed (rc %d):\n%s%s' % (lint.returncode, lint.stdout, lint.stderr))
+    for message in failed:
+        print(message, file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
