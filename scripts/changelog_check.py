@@ -4,9 +4,12 @@ fragment (changelogs/fragments/*.yml), and the fragments pass `antsibull-changel
 
 The base is the last commit that changed changelogs/changelog.yaml: a release, or the conversion to
 antsibull-changelog. Everything since the base counts: commits, and the working tree (staged, unstaged, untracked),
-so the check gives the same answer before and after the commit. Run from anywhere in the checkout; non-zero on
-failure, naming what failed. Needs git and antsibull-changelog (.venv, requirements-dev.txt)."""
+so the check gives the same answer before and after the commit. `--base REV` compares with another revision instead
+(a branch's merge base in a pull request: then the fragment must come with that change, not only since the release).
+Run from anywhere in the checkout; non-zero on failure, naming what failed. Needs git and antsibull-changelog
+(.venv, requirements-dev.txt)."""
 
+import argparse
 import os
 import shutil
 import subprocess
@@ -55,13 +58,13 @@ def decide(entries):
     return changed, added
 
 
-def failure_message(base, changed, added):
+def failure_message(base, changed, added, base_is='the last change to ' + CHANGES_FILE):
     """None when the change is fine, else what to tell the author."""
     if not changed or added:
         return None
-    return ('changelog: %d shipped path(s) changed since %s (the last change to %s) and no fragment was added '
+    return ('changelog: %d shipped path(s) changed since %s (%s) and no fragment was added '
             'under %s:\n  %s\nAdd a fragment (docs/testing.md, "Changelog fragments") or, for a change users do not see, '
-            'a fragment with a `trivial:` section.' % (len(changed), base[:12], CHANGES_FILE, FRAGMENTS_DIR, '\n  '.join(changed)))
+            'a fragment with a `trivial:` section.' % (len(changed), base[:12], base_is, FRAGMENTS_DIR, '\n  '.join(changed)))
 
 
 def _git(*args):
@@ -80,15 +83,19 @@ def antsibull_changelog():
     return here if os.access(here, os.X_OK) else shutil.which('antsibull-changelog')
 
 
-def main():
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--base', help='compare with this revision (default: the last commit that changed %s)' % CHANGES_FILE)
+    args = parser.parse_args(argv)
     os.chdir(_git('rev-parse', '--show-toplevel').strip())
     failed = []
-    base = _git('log', '-1', '--format=%H', '--', CHANGES_FILE).strip()
+    base = _git('rev-parse', '--verify', args.base + '^{commit}').strip() if args.base else \
+        _git('log', '-1', '--format=%H', '--', CHANGES_FILE).strip()
     if not base:
         failed.append('changelog: no commit has changed %s: nothing to compare with' % CHANGES_FILE)
     else:
         changed, added = decide(entries_since(base))
-        message = failure_message(base, changed, added)
+        message = failure_message(base, changed, added, *(['--base ' + args.base] if args.base else []))
         if message:
             failed.append(message)
         else:
