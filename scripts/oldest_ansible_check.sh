@@ -28,7 +28,8 @@ if [ "$(cat "$VENV/.stamp" 2>/dev/null)" != "$want" ]; then
   "$VENV/bin/pip" install -q --disable-pip-version-check "ansible-core==$ANSIBLE_CORE" pytest==9.2.0 -r requirements.txt
   echo "$want" > "$VENV/.stamp"
 fi
-version=$("$VENV/bin/ansible" --version | head -1)
+version=$("$VENV/bin/ansible" --version)   # whole output: `| head -1` would break its pipe
+version=${version%%$'\n'*}
 case "$version" in
   *"core $ANSIBLE_CORE]"*) log "$version" ;;
   *) log "FAIL: $VENV holds '$version', not ansible-core $ANSIBLE_CORE"; exit 1 ;;
