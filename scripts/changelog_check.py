@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """A change to what the collection ships (plugins/, roles/, playbooks/, meta/runtime.yml) comes with a changelog
-fragment (changelogs/fragments/*.yml), and the fragments pass `antsibull-changelog lint`.
+fragment (changelogs/fragments/*.yml), the fragments pass `antsibull-changelog lint`, and CHANGELOG.md is what
+scripts/changelog_generate.sh makes of them (it is generated: an edit by hand or a forgotten regeneration fails).
 
 The base is the last commit that changed changelogs/changelog.yaml: a release, or the conversion to
 antsibull-changelog. Everything since the base counts: commits, and the working tree (staged, unstaged, untracked),
@@ -10,10 +11,12 @@ Run from anywhere in the checkout; non-zero on failure, naming what failed. Need
 (.venv, requirements-dev.txt)."""
 
 import argparse
+import difflib
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 
 CHANGES_FILE = 'changelogs/changelog.yaml'
 FRAGMENTS_DIR = 'changelogs/fragments/'
@@ -67,6 +70,34 @@ def failure_message(base, changed, added, base_is='the last change to ' + CHANGE
             'a fragment with a `trivial:` section.' % (len(changed), base[:12], base_is, FRAGMENTS_DIR, '\n  '.join(changed)))
 
 
+def stale_message(current, generated, limit=20):
+    """None when CHANGELOG.md is what the fragments generate, else the first lines of the difference."""
+    if current == generated:
+        return None
+    diff = list(difflib.unified_diff(current.splitlines(), generated.splitlines(), 'CHANGELOG.md', 'generated', lineterm='', n=0))
+    shown = diff[:limit] + (['... %d more lines' % (len(diff) - limit)] if len(diff) > limit else [])
+    return ('changelog: CHANGELOG.md is not what changelogs/ generates (it is generated: add a fragment instead of '
+            'editing it, then run scripts/changelog_generate.sh):\n' + '\n'.join(shown))
+
+
+def _read(path):
+    try:
+        with open(path, encoding='utf-8') as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return ''
+
+
+def generated_changelog():
+    """What scripts/changelog_generate.sh writes now, or (None, its error)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, 'CHANGELOG.md')
+        run = subprocess.run(['scripts/changelog_generate.sh', out], capture_output=True, text=True)
+        if run.returncode != 0:
+            return None, 'changelog: scripts/changelog_generate.sh failed (rc %d):\n%s%s' % (run.returncode, run.stdout, run.stderr)
+        return _read(out), None
+
+
 def _git(*args):
     return subprocess.run(('git',) + args, check=True, capture_output=True, text=True).stdout
 
@@ -107,6 +138,9 @@ def main(argv=None):
         lint = subprocess.run([tool, 'lint'], capture_output=True, text=True)
         if lint.returncode != 0 or lint.stdout.strip():
             failed.append('changelog: antsibull-changelog lint failed (rc %d):\n%s%s' % (lint.returncode, lint.stdout, lint.stderr))
+        generated, error = generated_changelog()
+        failed.append(error or stale_message(_read('CHANGELOG.md'), generated))
+    failed = [message for message in failed if message]
     for message in failed:
         print(message, file=sys.stderr)
     return 1 if failed else 0

@@ -69,3 +69,17 @@ def test_name_status_renames_count_both_paths():
     changed, added = changelog_check.decide(entries)
     assert changed == ['plugins/modules/a.py', 'plugins/modules/old.py']
     assert added == ['changelogs/fragments/b.yml']
+
+
+def test_generated_changelog_matches():
+    assert changelog_check.stale_message('# x\n\n* a\n', '# x\n\n* a\n') is None
+
+
+def test_hand_edited_changelog_fails_showing_the_difference():
+    message = changelog_check.stale_message('# x\n\n* a\n* added by hand\n', '# x\n\n* a\n')
+    assert 'scripts/changelog_generate.sh' in message and '-* added by hand' in message
+
+
+def test_stale_difference_is_cut_short():
+    message = changelog_check.stale_message(''.join('line %d\n' % i for i in range(100)), '', limit=5)
+    assert '-line 1\n' in message and '-line 50' not in message and 'more lines' in message
