@@ -253,8 +253,25 @@ def scan_lab(lab, secrets, since, allowed=(), extra=()):
     leaks, held, scanned = file_leaks(roots, secrets, allowed, skip)
     for host in lab.hosts:
         journal = lab.exec(host, ['journalctl', '--no-pager', '-o', 'json'], timeout=120, check=True).stdout
-        leaks += [('journal:%s' % host, label, form) for label, form in text_leaks(journal, secrets)]
+        leaks += journal_leaks(journal, secrets, host)
     return leaks, held, scanned
+
+
+def journal_leaks(journal, secrets, host):
+    """[('journal:<host>:<who logged it>', label, form)] of `journalctl -o json` output (one entry a line)."""
+    found = []
+    for line in journal.splitlines():
+        hits = text_leaks(line, secrets)
+        if not hits:
+            continue
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            entry = {}
+        who = entry.get('SYSLOG_IDENTIFIER') or entry.get('_COMM') or entry.get('_SYSTEMD_UNIT') or '?'
+        found += [('journal:%s:%s' % (host, who), label, form) for label, form in hits
+                  if ('journal:%s:%s' % (host, who), label, form) not in found]
+    return found
 
 
 def summary(scanned, secrets, held):

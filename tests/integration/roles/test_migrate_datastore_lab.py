@@ -71,13 +71,13 @@ def start_postgres(stack):
     stack.lab.exec(SERVER, ['systemctl', 'enable', '--now', 'postgresql@15-main.service'], check=True)
     wait_for(lambda: stack.lab.exec(SERVER, ['pg_isready', '-h', '127.0.0.1']).returncode == 0, timeout=60,
              interval=0.5, what='PostgreSQL on spire-server1')
-    sh(stack, SERVER, 'runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 '
-                      '-c "CREATE ROLE spire LOGIN PASSWORD \'$1\'" -c "CREATE DATABASE spire OWNER spire"', PG_PASSWORD)
+    # SQL on stdin: runuser logs its command line to the journal, which the leak test reads.
+    sh(stack, SERVER, 'printf "CREATE ROLE spire LOGIN PASSWORD \'%s\';\\nCREATE DATABASE spire OWNER spire;\\n" "$1" | '
+                      'runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1', PG_PASSWORD)
 
 
 def psql(stack, sql):
-    out = stack.lab.exec(SERVER, ['runuser', '-u', 'postgres', '--', 'psql', '-X', '-q', '-A', '-t', '-d', 'spire',
-                                  '-c', sql], check=True)
+    out = sh(stack, SERVER, 'printf "%s\\n" "$1" | runuser -u postgres -- psql -X -q -A -t -v ON_ERROR_STOP=1 -d spire', sql)
     return out.stdout.strip()
 
 

@@ -110,3 +110,12 @@ def test_a_used_join_token_inside_the_agent_id_is_not_a_leak():
     assert leaks.text_leaks('{"parent_id": "%s"}' % agent_id.replace('/', '\\/'), secrets) == []
     assert leaks.text_leaks(agent_id + ' then the token alone: ' + token, secrets) == [('join token', 'as is')]
     assert leaks.text_leaks('ExecStart=spire-agent run -joinToken ' + token, secrets) == [('join token', 'as is')]
+
+
+def test_journal_leaks_name_who_logged_the_secret():
+    journal = '\n'.join(json.dumps(entry) for entry in [
+        {'SYSLOG_IDENTIFIER': 'sshd', 'MESSAGE': 'Accepted publickey'},
+        {'SYSLOG_IDENTIFIER': 'postgres', 'MESSAGE': "STATEMENT: CREATE ROLE spire PASSWORD 'Lab-pg-0123456789abcdef'"},
+        {'_COMM': 'python3', 'MESSAGE': 'Invoked with token=%s' % TOKEN}])
+    assert leaks.journal_leaks(journal, SECRETS, 'spire-server1') == [
+        ('journal:spire-server1:postgres', 'pg_password', 'as is'), ('journal:spire-server1:python3', 'root_token', 'as is')]
