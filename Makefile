@@ -41,3 +41,7 @@ benchmark: bootstrap
 
 clean:
 	rm -rf .cache/dist tests/output .pytest_cache
+
+.PHONY: ee
+ee: bootstrap  # the execution environment image for AWX (ee/build.sh; see docs/awx.md)
+	@ee/build.sh
