@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 SPIRE_VERSION=v1.15.3   # must match scripts/spire-build/go.mod
 MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c   # github.com/minio/minio, the S3 store of the backup tests
-DEB_PACKAGES=(age gnupg debootstrap systemd-container iproute2 openssh-client openssh-server rsync sqlite3 postgresql prometheus)
+DEB_PACKAGES=(age gnupg debootstrap systemd-container iproute2 openssh-client openssh-server rsync sqlite3 postgresql prometheus podman runc)
 
 log() { printf '[bootstrap] %s\n' "$*"; }
 
