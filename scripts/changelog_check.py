@@ -57,7 +57,8 @@ def decide(entries):
     '?' untracked). Returns (watched paths changed, fragments added); the check fails when the first is not
     empty and the second is."""
     changed = sorted({path for _status, path in entries if is_watched(path)})
-    added = sorted({path for status, path in entries if status in ('A', 'R', 'C', '?') and is_fragment(path)})
+    # A renamed fragment is the same note under another name, not a new one.
+    added = sorted({path for status, path in entries if status in ('A', '?') and is_fragment(path)})
     return changed, added
 
 

@@ -45,8 +45,9 @@ def test_added_fragment_committed_or_untracked_passes():
         assert changelog_check.failure_message(BASE, changed, added) is None
 
 
-def test_modified_or_deleted_fragment_is_not_a_new_one():
-    entries = [('M', 'playbooks/rotate.yml'), ('M', 'changelogs/fragments/old.yml'), ('D', 'changelogs/fragments/gone.yml')]
+def test_modified_renamed_or_deleted_fragment_is_not_a_new_one():
+    entries = [('M', 'playbooks/rotate.yml'), ('M', 'changelogs/fragments/old.yml'), ('D', 'changelogs/fragments/gone.yml'),
+               ('R', 'changelogs/fragments/renamed.yml')]
     changed, added = changelog_check.decide(entries)
     assert added == []
     assert changelog_check.failure_message(BASE, changed, added) is not None
