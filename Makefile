@@ -36,6 +36,10 @@ molecule: bootstrap
 build: bootstrap
 	$(VENV)/ansible-galaxy collection build --force --output-path .cache/dist
 
+.PHONY: docs
+docs: bootstrap  # the collection docs site (antsibull-docs + Sphinx, warnings are errors) into .cache/docs-site
+	@scripts/docs_check.sh build
+
 benchmark: bootstrap
 	$(VENV)/python benchmarks/vault_unseal.py
 

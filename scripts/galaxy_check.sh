@@ -16,7 +16,8 @@ rm -rf "$OUT" && mkdir -p "$OUT"
 tarball=$(ls "$OUT"/trustroot-ops-*.tar.gz)
 
 rc=0
-"$VENV/python" -m galaxy_importer.main "$tarball" >"$OUT/import.log" 2>&1 || rc=$?
+# The importer writes importer_result.json into its working directory: keep it next to the tarball.
+(cd "$OUT" && "$VENV/python" -m galaxy_importer.main "$PWD/$(basename "$tarball")" >import.log 2>&1) || rc=$?
 findings=$(grep -E '^(WARNING|ERROR)' "$OUT/import.log" || true)
 if [ "$rc" -ne 0 ] || [ -n "$findings" ] || ! grep -q 'Importer processing completed successfully' "$OUT/import.log"; then
   echo "galaxy_check: galaxy-importer rejected $tarball (exit $rc):" >&2

@@ -94,6 +94,20 @@ attributes:
 requirements:
   - The C(age) command on the host that runs the module, to encrypt (O(age_recipients)) or verify an encrypted
     archive.
+notes:
+  - Archive names are C(<system>-<YYYYmmddTHHMMSSZ>.tar.gz) (C(.tar.gz.age) when encrypted, binary age, not armored),
+    with one-second resolution; a second backup of the same system in the same second fails rather than overwrite.
+  - An error or an interruption (Ctrl-C, SIGTERM) at any step of a write removes every file of that run; a part
+    that changes while it is archived fails the backup.
+  - With O(s3) the archive is uploaded before its sidecar (path-style requests, Signature V4), so a sidecar in the
+    bucket always has its archive.
+  - Retention never deletes the newest backup, nor the newest one verified after it was written (C(verified.how)
+    other than C(written), for example a restore test by C(playbooks/verify_backup.yml)).
+  - The metric file C(trustroot_backup_<system>.prom) holds C(trustroot_backup_last_success_timestamp_seconds) and
+    C(trustroot_backup_last_size_bytes) (label C(system)) for node_exporter's textfile collector; alert on
+    C(time() - trustroot_backup_last_success_timestamp_seconds) to catch backups that stopped.
+  - The same format is written by M(trustroot.ops.spire_server_backup) and by the backup command the role
+    R(trustroot.ops.backup,ansible_collections.trustroot.ops.backup_role) installs on hosts.
 seealso:
   - module: trustroot.ops.vault_raft_snapshot
 author:

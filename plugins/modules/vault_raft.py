@@ -97,6 +97,12 @@ notes:
     given the cluster's unseal keys, for example with M(trustroot.ops.vault_unseal).
   - A sealed node that reports initialized storage is taken as a member; its cluster can only be
     compared with the leader's once it is unsealed, and a node of another cluster is then an error.
+  - Options that belong to another state (for example O(server_id) with O(state=joined)) fail the task and
+    name the option. The read-only state is V(show), because ansible-test rejects V(info), V(list) and V(get) as states.
+  - When the autopilot state cannot be read, only the leader counts as a healthy voter for the removal rule.
+    After a removal the peers are read again, and the task fails if the peer is still there.
+  - The TLS material for the leader (O(leader_ca_cert), O(leader_client_cert), O(leader_client_key)) is PEM
+    text, as the API takes it, not file names.
 author:
   - Trustroot maintainers (@trustroot)
 '''

@@ -77,6 +77,9 @@ notes:
   - The token needs C(read) on C(sys/storage/raft/snapshot) to save and C(update) on
     C(sys/storage/raft/snapshot) or C(sys/storage/raft/snapshot-force) to restore.
   - A restore replaces all data (secrets, policies, tokens, leases) with the snapshot's.
+  - A restore refuses an empty file or one that is not gzip data, before any call to a server.
+  - After a forced restore the target seals itself; restart it and unseal it with the keys of the cluster the
+    snapshot came from. Its root token and data are then the snapshot's.
 author:
   - Trustroot maintainers (@trustroot)
 '''

@@ -137,6 +137,16 @@ attributes:
   diff_mode:
     support: full
     description: Shows the share layout (shares and threshold) before and after, never keys.
+notes:
+  - On OpenBao 2.5.0 and later the unauthenticated C(sys/rekey) endpoints answer "unsupported operation" unless
+    a listener sets C(disable_unauthed_rekey_endpoints = false); O(api=rekey) uses them on such a listener,
+    and the module names that setting when they are off.
+  - Rekey attempts live in the memory of the active node, so the whole attempt runs there; an attempt started
+    through a standby was seen to answer "no rotation in progress" on its next update (OpenBao 2.7.2).
+  - O(pgp_keys) come from C(gpg --export <id> | base64 -w0); C(base64 -d | gpg --decrypt) turns an encrypted
+    share of the material back into the hex share.
+  - If a write of the new keys fails and the rescue copies fail too, the message says the keys are lost; a
+    cancel that fails is reported with a pointer to O(cancel_stale).
 seealso:
   - module: trustroot.ops.vault_init
   - module: trustroot.ops.vault_unseal

@@ -106,6 +106,15 @@ attributes:
   diff_mode:
     support: full
     description: Shows whether a new root token is made, or whether the token is valid, before and after.
+notes:
+  - On OpenBao 2.5.3 and later the unauthenticated C(sys/generate-root) endpoints are off unless the server's
+    C(listener "tcp") stanza sets C(disable_unauthed_generate_root_endpoints = false) (per listener). The
+    token given for C(sys/generate-root-token) does not have to be a root token; a policy allowing
+    C(sys/generate-root-token/*) is enough.
+  - The OTP encoding is the one of OpenBao and of HashiCorp Vault since 1.10 (the token's bytes XOR the OTP's,
+    base64 without padding); servers that need a client-supplied OTP are not supported.
+  - With O(pgp_key), C(base64 -d | gpg --decrypt) turns the material's encrypted token into the token.
+  - An attempt already in progress is an error unless O(cancel_stale=true).
 seealso:
   - module: trustroot.ops.vault_init
   - module: trustroot.ops.vault_rekey
