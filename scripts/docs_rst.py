@@ -101,7 +101,8 @@ def main(argv):
     stale = []
     wanted = {name + '.rst' for name in PAGES.values()}
     out_dir = os.path.join(ROOT, OUT)
-    os.makedirs(out_dir, exist_ok=True)
+    if not check:
+        os.makedirs(out_dir, exist_ok=True)
     for source, name in PAGES.items():
         path = os.path.join(out_dir, name + '.rst')
         text = render(source)
@@ -112,7 +113,7 @@ def main(argv):
         if not check:
             with open(path, 'w', encoding='utf-8') as f:
                 f.write(text)
-    for extra in sorted(set(os.listdir(out_dir)) - wanted):
+    for extra in sorted(set(os.listdir(out_dir) if os.path.isdir(out_dir) else []) - wanted):
         stale.append('%s/%s (no Markdown source)' % (OUT, extra))
         if not check:
             os.remove(os.path.join(out_dir, extra))
