@@ -62,6 +62,11 @@ phase "ansible-lint (production profile)" $VENV/ansible-lint --profile productio
 phase "ansible-test sanity" scripts/sanity.sh
 phase "collection build and install" scripts/check_build.sh
 phase "unit tests" $VENV/pytest -q tests/unit
+phase "changelog: a fragment per change, antsibull-changelog lint, CHANGELOG.md as generated" \
+  $VENV/python scripts/changelog_check.py
+phase "galaxy-importer on the built collection (ansible-lint on)" scripts/galaxy_check.sh
+phase "collection docs: antsibull-docs lint, extra docs, the docs site (Sphinx -W)" scripts/docs_check.sh
+phase "oldest ansible-core claimed: unit tests and OpenBao playbooks under it" scripts/oldest_ansible_check.sh
 if [ -n "$layer_pid" ]; then
   printf '\n=== waiting for the stack layer\n'
   if ! wait "$layer_pid"; then
