@@ -2,6 +2,7 @@
 
 import base64
 import ctypes
+import errno
 import json
 import os
 import subprocess
@@ -13,7 +14,7 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, ROOT)
 
-from tests.lab.common import COLLECTIONS_PATH, VENV_BIN, ansible_env  # noqa: E402
+from tests.lab.common import COLLECTIONS_PATH, VENV_BIN, ansible_env, tmpfs  # noqa: E402
 from tests.lab.openbao import BaoCluster, BaoServer, ClusterTemplate, TransitUnsealer  # noqa: E402
 
 
@@ -202,6 +203,20 @@ class AnsibleRunner(object):
         with open(path, 'w') as handle:
             handle.write(textwrap.dedent(text))
         return path
+
+
+@pytest.fixture
+def full_tmpfs(tmp_path):
+    """A 64 KiB tmpfs filled to the last byte: os.access says writable (root), every write fails."""
+    if os.geteuid() != 0:
+        pytest.skip('mounting a small tmpfs (a disk that really fills) needs root')
+    with tmpfs(str(tmp_path / 'full'), '64k') as path:
+        with open(os.path.join(path, 'filler'), 'wb', buffering=0) as handle:
+            with pytest.raises(OSError) as caught:
+                while True:
+                    handle.write(b'x' * 4096)
+        assert caught.value.errno == errno.ENOSPC
+        yield path
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ import time
 
 import pytest
 
+from tests.lab.common import tmpfs
 from tests.lab.openbao import http, mount_kv
 
 IN_CREATE = 0x100
@@ -111,13 +112,8 @@ def small_tmpfs(tmp_path):
     """A 1 MiB tmpfs: room for one archive of a 600 KiB incompressible part, not for two."""
     if os.geteuid() != 0:
         pytest.skip('mounting a tmpfs needs root')
-    mount = tmp_path / 'small'
-    mount.mkdir()
-    subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=1m,mode=0700', 'tmpfs', str(mount)], check=True)
-    try:
+    with tmpfs(tmp_path / 'small', '1m') as mount:
         yield mount
-    finally:
-        subprocess.run(['umount', str(mount)], check=True)
 
 
 def test_backup_into_a_full_disk_fails_and_keeps_the_last_good_archive(ansible, small_tmpfs, tmp_path):

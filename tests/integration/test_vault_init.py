@@ -1,5 +1,4 @@
 """vault_init against real OpenBao: Shamir, auto-unseal, check mode, idempotency, bad input."""
-import errno
 import json
 import os
 import stat
@@ -84,24 +83,6 @@ def test_unwritable_output_fails_before_init(ansible, bao_single, tmp_path):
     assert result['failed'] is True and 'output_path' in result['msg']
     assert bao_single.seal_status()['initialized'] is False
 
-
-@pytest.fixture
-def full_tmpfs(tmp_path):
-    """A 64 KiB tmpfs filled to the last byte: os.access says writable (root), every write fails."""
-    if os.geteuid() != 0:
-        pytest.skip('mounting a small tmpfs (a disk that really fills) needs root')
-    path = tmp_path / 'full'
-    path.mkdir()
-    subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=64k,mode=0700', 'tmpfs', str(path)], check=True)
-    try:
-        with open(str(path / 'filler'), 'wb', buffering=0) as handle:
-            with pytest.raises(OSError) as caught:
-                while True:
-                    handle.write(b'x' * 4096)
-        assert caught.value.errno == errno.ENOSPC
-        yield str(path)
-    finally:
-        subprocess.run(['umount', str(path)], check=False)
 
 
 def test_full_disk_fails_before_init_naming_output_path(ansible, bao_single, full_tmpfs):

@@ -1,11 +1,9 @@
 """vault_rekey against real OpenBao 2.7.2 servers (3-node raft cluster, auto-unseal, legacy listener)."""
 
 import base64
-import errno
 import json
 import os
 import stat
-import subprocess
 
 import pytest
 
@@ -333,24 +331,6 @@ def test_wrong_current_key_cancels_the_attempt(ansible, bao_unsealed, tmp_path):
                                            'output_path': output})
     assert not again.get('failed'), again.get('msg')
 
-
-@pytest.fixture
-def full_tmpfs(tmp_path):
-    """A 64 KiB tmpfs filled to the last byte: os.access says writable (root), every write fails."""
-    if os.geteuid() != 0:
-        pytest.skip('mounting a small tmpfs (a disk that really fills) needs root')
-    path = tmp_path / 'full'
-    path.mkdir()
-    subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=64k,mode=0700', 'tmpfs', str(path)], check=True)
-    try:
-        with open(str(path / 'filler'), 'wb', buffering=0) as handle:
-            with pytest.raises(OSError) as caught:
-                while True:
-                    handle.write(b'x' * 4096)
-        assert caught.value.errno == errno.ENOSPC
-        yield str(path)
-    finally:
-        subprocess.run(['umount', str(path)], check=False)
 
 
 @pytest.mark.parametrize('verify', [True, False], ids=['verified', 'unverified'])

@@ -1,9 +1,11 @@
 """Helpers every lab shares: free loopback ports, polling until a condition holds, and the environment
 ansible-playbook runs with against this checkout."""
 
+import contextlib
 import os
 import random
 import socket
+import subprocess
 import threading
 import time
 import urllib.error
@@ -92,3 +94,15 @@ class Sampler(threading.Thread):
         self.stopping.set()
         self.join(10)
         return self.samples
+
+
+@contextlib.contextmanager
+def tmpfs(path, size):
+    """A tmpfs of ``size`` (mount's size=) mounted at ``path`` (made here): a disk that really fills up. Unmounted
+    afterwards. Needs root."""
+    os.makedirs(str(path))
+    subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=%s,mode=0700' % size, 'tmpfs', str(path)], check=True)
+    try:
+        yield path
+    finally:
+        subprocess.run(['umount', str(path)], check=False)
