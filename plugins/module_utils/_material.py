@@ -503,28 +503,32 @@ def save_material(module, reservation, material, target, overwrite=True, age_rec
         return SaveOutcome()
     data, encrypted, age_problem = material_bytes(module, material, age_recipients)
     outcome = SaveOutcome(encrypted=encrypted, age_problem=age_problem)
-    try:
-        reservation.fill(data)
-        commit_reserved(reservation.placeholder, target, overwrite=overwrite)
-        reservation.keep = True
-        outcome.path, outcome.where = target, 'output'
+    if _commit(reservation, target, overwrite, outcome, data):
         return outcome
-    except OSError as exc:
-        outcome.errors.append((target, os_error_text(exc)))
     return rescue_material(reservation, data, outcome, temp_bases, stamp)
 
 
 def commit_filled(reservation, target, overwrite=True, encrypted=False):
     """Rename a reservation already filled (and verified by the server) onto ``target``; else rescue it."""
     outcome = SaveOutcome(encrypted=encrypted)
-    try:
-        commit_reserved(reservation.placeholder, target, overwrite=overwrite)
-        reservation.keep = True
-        outcome.path, outcome.where = target, 'output'
+    if _commit(reservation, target, overwrite, outcome):
         return outcome
+    return rescue_material(reservation, None, outcome, None, None)
+
+
+def _commit(reservation, target, overwrite, outcome, data=None):
+    """Fill the reservation with ``data`` (when given) and rename it onto ``target``: True when both took, else
+    False with the error recorded in ``outcome``."""
+    try:
+        if data is not None:
+            reservation.fill(data)
+        commit_reserved(reservation.placeholder, target, overwrite=overwrite)
     except OSError as exc:
         outcome.errors.append((target, os_error_text(exc)))
-    return rescue_material(reservation, None, outcome, None, None)
+        return False
+    reservation.keep = True
+    outcome.path, outcome.where = target, 'output'
+    return True
 
 
 def rescue_material(reservation, data, outcome, temp_bases=None, stamp=None):
