@@ -84,6 +84,10 @@ base_image() {
   podman tag "localhost/trustroot-ee-base:$key" "$BASE_IMAGE"
 }
 
+# One build at a time (two test workers may ask at once): the second finds the first one's image.
+exec 9>"$CACHE/build.lock"
+flock 9
+
 collection_tarball
 KEY=$(content_key)
 if [ "${1:-}" = --key ]; then echo "$KEY"; exit 0; fi
@@ -103,6 +107,11 @@ else
   # Old builds of the EE go: only the current key is kept.
   podman images --format '{{.Repository}}:{{.Tag}}' | grep "^$IMAGE:" | grep -v -e ":$KEY\$" -e ':latest$' \
     | xargs -r podman rmi >/dev/null 2>&1 || true
+  # podman 4.3's build leaves its working containers behind in storage (one per stage and COPY --from, each a layer
+  # of hundreds of MB), and the galaxy and builder stages as untagged images: this storage is the EE build's own, so
+  # everything of that kind in it is a leftover.
+  podman ps -a --external --format '{{.ID}} {{.Status}}' | awk '$2 == "Storage" {print $1}' | xargs -r podman rm -f >/dev/null 2>&1 || true
+  podman image prune -f >/dev/null 2>&1 || true
 fi
 podman tag "$IMAGE:$KEY" "$IMAGE:latest"
 echo "$IMAGE:$KEY"
