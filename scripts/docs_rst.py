@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Render the Markdown guides under docs/ as the collection's extra docs (docs/docsite/rst/*.rst).
 
 antsibull-docs (the docs site, docs.ansible.com, Galaxy's docs build) takes extra docs only as RST under
@@ -61,7 +60,7 @@ def rewrite_link(source, text, target):
     """A link between guides becomes a :ref: to the page; a link to another file of the repository a GitHub URL."""
     if re.match(r'^[a-z]+:', target) or target.startswith('#'):
         return '[%s](%s)' % (text, target)
-    path, _, anchor = target.partition('#')
+    path, _hash, anchor = target.partition('#')
     repo_path = os.path.normpath(os.path.join(os.path.dirname(source), path))
     if repo_path in PAGES:
         return ':ref:`%s <%s%s>`' % (text.replace('`', ''), LABEL_PREFIX, PAGES[repo_path])
