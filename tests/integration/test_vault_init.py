@@ -84,7 +84,6 @@ def test_unwritable_output_fails_before_init(ansible, bao_single, tmp_path):
     assert bao_single.seal_status()['initialized'] is False
 
 
-
 def test_full_disk_fails_before_init_naming_output_path(ansible, bao_single, full_tmpfs):
     """The server must not be initialized when its keys cannot be kept (they would be lost)."""
     out = os.path.join(full_tmpfs, 'init.json')

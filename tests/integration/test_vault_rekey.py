@@ -332,7 +332,6 @@ def test_wrong_current_key_cancels_the_attempt(ansible, bao_unsealed, tmp_path):
     assert not again.get('failed'), again.get('msg')
 
 
-
 @pytest.mark.parametrize('verify', [True, False], ids=['verified', 'unverified'])
 def test_full_disk_is_refused_before_the_rekey_starts(ansible, bao_unsealed, full_tmpfs, verify):
     """New keys that could not be kept must never be made: without verification they would replace the old
