@@ -151,7 +151,7 @@ from ansible_collections.trustroot.ops.plugins.module_utils._material import (
     material_from_init, partial_path, reserve_material_output, save_failure_message, save_material, secrets_in,
     utc_stamp)
 from ansible_collections.trustroot.ops.plugins.module_utils._vault import (
-    VaultError, VaultNode, connection_argument_spec, ensure_hvac, require_url)
+    VaultError, VaultNode, connection_argument_spec, ensure_connection, require_url)
 from ansible_collections.trustroot.ops.plugins.module_utils._vault_init import (
     InitInputError, build_init_request, is_auto_unseal)
 
@@ -173,7 +173,7 @@ def main():
         overwrite_output=dict(type='bool', default=False),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    ensure_hvac(module)
+    ensure_connection(module)
     require_url(module)
     params = module.params
     node = VaultNode.from_params(params)

@@ -268,7 +268,7 @@ from ansible_collections.trustroot.ops.plugins.module_utils._material import (
     AnswerError, check_material_output, commit_filled, load_key_shares, material_bytes, material_from_rekey,
     partial_path, rekey_material_bound, reserve_material_output, save_failure_message, save_material, utc_stamp)
 from ansible_collections.trustroot.ops.plugins.module_utils._vault import (
-    VaultError, VaultNode, connection_argument_spec, ensure_hvac)
+    VaultError, VaultNode, connection_argument_spec, ensure_connection)
 from ansible_collections.trustroot.ops.plugins.module_utils._vault_rekey import (
     OperationError, RekeyRun, check_target, choose_api, find_active_node, init_payload, resolve_layout, shape_layout,
     stale_attempt_message, validate_options)
@@ -372,7 +372,7 @@ def main():
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
                            required_one_of=[('keys', 'key_material_path')],
                            mutually_exclusive=[('keys', 'key_material_path')])
-    ensure_hvac(module)
+    ensure_connection(module)
     if not module.params['url']:
         module.fail_json(msg='url is required (or set VAULT_ADDR or BAO_ADDR)')
     params = module.params

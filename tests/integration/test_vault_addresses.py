@@ -39,8 +39,10 @@ def test_a_ui_or_v1_address_is_refused_before_any_call(ansible, bao_ui, tmp_path
         ('vault_status_info', {'url': v1}),
         ('vault_status_info', {'nodes': [bao_ui.url, v1]}),
         ('vault_status_info', {'url': '127.0.0.1:%d' % bao_ui.api_port}),
+        ('vault_rekey', {'url': ui, 'keys': ['a2V5'], 'output_path': str(tmp_path / 'rekey.json')}),
+        ('vault_root_token', {'url': ui, 'keys': ['a2V5'], 'output_path': str(tmp_path / 'root.json')}),
     ])
-    for result in results[:6]:
+    for result in results[:6] + results[8:]:
         assert result.get('failed') and result['changed'] is False, result
         assert result['msg'].startswith('url %s' % NO_PATH), result['msg']
     assert "(got path '/ui/'" in results[0]['msg'] and "(got path '/v1/'" in results[5]['msg']
