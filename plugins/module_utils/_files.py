@@ -88,16 +88,7 @@ def reserve_space(target_path, size):
     """
     directory = os.path.dirname(os.path.abspath(target_path))
     fd, path = tempfile.mkstemp(dir=directory, prefix='.%s.' % os.path.basename(target_path), suffix='.reserved')
-    try:
-        os.fchmod(fd, 0o600)
-        _write_all(fd, os.urandom(size))
-        os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        remove_quietly(path)
-        raise
-    os.close(fd)
-    fsync_directory(directory)
+    _fill_new_file(fd, path, os.urandom(size), 0o600)
     return path
 
 
@@ -128,6 +119,12 @@ def write_new_file(path, data, mode=0o600):
     """Create ``path`` (never replacing anything) with ``mode`` from the start, write and fsync it and its
     directory; raises OSError with nothing left behind."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, 'O_NOFOLLOW', 0), mode)
+    _fill_new_file(fd, path, data, mode)
+
+
+def _fill_new_file(fd, path, data, mode):
+    """Give the just-created file ``fd`` (at ``path``) ``mode``, write ``data``, fsync it and its directory, close
+    it; on any error it is closed and removed, and the error raised."""
     try:
         os.fchmod(fd, mode)
         _write_all(fd, data)
