@@ -24,6 +24,8 @@ import threading
 from ansible.module_utils.basic import env_fallback
 from ansible.module_utils.common.text.converters import to_bytes, to_text
 
+from ansible_collections.trustroot.ops.plugins.module_utils._der import DERError, der_children, der_read
+
 DEFAULT_SERVER_SOCKET = '/tmp/spire-server/private/api.sock'
 MAX_BATCH = 50            # create/update per CLI call (spire-controller-manager's sizes)
 MAX_DELETE_BATCH = 200
@@ -409,36 +411,9 @@ def unix_to_iso(seconds):
     return moment.strftime('%Y-%m-%dT%H:%M:%SZ')
 
 
-class DERError(ValueError):
-    pass
-
-
-def _der_item(data, pos):
-    """(tag, content start, content end) of the DER item at ``pos``."""
-    if pos + 2 > len(data):
-        raise DERError('truncated DER')
-    tag = data[pos]
-    length = data[pos + 1]
-    pos += 2
-    if length & 0x80:
-        count = length & 0x7f
-        if count == 0 or count > 4 or pos + count > len(data):
-            raise DERError('unsupported DER length')
-        length = int.from_bytes(data[pos:pos + count], 'big')
-        pos += count
-    if pos + length > len(data):
-        raise DERError('truncated DER')
-    return tag, pos, pos + length
-
-
 def _der_children(data, start, end):
-    children = []
-    pos = start
-    while pos < end:
-        tag, cstart, cend = _der_item(data, pos)
-        children.append((tag, cstart, cend))
-        pos = cend
-    return children
+    """(tag, content start, content end) of the elements inside a constructed element."""
+    return [(tag, cstart, cend) for tag, cstart, cend, _pos in der_children(data, start, end)]
 
 
 def _der_time(tag, raw):
@@ -457,7 +432,7 @@ def certificate_info(der):
     """{'serial', 'not_before', 'not_after' (ISO 8601 UTC), 'not_before_unix', 'not_after_unix',
     'subject_key_id' (lowercase hex or None)} of a DER X.509 certificate, read without a crypto library."""
     data = bytearray(der)
-    tag, start, end = _der_item(data, 0)
+    tag, start, end = der_read(data, 0)
     if tag != 0x30:
         raise DERError('not a certificate')
     tag, tstart, tend = _der_children(data, start, end)[0]
@@ -476,7 +451,7 @@ def certificate_info(der):
             parts = _der_children(data, estart, eend)
             if bytes(data[parts[0][1]:parts[0][2]]) == b'\x55\x1d\x0e':      # 2.5.29.14
                 octets = parts[-1]
-                inner = _der_item(data, octets[1])
+                inner = der_read(data, octets[1])
                 subject_key_id = bytes(data[inner[1]:inner[2]]).hex()
     return {'serial': str(int.from_bytes(serial, 'big')), 'not_before': unix_to_iso(not_before),
             'not_after': unix_to_iso(not_after), 'not_before_unix': not_before, 'not_after_unix': not_after,

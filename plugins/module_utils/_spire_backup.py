@@ -23,6 +23,7 @@ import time
 
 from ansible_collections.trustroot.ops.plugins.module_utils._backup import (
     finish_backup, subprocess_run, write_archive)
+from ansible_collections.trustroot.ops.plugins.module_utils._der import der_read
 
 
 class SpireBackupError(Exception):
@@ -559,9 +560,10 @@ def collect_parts(workdir, datastore, sqlite_path, connection_string, keys_path,
 # data: the protobuf journal.Entries) and the disk key manager's private keys in keys.json
 # ({"keys": {"<key id>": base64 PKCS#8 DER}}). At start it loads a journal slot only when the key manager key
 # x509-CA-<slot> / JWT-Signer-<slot> / WIT-Signer-<slot> has the public key of the slot's certificate or key;
-# otherwise it prepares a new CA without a word. The readers below are hand-written (a small DER and protobuf
-# wire-format reader) because this file runs on hosts with only python3 (no cryptography, no protobuf), where
-# the backup role installs it with _backup.py, _files.py and _s3.py only (not _spire_federation.py's DER reader).
+# otherwise it prepares a new CA without a word. The readers below are hand-written (key and certificate fields
+# over _der.py's element reader, and a small protobuf wire-format reader) because this file runs on hosts with
+# only python3 (no cryptography, no protobuf), where the backup role installs it with _backup.py, _der.py,
+# _files.py and _s3.py.
 
 OID_EC = bytes.fromhex('2a8648ce3d0201')           # 1.2.840.10045.2.1 id-ecPublicKey
 OID_RSA = bytes.fromhex('2a864886f70d010101')      # 1.2.840.113549.1.1.1 rsaEncryption
@@ -580,22 +582,10 @@ _INT_FIELDS = ('issued_at', 'not_after', 'status')
 
 
 def _der(data, pos=0):
-    """(tag, value start, value end) of the DER element at ``pos``."""
-    if pos + 2 > len(data):
-        raise ValueError('truncated DER')
-    tag, length = data[pos], data[pos + 1]
-    pos += 2
-    if tag & 0x1f == 0x1f:
+    """(tag, value start, value end) of the DER element at ``pos``; multi-byte tags are refused."""
+    if pos < len(data) and data[pos] & 0x1f == 0x1f:
         raise ValueError('unexpected multi-byte DER tag')
-    if length & 0x80:
-        count = length & 0x7f
-        if not 0 < count <= 4 or pos + count > len(data):
-            raise ValueError('bad DER length')
-        length = int.from_bytes(data[pos:pos + count], 'big')
-        pos += count
-    if pos + length > len(data):
-        raise ValueError('truncated DER')
-    return tag, pos, pos + length
+    return der_read(data, pos)
 
 
 def _der_items(data):

@@ -22,6 +22,8 @@ import hashlib
 import json
 import re
 
+from ansible_collections.trustroot.ops.plugins.module_utils._der import DERError, der_children, der_read
+
 SPIFFE_SCHEME = 'spiffe://'
 MAX_SPIFFE_ID_LENGTH = 2048
 MAX_TRUST_DOMAIN_LENGTH = 255
@@ -158,39 +160,6 @@ CURVES = {
     '1.3.132.0.34': ('P-384', 48),
     '1.3.132.0.35': ('P-521', 66),
 }
-
-
-class DERError(ValueError):
-    pass
-
-
-def der_read(data, pos=0):
-    """(tag, content start, content end) of the DER element at ``pos``."""
-    if pos + 2 > len(data):
-        raise DERError('truncated DER element')
-    tag = data[pos]
-    length = data[pos + 1]
-    pos += 2
-    if length & 0x80:
-        count = length & 0x7f
-        if count == 0 or count > 4 or pos + count > len(data):
-            raise DERError('unsupported DER length')
-        length = int.from_bytes(data[pos:pos + count], 'big')
-        pos += count
-    if pos + length > len(data):
-        raise DERError('truncated DER content')
-    return tag, pos, pos + length
-
-
-def der_children(data, start, end):
-    """Elements inside a constructed element, as (tag, start, end, element start)."""
-    out = []
-    pos = start
-    while pos < end:
-        tag, cstart, cend = der_read(data, pos)
-        out.append((tag, cstart, cend, pos))
-        pos = cend
-    return out
 
 
 def der_oid(content):
