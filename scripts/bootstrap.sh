@@ -5,6 +5,8 @@
 #   .cache/artifacts.json        sha256 of each binary in .cache/bin (the lab installs them as local artifacts)
 #   .cache/bin/spire-{server,agent}  SPIRE built with `go install` through the Go module proxy
 #   .cache/bin/minio             MinIO (S3 store for the backup tests), `go install` through the Go module proxy
+#   .cache/bin/{prometheus,promtool,prometheus-blackbox-exporter,prometheus-node-exporter}
+#                                Debian bookworm's packages, unpacked (never installed) under .cache/prometheus
 #   .cache/collections/          a collections path on which this checkout is trustroot.ops
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -84,11 +86,43 @@ build_minio() {
   ln -sfn "$ROOT/$dir/minio" .cache/bin/minio
 }
 
+fetch_prometheus() {
+  # The monitoring role installs Prometheus and its exporters as local artifacts like the other roles:
+  # `apt-get download` Debian's packages (Go binaries, statically linked) and unpack them with dpkg -x.
+  # Nothing is installed or started on this machine; one directory per package version.
+  local pkg version dir tmp
+  for pkg in prometheus prometheus-blackbox-exporter prometheus-node-exporter; do
+    version=$(apt-cache policy "$pkg" | awk '/Candidate:/ {print $2}')
+    if [ -z "$version" ] || [ "$version" = "(none)" ]; then
+      log "no Debian package $pkg in the APT sources (run apt-get update): monitoring binaries skipped"
+      return 0
+    fi
+    dir=.cache/prometheus/$pkg/${version//[:+~]/_}
+    if [ ! -d "$dir/root" ]; then
+      log "downloading $pkg $version"
+      tmp=$(mktemp -d .cache/prometheus-dl.XXXXXX) && chmod 755 "$tmp"   # apt's _apt user writes there
+      (cd "$tmp" && apt-get download -qq "$pkg=$version" >/dev/null)
+      mkdir -p "$tmp/root" && dpkg -x "$tmp"/*.deb "$tmp/root"
+      mkdir -p "$(dirname "$dir")" && rm -rf "$dir" && mv "$tmp" "$dir"
+    fi
+    case $pkg in
+      prometheus)
+        ln -sfn "$ROOT/$dir/root/usr/bin/prometheus" .cache/bin/prometheus
+        ln -sfn "$ROOT/$dir/root/usr/bin/promtool" .cache/bin/promtool ;;
+      *) ln -sfn "$ROOT/$dir/root/usr/bin/$pkg" ".cache/bin/$pkg" ;;
+    esac
+  done
+}
+
 record_artifacts() {
   # The lab installs these binaries as local artifacts (air-gapped style): their sha256 in one file,
   # rewritten only when a binary is newer, so a playbook reads a checksum instead of hashing 500 MB.
   local out=.cache/artifacts.json
-  if [ -f "$out" ] && [ -z "$(find -L .cache/bin -newer "$out" -type f 2>/dev/null)" ]; then return 0; fi
+  # A binary unpacked from a Debian package keeps the package's (old) mtime: a name missing from the
+  # file also means rewrite.
+  if [ -f "$out" ] && [ -z "$(find -L .cache/bin -newer "$out" -type f 2>/dev/null)" ] &&
+     .venv/bin/python -c 'import json, os, sys; sys.exit(bool(set(os.listdir(".cache/bin")) - set(json.load(open(sys.argv[1])))))' "$out"
+  then return 0; fi
   .venv/bin/python - "$out" <<'PY'
 import hashlib, json, os, sys
 out = {}
@@ -121,6 +155,7 @@ link_bao
 link_collection
 [ "${BOOTSTRAP_SKIP_SPIRE:-0}" = 1 ] || build_spire
 [ "${BOOTSTRAP_SKIP_MINIO:-0}" = 1 ] || build_minio
+fetch_prometheus
 record_artifacts
 [ "${BOOTSTRAP_SKIP_LAB:-0}" = 1 ] || build_lab_rootfs
 log "ready"
