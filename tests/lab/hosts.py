@@ -63,6 +63,8 @@ PACKAGES = (
     # SPIRE's postgres datastore on a lab host (the hosts cannot reach a mirror later). Installed
     # disabled: only a host that is given the database role starts it.
     'postgresql',
+    # logrotate: the vault_server role rotates the audit files with it.
+    'logrotate',
 )
 # Units installed enabled that no host runs unless a role or test asks for them.
 DISABLED_UNITS = ('postgresql.service',)
