@@ -79,6 +79,8 @@ def stack_vars(files_dir, groups, artifacts, age_recipient, trust_domain=TRUST_D
             'spire_server_artifact_path': os.path.join(ROOT, '.cache', 'bin', 'spire-server'),
             'spire_server_artifact_sha256': artifacts['spire-server'],
             'spire_server_trust_domain': trust_domain,
+            # Prometheus on another lab host scrapes SPIRE's telemetry (the roles' default is 127.0.0.1).
+            'spire_server_telemetry_prometheus_host': '{{ ansible_host }}',
             'spire_registration_entry_id_prefix': 'demo-',
             'spire_registration_entries': demo_entries(groups.get('spire_agents', []), trust_domain),
         })
@@ -87,6 +89,7 @@ def stack_vars(files_dir, groups, artifacts, age_recipient, trust_domain=TRUST_D
             'spire_agent_artifact_path': os.path.join(ROOT, '.cache', 'bin', 'spire-agent'),
             'spire_agent_artifact_sha256': artifacts['spire-agent'],
             'spire_agent_trust_domain': trust_domain,
+            'spire_agent_telemetry_prometheus_host': '{{ ansible_host }}',
             'spire_agent_join_token_alias': '{{ "spiffe://%s/node/" ~ inventory_hostname }}' % trust_domain,
         })
     return out

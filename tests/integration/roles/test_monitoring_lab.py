@@ -1,0 +1,310 @@
+"""The monitoring role on the stack: a real Prometheus (on a bare host beside the stack layer's hosts) scrapes the
+real OpenBao nodes, their sys/health through the blackbox exporter, the SPIRE server and agents, and the node
+exporters' textfile metrics that the backup role's real timer unit writes. Every metric name the rules and
+dashboards use must exist in a real scrape; no alert fires on the healthy stack; then faults induced together (an
+OpenBao standby sealed, a SPIRE agent stopped, the SPIRE backup unit failing, the SPIRE server stopped) each make
+their alert fire within its capped `for` plus two scrape intervals, and repair resolves them. The role's second run
+changes nothing, and at -vvvv the Vault metrics token is in no output."""
+
+import glob
+import json
+import os
+import re
+import time
+import urllib.parse
+import urllib.request
+
+import pytest
+import yaml
+
+from tests.lab import hosts as labhosts
+from tests.lab.common import ROOT, wait_for
+from tests.lab.stack import Stack, read_artifacts, total
+
+NAME = 'it-monitor'
+GROUPS = {
+    'vault_servers': ['vault1', 'vault2', 'vault3'],
+    'spire_servers': ['spire-server1'],
+    'spire_agents': ['spire-agent1', 'spire-agent2'],
+    'monitoring': ['monitor1'],
+}
+RULES_DIR = os.path.join(ROOT, 'roles', 'monitoring', 'files', 'rules')
+DASHBOARDS_DIR = os.path.join(ROOT, 'roles', 'monitoring', 'files', 'dashboards')
+SCRAPE_S = 1
+FOR_CAP_S = 3
+# The lab's SPIRE backups are late this long after the last success (production: the timer's schedule).
+BACKUP_MAX_AGE_S = 20
+PLAYBOOK = """
+- name: Scheduled SPIRE server backups (their textfile metrics are what the backup alerts watch)
+  hosts: spire_servers
+  gather_facts: false
+  roles:
+    - role: trustroot.ops.backup
+      vars:
+        backup_vault: false
+        backup_randomized_delay: "0"
+
+- name: Monitoring
+  ansible.builtin.import_playbook: trustroot.ops.monitoring
+"""
+BACKUP_UNIT = 'trustroot-backup@spire-server.service'
+BREAK_DROPIN = '/run/systemd/system/%s.d/broken.conf' % BACKUP_UNIT
+
+
+def lab_vars(artifacts):
+    out = {
+        'monitoring_scrape_interval': '%ds' % SCRAPE_S,
+        'monitoring_evaluation_interval': '%ds' % SCRAPE_S,
+        'monitoring_alert_for_cap': '%ds' % FOR_CAP_S,
+        'monitoring_backup_max_age_seconds': {'vault': 86400 * 365, 'spire': BACKUP_MAX_AGE_S},
+    }
+    for prefix, binary in (('prometheus', 'prometheus'), ('promtool', 'promtool'),
+                           ('blackbox', 'prometheus-blackbox-exporter'), ('node_exporter', 'prometheus-node-exporter')):
+        out['monitoring_%s_artifact_path' % prefix] = os.path.join(ROOT, '.cache', 'bin', binary)
+        out['monitoring_%s_artifact_sha256' % prefix] = artifacts[binary]
+    return out
+
+
+@pytest.fixture(scope='module')
+def stack():
+    started = time.monotonic()
+    stack = Stack.from_layer(NAME, groups=GROUPS, extra_vars=lab_vars(read_artifacts()))
+    stack.timings = {'boot_from_layer': stack.boot_seconds}
+    try:
+        stack.root_token = stack.vault_secrets()[-1]
+        stack.active = next(host for host in GROUPS['vault_servers'] if stack.vault_api(host, 'sys/health')[0] == 200)
+        status, _body = stack.vault_api(stack.active, 'sys/policies/acl/trustroot-metrics', 'PUT',
+                                        {'policy': 'path "sys/metrics" { capabilities = ["read"] }'}, token=stack.root_token)
+        assert status in (200, 204)
+        status, body = stack.vault_api(stack.active, 'auth/token/create', 'POST',
+                                       {'policies': ['trustroot-metrics'], 'no_default_policy': True, 'ttl': '2h'},
+                                       token=stack.root_token)
+        assert status == 200, body
+        stack.metrics_token = body['auth']['client_token']
+        token_vars = stack.write_secret_vars('monitoring-token.json', {'monitoring_vault_metrics_token': stack.metrics_token})
+        stack.playbook = os.path.join(stack.files_dir, 'monitoring-lab.yml')
+        with open(stack.playbook, 'w') as handle:
+            handle.write(PLAYBOOK)
+        stack.args = ['-e', '@' + token_vars]
+        t0 = time.monotonic()
+        stack.first = stack.run(stack.playbook, stack.args)
+        stack.timings['first_run'] = round(time.monotonic() - t0, 1)
+        assert stack.first.returncode == 0, stack.first.stdout[-4000:] + stack.first.stderr[-2000:]
+        stack.prometheus = 'http://%s:9090' % stack.lab.address('monitor1')
+        yield stack
+    finally:
+        stack.timings['total'] = round(time.monotonic() - started, 1)
+        print('monitoring lab timings: %s' % json.dumps(stack.timings))
+        labhosts.destroy(NAME)
+
+
+def api(stack, path, **params):
+    url = stack.prometheus + '/api/v1/' + path + ('?' + urllib.parse.urlencode(params) if params else '')
+    with urllib.request.urlopen(url, timeout=5) as response:
+        body = json.load(response)
+    assert body.get('status') == 'success', body
+    return body['data']
+
+
+def targets(stack):
+    return [(t['labels']['job'], t['labels']['instance'], t['health'], t.get('lastError', ''))
+            for t in api(stack, 'targets', state='active')['activeTargets']]
+
+
+def alerts(stack, state='firing'):
+    return [a for a in api(stack, 'alerts')['alerts'] if a['state'] == state]
+
+
+def rule_files():
+    return sorted(glob.glob(os.path.join(RULES_DIR, '*.yml')))
+
+
+def alert_rules():
+    out = {}
+    for path in rule_files():
+        with open(path) as handle:
+            for group in yaml.safe_load(handle)['groups']:
+                for rule in group['rules']:
+                    if 'alert' in rule:
+                        out[rule['alert']] = rule
+    return out
+
+
+PROMQL_WORDS = {'and', 'or', 'unless', 'by', 'without', 'on', 'ignoring', 'group_left', 'group_right', 'offset',
+                'bool', 'inf', 'nan', 'time', 'vector', 'scalar'}
+
+
+def metric_names(expr):
+    """Metric names a PromQL expression selects (strings, label matchers, grouping clauses and ranges removed)."""
+    text = re.sub(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'', '""', expr)
+    text = re.sub(r'\{[^}]*\}', ' ', text)
+    text = re.sub(r'\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)', ' ', text)
+    text = re.sub(r'\[[^\]]*\]', ' ', text)
+    names = set()
+    for match in re.finditer(r'(?<![\w:.])([a-zA-Z_:][a-zA-Z0-9_:]*)(?![\w:])(?!\s*\()', text):
+        word = match.group(1)
+        if word.lower() not in PROMQL_WORDS and not re.match(r'^\d', word):
+            names.add(word)
+    return names
+
+
+def used_names():
+    """{metric name: where} of every selector in the rule files and the dashboards, minus recorded series."""
+    used, recorded = {}, set()
+    for path in rule_files():
+        with open(path) as handle:
+            for group in yaml.safe_load(handle)['groups']:
+                for rule in group['rules']:
+                    recorded.add(rule.get('record', ''))
+                    for name in metric_names(str(rule['expr'])):
+                        used.setdefault(name, os.path.basename(path))
+    for path in sorted(glob.glob(os.path.join(DASHBOARDS_DIR, '*.json'))):
+        with open(path) as handle:
+            text = handle.read()
+        for expr in re.findall(r'"(?:expr|query)"\s*:\s*"((?:[^"\\]|\\.)*)"', text):
+            for name in metric_names(json.loads('"%s"' % expr)):
+                used.setdefault(name, os.path.basename(path))
+    recorded |= {'trustroot:vault_expected_peers', 'trustroot:backup_max_age_seconds'}
+    return {name: where for name, where in used.items() if name not in recorded and not name.startswith('$')}
+
+
+def test_metric_names_parsed_from_promql():
+    assert metric_names('sum by (cluster) (rate(vault_core_handle_request_count{job="vault"}[5m])) > 0') == \
+        {'vault_core_handle_request_count'}
+    assert metric_names('time() - trustroot_backup_last_success_timestamp_seconds > on(system) '
+                        'trustroot:backup_max_age_seconds') == \
+        {'trustroot_backup_last_success_timestamp_seconds', 'trustroot:backup_max_age_seconds'}
+
+
+def test_every_target_up(stack):
+    def all_up():
+        found = targets(stack)
+        return found if found and all(health == 'up' for _job, _instance, health, _err in found) else None
+
+    try:
+        found = wait_for(all_up, timeout=20, interval=0.5, what='every target up')
+    except TimeoutError:
+        pytest.fail('targets not up: %s' % [t for t in targets(stack) if t[2] != 'up'])
+    jobs = {}
+    for job, instance, _health, _err in found:
+        jobs.setdefault(job, set()).add(instance)
+    assert jobs == {
+        'prometheus': {'monitor1'},
+        'vault': set(GROUPS['vault_servers']),
+        'vault_health': set(GROUPS['vault_servers']),
+        'spire_server': set(GROUPS['spire_servers']),
+        'spire_agent': set(GROUPS['spire_agents']),
+        'node': set(GROUPS['vault_servers'] + GROUPS['spire_servers']),
+    }
+
+
+def test_second_run_changes_nothing_and_leaks_no_token(stack):
+    """Idempotence, and -vvvv output without the metrics token (nor the stack's root token and unseal keys)."""
+    t0 = time.monotonic()
+    proc = stack.run(stack.playbook, stack.args + ['-vvvv'])
+    stack.timings['second_run_vvvv'] = round(time.monotonic() - t0, 1)
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    assert total(proc.stdout) == 0, [line for line in proc.stdout.splitlines() if line.startswith('changed:')][:20]
+    output = stack.first.stdout + stack.first.stderr + proc.stdout + proc.stderr
+    for secret in [stack.metrics_token] + stack.vault_secrets():
+        assert secret not in output
+    listing = stack.lab.exec('monitor1', ['stat', '-c', '%a %U', '/etc/prometheus/vault-metrics.token'])
+    assert listing.stdout.split() == ['600', 'prometheus']
+    config = stack.lab.exec('monitor1', ['cat', '/etc/prometheus/prometheus.yml']).stdout
+    assert stack.metrics_token not in config and 'credentials_file: /etc/prometheus/vault-metrics.token' in config
+
+
+def run_backup(stack):
+    proc = stack.lab.exec('spire-server1', ['systemctl', 'start', BACKUP_UNIT], timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_every_used_metric_exists_in_a_real_scrape(stack):
+    if not rule_files():
+        pytest.fail('no rule files in %s' % RULES_DIR)
+    run_backup(stack)  # the backup textfile metrics exist once a backup has run
+    used = used_names()
+    assert used
+
+    def missing():
+        exported = set(api(stack, 'label/__name__/values'))
+        out = {name: where for name, where in used.items() if name not in exported}
+        return out
+
+    wait_for(lambda: not missing(), timeout=10, interval=1, what='every metric name in a scrape') if missing() else None
+    assert missing() == {}
+
+
+def test_no_alert_fires_on_the_healthy_stack(stack):
+    run_backup(stack)
+    # Two evaluations after every target is up, no alert pending or firing.
+    time.sleep(2 * SCRAPE_S + 1)
+    assert [(a['labels']['alertname'], a['labels'].get('instance')) for a in api(stack, 'alerts')['alerts']] == []
+
+
+# Each fault and the alerts it must fire (by their label set); read from the rule files' names.
+FAULTS = {
+    'vault_sealed': ('vault', 'VaultNodeSealed'),
+    'spire_agent_down': ('spire_agent', 'SpireAgentDown'),
+    'spire_server_down': ('spire_server', 'SpireServerDown'),
+    'backup_late': ('backup', 'BackupTooOld'),
+}
+
+
+def test_faults_fire_and_resolve(stack):
+    rules = alert_rules()
+    standby = next(host for host in GROUPS['vault_servers'] if host != stack.active)
+    run_backup(stack)
+    last_backup = time.time()
+    # Faults that do not mask each other, all at once.
+    status, body = stack.vault_api(standby, 'sys/seal', 'PUT', token=stack.root_token)
+    assert status in (200, 204), body
+    induced = time.time()
+    assert stack.lab.exec('spire-agent1', ['systemctl', 'stop', 'spire-agent']).returncode == 0
+    assert stack.lab.exec('spire-server1', ['systemctl', 'stop', 'spire-server']).returncode == 0
+    stack.lab.exec('spire-server1', ['mkdir', '-p', os.path.dirname(BREAK_DROPIN)])
+    stack.lab.exec('spire-server1', ['sh', '-c', 'printf "[Service]\\nExecStart=\\nExecStart=/bin/false\\n" > %s && '
+                                     'systemctl daemon-reload' % BREAK_DROPIN])
+    assert stack.lab.exec('spire-server1', ['systemctl', 'start', BACKUP_UNIT]).returncode != 0
+
+    expected = {
+        ('vault', standby): induced,
+        ('spire_agent', 'spire-agent1'): induced,
+        ('spire_server', 'spire-server1'): induced,
+        ('backup', 'spire-server1'): last_backup + BACKUP_MAX_AGE_S,
+    }
+    fired = {}
+
+    def all_fired():
+        for alert in alerts(stack):
+            labels = alert['labels']
+            key = (labels.get('system') if labels.get('system') != 'spire' else
+                   ('spire_agent' if labels.get('instance', '').startswith('spire-agent') else 'spire_server'),
+                   labels.get('instance'))
+            if key in expected and key not in fired:
+                fired[key] = (labels['alertname'], time.time())
+        return set(expected) <= set(fired)
+
+    deadline = max(expected.values()) + FOR_CAP_S + 2 * SCRAPE_S + 8
+    wait_for(all_fired, timeout=max(deadline - time.time(), 1), interval=0.5, what='alerts of every fault firing')
+    stack.timings['fired_after_s'] = {'%s/%s' % key: round(at - expected[key], 1) for key, (_name, at) in fired.items()}
+    for key, (name, at) in fired.items():
+        assert name in rules
+        # Its capped for, two scrape intervals, and one evaluation and API poll of slack.
+        assert at - expected[key] <= FOR_CAP_S + 2 * SCRAPE_S + 3, (key, name, at - expected[key])
+
+    # Repair: unseal, start, a backup that works again.
+    material = stack.decrypt(os.path.join(stack.files_dir, 'vault-init.json.age'))
+    for key in material['unseal_keys_b64'][:material['unseal_threshold']]:
+        stack.vault_api(standby, 'sys/unseal', 'PUT', {'key': key})
+    assert stack.lab.exec('spire-server1', ['systemctl', 'start', 'spire-server']).returncode == 0
+    assert stack.lab.exec('spire-agent1', ['systemctl', 'start', 'spire-agent']).returncode == 0
+    stack.lab.exec('spire-server1', ['sh', '-c', 'rm -f %s && systemctl daemon-reload && systemctl reset-failed %s'
+                                     % (BREAK_DROPIN, BACKUP_UNIT)])
+    wait_for(lambda: stack.lab.exec('spire-server1', ['spire-server', 'healthcheck', '-socketPath',
+                                                      '/run/spire/server/private/api.sock']).returncode == 0,
+             timeout=30, interval=0.5, what='spire-server healthy')
+    run_backup(stack)
+    t0 = time.monotonic()
+    wait_for(lambda: not api(stack, 'alerts')['alerts'], timeout=30, interval=0.5, what='every alert resolved')
+    stack.timings['resolved_after_repair_s'] = round(time.monotonic() - t0, 1)
