@@ -120,10 +120,11 @@ options:
   batch_size:
     description:
       - Entries created or updated per C(spire-server) command (deletions go by 200).
-      - Each command costs a process start; for thousands of entries a larger batch is faster. A batch
-        is also cut at 1 MiB of JSON so requests stay well under SPIRE's 4 MiB message limit.
+      - Each command costs a process start, so fewer, larger batches are faster; for a few entries the
+        size makes no difference. A batch is also cut at 1 MiB of JSON so requests stay well under SPIRE's
+        4 MiB message limit.
     type: int
-    default: 50
+    default: 500
   parallel:
     description:
       - How many C(spire-server) batch commands run at the same time within each step (creations, then
@@ -313,21 +314,19 @@ unconfirmed:
 
 import collections
 import itertools
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.trustroot.ops.plugins.module_utils._spire import (
-    ALREADY_EXISTS, CODE_NAMES, MAX_BATCH, MAX_DELETE_BATCH, NOT_FOUND, SpireError, SpireServerCLI, chunked,
+    ALREADY_EXISTS, CODE_NAMES, MAX_DELETE_BATCH, NOT_FOUND, SpireError, SpireServerCLI, chunked,
     iter_json_array, server_argument_spec)
 from ansible_collections.trustroot.ops.plugins.module_utils._spire_entries import (
-    MAX_BATCH_SIZE, EntryInputError, bind_trust_domain, build_diff, changed_fields, check_prefix,
+    DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE, EntryInputError, bind_trust_domain, build_diff, changed_fields, check_prefix,
     delete_payload, describe, describe_key, interruption_note, key_of, normalize_current, normalize_desired_list, owned,
-    payload_batches, plan_absent, plan_present, show_args_for_key, to_result, values_of)
+    payload_batches, reads_whole_server, plan_absent, plan_present, show_args_for_key, to_result, values_of)
 
-# Up to this many desired entries (and without prune) the current state is read entry by entry;
-# above it, one `entry show` of the whole server is streamed.
-TARGETED_READ_LIMIT = 16
 MAX_PARALLEL = 8
 
 ENTRY_OPTIONS = dict(
@@ -380,10 +379,41 @@ def read_current(cli, desired, full):
     return found
 
 
+class Prefetch(object):
+    """`entry show` of the whole server, started before the desired entries are validated: the server's
+    answer is most of a no-op run, and the module's own work (validation, the trust domain) overlaps
+    with it. A thread waits for the first entry (the process start and the server's listing); the rest is
+    streamed by the caller, so the answer is never held whole."""
+
+    def __init__(self, cli):
+        self._stream = stream_all(cli)
+        self._first = []
+        self._error = None
+        self._thread = threading.Thread(target=self._wait_first)
+        self._thread.daemon = True
+        self._thread.start()
+
+    def _wait_first(self):
+        try:
+            self._first.append(next(self._stream))
+        except StopIteration:
+            pass
+        except Exception as err:  # pylint: disable=broad-except
+            # Raised again in the module's thread by entries().
+            self._error = err
+
+    def entries(self):
+        """Every current Entry (an iterator, consumed once); raises what the read raised."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return itertools.chain(self._first, self._stream)
+
+
 class Applier(object):
     """Runs a plan in batches and records what was applied and what SPIRE refused."""
 
-    def __init__(self, cli, prefix, batch_size=MAX_BATCH, parallel=1):
+    def __init__(self, cli, prefix, batch_size=DEFAULT_BATCH_SIZE, parallel=1):
         self.cli = cli
         self.prefix = prefix
         self.batch_size = batch_size
@@ -484,7 +514,7 @@ class Applier(object):
         key in between. Read it back: the same owned entry counts as existing, an owned one with other
         fields is updated, one not owned is a conflict."""
         wanted = dict((key_of(e), e) for e in entries)
-        if len(entries) <= TARGETED_READ_LIMIT:
+        if not reads_whole_server(len(entries), False):
             current = []
             for entry in entries:
                 current.extend(read_entries(self.cli, show_args_for_key(key_of(entry))))
@@ -549,7 +579,7 @@ def main():
     argument_spec.update(
         entries=dict(type='list', elements='dict', options=ENTRY_OPTIONS),
         entries_file=dict(type='path'),
-        batch_size=dict(type='int', default=MAX_BATCH),
+        batch_size=dict(type='int', default=DEFAULT_BATCH_SIZE),
         parallel=dict(type='int', default=2),
         state=dict(type='str', choices=['present', 'absent'], default='present'),
         entry_id_prefix=dict(type='str'),
@@ -564,6 +594,13 @@ def main():
     state = params['state']
     prefix = params['entry_id_prefix']
     limit = max(0, params['report_limit'])
+
+    cli = SpireServerCLI(module)
+    # A whole-server read is started now when it will be needed (a count not known before reading
+    # entries_file counts as many): it overlaps with the validation below.
+    prefetch = None
+    if reads_whole_server(len(params['entries'] or ()) if not params['entries_file'] else None, params['prune']):
+        prefetch = Prefetch(cli)
 
     # Validation of the input alone, before any call.
     try:
@@ -592,7 +629,6 @@ def main():
     # The raw input is no longer needed: drop it so only the normalised entries stay in memory.
     params['entries'] = None
 
-    cli = SpireServerCLI(module)
     try:
         trust_domain = cli.run_json(['bundle', 'show']).get('trust_domain')
     except SpireError as err:
@@ -602,9 +638,11 @@ def main():
     except EntryInputError as err:
         module.fail_json(msg=str(err))
 
-    full = params['prune'] or len(desired) > TARGETED_READ_LIMIT
     try:
-        current = read_current(cli, desired, full)
+        if prefetch is not None:
+            current = prefetch.entries()
+        else:
+            current = read_current(cli, desired, reads_whole_server(len(desired), params['prune']))
         if state == 'present':
             plan = plan_present(desired, current, prefix=prefix, prune=params['prune'])
         else:

@@ -274,3 +274,42 @@ def test_interruption_note_counts_the_changes_sent_without_an_answer():
         'in commands that got no answer: SPIRE may have applied some of them, a re-run reads them back')
     assert se.interruption_note(30, 5, 3, 1, 0) == (
         'applied before this error: 5 created, 3 updated, 1 deleted, of 30 planned changes')
+
+
+def test_normalize_current_every_field():
+    raw = {'id': 'cfg.1', 'spiffe_id': {'trust_domain': 'example.org', 'path': '/web'},
+           'parent_id': {'trust_domain': 'example.org', 'path': '/agent'},
+           'selectors': [{'type': 'unix', 'value': 'uid:1'}, {'type': 'k8s', 'value': 'ns:a'}],
+           'x509_svid_ttl': 60, 'jwt_svid_ttl': '30', 'federates_with': ['spiffe://b.org', 'a.org'],
+           'dns_names': ['web.example.org'], 'admin': True, 'downstream': True, 'hint': 'h', 'store_svid': True,
+           'expires_at': '99', 'additional_attributes': {'disable_x509_svid_prefetch': True,
+                                                         'jwt_svid_include_jti': True}}
+    entry = normalize_current(raw)
+    assert entry == se.Entry(id='cfg.1', spiffe_id='spiffe://example.org/web', parent_id='spiffe://example.org/agent',
+                             selectors=('k8s:ns:a', 'unix:uid:1'), x509_svid_ttl=60, jwt_svid_ttl=30,
+                             federates_with=('a.org', 'b.org'), dns_names=('web.example.org',), admin=True,
+                             downstream=True, hint='h', store_svid=True, expires_at=99,
+                             disable_x509_svid_prefetch=True, jwt_svid_include_jti=True, index=None)
+    # The legacy shapes: entry_id, string IDs, entryExpiry; absent fields are the defaults.
+    legacy = normalize_current({'entry_id': 'x', 'spiffe_id': 'spiffe://example.org/w', 'parent_id': None,
+                                'entryExpiry': 5})
+    assert (legacy.id, legacy.spiffe_id, legacy.parent_id, legacy.selectors, legacy.expires_at) == (
+        'x', 'spiffe://example.org/w', '', (), 5)
+    expected = tuple(se.DEFAULTS[name] if name != 'expires_at' else 5 for name in se.VALUE_FIELDS)
+    assert legacy[se._VALUE_SLICE] == expected
+
+
+@pytest.mark.parametrize('count, prune, whole', [
+    (0, False, False), (se.TARGETED_READ_LIMIT, False, False), (se.TARGETED_READ_LIMIT + 1, False, True),
+    (1, True, True), (None, False, True)])
+def test_reads_whole_server(count, prune, whole):
+    # None: the count is not known before the entries are read (entries_file).
+    assert se.reads_whole_server(count, prune) is whole
+
+
+def test_default_batch_size_fits_the_payload_cap():
+    entries = normalize_desired_list([{'spiffe_id': 'spiffe://example.org/w%d' % i, 'parent_id': 'spiffe://example.org/a',
+                                       'selectors': ['unix:uid:%d' % i]} for i in range(1200)])
+    batches = list(se.payload_batches(entries, se.DEFAULT_BATCH_SIZE))
+    assert [len(b) for b, _payload in batches] == [500, 500, 200]
+    assert max(len(payload) for _b, payload in batches) <= se.MAX_PAYLOAD_BYTES
