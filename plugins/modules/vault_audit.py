@@ -24,7 +24,7 @@ description:
     stanzas in its configuration, and never disables or changes a declared device through the API. When the
     devices already match, the task reports no change; otherwise it fails before any call that changes something,
     saying what is needed and giving the stanzas (RV(config_stanzas)) to declare on every node - the
-    M(trustroot.ops.vault_server) role writes them.
+    C(trustroot.ops.vault_server) role writes them.
   - The flavour comes from C(sys/seal-status); on OpenBao C(sys/config/state/sanitized) tells whether the API may
     create devices and which ones the configuration declares (a token with C(sudo) on it, such as a root token).
   - Needs a token with C(sudo) on C(sys/audit) (and C(sys/audit/*)).
