@@ -163,11 +163,12 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.trustroot.ops.plugins.module_utils._snapshot_upload import upload_snapshot
 from ansible_collections.trustroot.ops.plugins.module_utils._vault import (
     VaultError, VaultNode, connection_argument_spec, ensure_connection, nodes_from_params)
 from ansible_collections.trustroot.ops.plugins.module_utils._vault_raft import (
     SHA256_RE, RaftError, find_leader, fresh_snapshot, leader_node_id, metadata_path, read_metadata,
-    restore_snapshot, save_snapshot, snapshot_target_errors, verify_snapshot_file)
+    save_snapshot, snapshot_target_errors, verify_snapshot_file)
 
 
 def option_errors(params):
@@ -266,7 +267,7 @@ def run_restored(module):
                       'sha256': expected.lower()}}
     if module.check_mode:
         return result
-    restore_snapshot(node, path, force=params['force'])
+    upload_snapshot(node, path, force=params['force'])
     return result
 
 
