@@ -31,6 +31,7 @@ PAGES = {
     'docs/roles/spire_registration.md': 'guide_spire_registration',
     'docs/roles/backup.md': 'guide_backup',
     'docs/roles/monitoring.md': 'guide_monitoring',
+    'docs/monitoring.md': 'guide_monitoring_alerts',
     'docs/spire-registration.md': 'guide_spire_registration_entries',
     'docs/spire-federation.md': 'guide_spire_federation',
     'docs/spire-ca-rotation.md': 'guide_spire_ca_rotation',
