@@ -198,6 +198,26 @@ def scrape_prometheus(workdir):
         proc.wait()
 
 
+# What a single scrape does not show: series that appear only on some nodes or after some activity.
+NOTES = {
+    'vault_active_only': 'only the active node exports these (raft leader, autopilot, audit, request handling); a node '
+                         'that was active keeps them for prometheus_retention_time',
+    'vault_audit': 'vault_audit_* appear on the active node after the first audited request',
+    'vault_stale_labels': 'Vault sets its own cluster label ("" before the first unseal); each gauge is kept under the '
+                          'label set it had for prometheus_retention_time, so a node shows vault_core_unsealed{cluster=""} 0 '
+                          'from before its unseal next to the current 1',
+    'vault_sealed': 'OpenBao 2.7.2 answers /v1/sys/metrics on a sealed or uninitialized node (200, vault_core_unsealed 0), '
+                    'with or without a token',
+    'spire_rpc': 'spire_server_rpc_* and spire_agent_rpc_* / workload_api_* appear per call after its first use since start',
+    'spire_federation': 'spire_server_bundle_manager_* appear with a federation relationship, status per outcome',
+    'spire_rotation': 'spire_agent_agent_svid_rotate and spire_server_rpc_agent_v1_agent_renew_agent appear after the first '
+                      'agent SVID rotation (half its lifetime), not in this catalogue',
+    'spire_no_expiry': 'SPIRE 1.15 exports the X.509 CA expiry (spire_server_manager_x509_ca_rotate_expiration) but no JWT '
+                       'key expiry and no agent SVID expiry',
+    'backup_textfile': 'written by the backup program after each successful backup; no metric records restore checks',
+}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser()
     parser.add_argument('--out', default=OUT)
@@ -222,6 +242,7 @@ def main(argv=None):
             'prometheus': sorted(prometheus),
         },
         'vault_sealed_metrics_status': vault['sealed_answer'],
+        'notes': NOTES,
     }
     with open(args.out, 'w') as handle:
         json.dump(catalogue, handle, indent=1, sort_keys=True)
