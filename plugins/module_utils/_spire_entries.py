@@ -52,8 +52,9 @@ SERVER_PATH = '/spire/server'
 NODE_PARENT = '(the server of the trust domain)'
 
 _ENTRY_ID = re.compile(r'^[A-Za-z0-9._-]+$')
-_TRUE = ('true', 'yes', 'on', '1')
-_FALSE = ('false', 'no', 'off', '0')
+# Ansible's booleans (ansible.module_utils.parsing.convert_bool), for entries and entries_file alike.
+_TRUE = ('true', 'yes', 'on', '1', 'y', 't')
+_FALSE = ('false', 'no', 'off', '0', 'n', 'f')
 
 # One normalised entry. ``id`` is None for a desired entry without an explicit ID. ``index`` is the
 # position in the input (desired entries) or None (current entries).
@@ -165,6 +166,8 @@ def _bool_field(raw, name, where):
         return DEFAULTS[name]
     if isinstance(value, bool):
         return value
+    if isinstance(value, (int, float)) and value in (0, 1):
+        return bool(value)
     if isinstance(value, str) and value.lower() in _TRUE:
         return True
     if isinstance(value, str) and value.lower() in _FALSE:
@@ -176,7 +179,10 @@ def _list_field(raw, name, where):
     value = raw.get(name)
     if value is None:
         return []
-    if isinstance(value, str) or not isinstance(value, (list, tuple)):
+    if isinstance(value, str):
+        # As Ansible reads a list option given as a string: comma-separated.
+        return value.split(',') if value else []
+    if not isinstance(value, (list, tuple)):
         raise EntryInputError('%s.%s: must be a list' % (where, name))
     return value
 

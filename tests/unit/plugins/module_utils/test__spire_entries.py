@@ -74,7 +74,7 @@ def test_current_normalises_to_the_same_entry():
     ({'spiffe_id': None}, 'entries[0].spiffe_id: is required'),
     ({'parent_id': None}, 'entries[0].parent_id: is required'),
     ({'selectors': []}, 'entries[0].selectors: at least one'),
-    ({'selectors': 'unix:uid:1'}, 'entries[0].selectors: must be a list'),
+    ({'selectors': {'unix': 'uid:1'}}, 'entries[0].selectors: must be a list'),
     ({'selectors': ['nocolon']}, 'entries[0].selectors[0]: selector'),
     ({'x509_svid_ttl': -1}, 'entries[0].x509_svid_ttl: must be >= 0'),
     ({'jwt_svid_ttl': 'ten'}, 'entries[0].jwt_svid_ttl: must be an integer'),
@@ -313,3 +313,14 @@ def test_default_batch_size_fits_the_payload_cap():
     batches = list(se.payload_batches(entries, se.DEFAULT_BATCH_SIZE))
     assert [len(b) for b, _payload in batches] == [500, 500, 200]
     assert max(len(payload) for _b, payload in batches) <= se.MAX_PAYLOAD_BYTES
+
+
+def test_fields_read_as_ansible_reads_options():
+    # Inline entries are not checked by AnsibleModule (no sub-options in the argument spec): the same values
+    # as before are accepted, for entries and entries_file alike.
+    [entry] = desired(raw(0, selectors='unix:uid:1,k8s:ns:a', dns_names='a.example.org', admin='y', downstream=1,
+                          store_svid='f', jwt_svid_include_jti=0))
+    assert entry.selectors == ('k8s:ns:a', 'unix:uid:1') and entry.dns_names == ('a.example.org',)
+    assert (entry.admin, entry.downstream, entry.store_svid, entry.jwt_svid_include_jti) == (True, True, False, False)
+    with pytest.raises(EntryInputError, match=r'entries\[0\]\.admin: must be a boolean'):
+        desired(raw(0, admin=2))
