@@ -158,7 +158,7 @@ def scrape_node(workdir):
     from ansible_collections.trustroot.ops.plugins.module_utils import _backup  # pylint: disable=import-outside-toplevel
     textdir = os.path.join(workdir, 'textfile')
     os.makedirs(textdir)
-    for system in ('vault', 'spire'):
+    for system in ('vault', 'spire-server'):  # the backup program's system names
         _backup.write_metric(textdir, system, {'created': '2026-11-30T23:15:00Z', 'size': 1234}, host='h1')
     port = free_port()
     proc = subprocess.Popen([NODE_EXPORTER, '--web.listen-address=127.0.0.1:%d' % port,
