@@ -4,14 +4,19 @@ The first install is the one that made the stack layer (tests/lab/layers.py): on
 kept with the layer. This lab boots from that layer. Checked here: neither that install nor a second one at -vvvv
 leaks a secret (the unseal keys and root token of the init material, the join tokens the agents attested with,
 read back from the server's agent IDs), the second changes nothing, health.yml passes, a workload on each agent
-gets its SVID with the registered SPIFFE ID, and backup.yml at -vvvv leaks none of the secrets either."""
+gets its SVID with the registered SPIFFE ID, and backup.yml at -vvvv leaks none of the secrets either. Audit: the
+active OpenBao node's audit file (declared by the role) loses no line when logrotate (the role's configuration, forced)
+rotates it under a steady request loop, and the SPIRE server writes its audit log to the journal."""
 
 import json
 import subprocess
+import threading
+import time
 
 import pytest
 
 from tests.lab import hosts as labhosts
+from tests.lab.common import wait_for
 from tests.lab.stack import DEMO_GROUPS, SERVER_SOCKET, TRUST_DOMAIN, Stack, fetch_workload_svid, total
 
 NAME = 'it-stack'
@@ -75,3 +80,73 @@ def test_backup_at_vvvv_leaks_no_secret(stack):
     outputs = proc.stdout + proc.stderr
     for secret in stack.vault_secrets() + identity:
         assert len(secret) >= 16 and secret not in outputs, 'a secret reached the playbook output'
+
+
+AUDIT_FILE = '/var/log/openbao/audit.log'
+
+
+def request_loop(stack, host, token, stop, sent, failed):
+    """Write cubbyhole/rotation/<n> on ``host`` until ``stop`` is set; the numbers answered 2xx go to ``sent``."""
+    number = 0
+    while not stop.is_set():
+        number += 1
+        try:
+            status, body = stack.vault_api(host, 'cubbyhole/rotation/%d' % number, 'PUT', {'n': number}, token=token)
+        except OSError as exc:
+            failed.append((number, str(exc)))
+            continue
+        (sent if status in (200, 204) else failed).append(number if status in (200, 204) else (number, status, body))
+
+
+def audit_entries(stack, host, path):
+    out = stack.lab.exec(host, ['cat', path], check=True).stdout
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+def test_audit_rotation_under_a_request_loop_loses_no_line(stack):
+    """Requests go to the active node for ~2 s, logrotate -f runs with the role's configuration (rename, new 0600
+    file, SIGHUP), requests go on ~2 s: every answered request has its request and response entries, across the
+    rotated file and the new one, and both files got some."""
+    token = stack.decrypt(stack.files_dir + '/vault-init.json.age')['root_token']
+    vaults = DEMO_GROUPS['vault_servers']
+    active = [host for host in vaults if stack.vault_api(host, 'sys/health')[0] == 200]
+    assert len(active) == 1, active
+    active = active[0]
+    stop, sent, failed = threading.Event(), [], []
+    loop = threading.Thread(target=request_loop, args=(stack, active, token, stop, sent, failed), daemon=True)
+    loop.start()
+    try:
+        wait_for(lambda: len(sent) >= 50, timeout=30, interval=0.1, what='50 requests answered before the rotation')
+        rotated = stack.lab.exec(active, ['logrotate', '--force', '/etc/logrotate.d/openbao'])
+        before_rotation = len(sent)
+        wait_for(lambda: len(sent) >= before_rotation + 50, timeout=30, interval=0.1,
+                 what='50 requests answered after the rotation')
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        loop.join(timeout=30)
+    assert rotated.returncode == 0, rotated.stdout + rotated.stderr
+    assert not failed, failed[:5]
+
+    old = audit_entries(stack, active, AUDIT_FILE + '.1')
+    new = audit_entries(stack, active, AUDIT_FILE)
+
+    def numbers(entries, kind):
+        return [int(e['request']['path'].rsplit('/', 1)[1]) for e in entries
+                if e.get('type') == kind and e.get('request', {}).get('path', '').startswith('cubbyhole/rotation/')]
+    for kind in ('request', 'response'):
+        logged = numbers(old, kind) + numbers(new, kind)
+        assert sorted(logged) == sorted(sent), '%s entries: %d logged for %d answered requests (missing %s)' % (
+            kind, len(logged), len(sent), sorted(set(sent) - set(logged))[:10])
+    assert numbers(old, 'response') and numbers(new, 'response'), 'the rotation did not happen during the loop'
+    mode = stack.lab.exec(active, ['stat', '-c', '%U:%G %a', AUDIT_FILE, AUDIT_FILE + '.1'], check=True).stdout.split()
+    assert mode == ['openbao:openbao', '600'] * 2, mode
+    assert token not in json.dumps(old + new), 'the root token reached an audit file in clear'
+
+
+def test_spire_server_audit_log_goes_to_the_journal(stack):
+    join_tokens(stack)  # an API call
+    out = stack.lab.exec('spire-server1', ['journalctl', '-u', 'spire-server', '--no-pager', '-o', 'cat'],
+                         check=True).stdout
+    audit = [line for line in out.splitlines() if 'type=audit' in line]
+    assert any('method=ListAgents' in line or 'ListAgents' in line for line in audit), audit[-5:]
