@@ -333,6 +333,7 @@ from ansible_collections.trustroot.ops.plugins.module_utils._spire_entries impor
 
 MAX_PARALLEL = 8
 
+
 def read_entries(cli, args):
     """Current Entries listed by `entry show <filters>`; none when an -entryID lookup finds nothing."""
     try:
