@@ -484,7 +484,8 @@ def _orphaned_entries(server, host):
         return finding('spire.orphaned_entries', WARN, '%d entr%s parented to an agent that does not exist: %s' % (
             len(orphans), 'y' if len(orphans) == 1 else 'ies', ', '.join(e.get('id') or '?' for e in orphans[:3])),
             'Delete them (spire-server entry delete -entryID <id>) or re-parent them.', host)
-    return finding('spire.orphaned_entries', PASS, '%d entries, every parent exists' % len(entry_ids), host=host)
+    return finding('spire.orphaned_entries', PASS, '%d entries, every parent exists' % len(server.get('entries') or []),
+                   host=host)
 
 
 def _admin_entries(server, t, host):
