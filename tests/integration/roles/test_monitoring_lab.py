@@ -89,6 +89,21 @@ def federate(stack, other):
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+def rotate_authorities(stack):
+    """Prepare and activate a new X.509 authority and JWT key on the lab SPIRE server (what a CA rotation does):
+    SPIRE exports its prepare/activate counters only once its CA manager has done them since it started."""
+    for kind in ('x509', 'jwt'):
+        base = ['spire-server', 'localauthority', kind]
+        proc = stack.lab.exec('spire-server1', base + ['prepare', '-socketPath', SERVER_SOCKET, '-output', 'json'])
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        proc = stack.lab.exec('spire-server1', base + ['show', '-socketPath', SERVER_SOCKET, '-output', 'json'])
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        authority = json.loads(proc.stdout)['prepared']['authority_id']
+        proc = stack.lab.exec('spire-server1', base + ['activate', '-socketPath', SERVER_SOCKET, '-authorityID', authority,
+                                                       '-output', 'json'])
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
 def other_bundle(other):
     proc = subprocess.run([other.binary, 'bundle', 'show', '-socketPath', other.socket_path, '-format', 'spiffe'],
                           capture_output=True, text=True, check=True, timeout=30)
@@ -132,6 +147,7 @@ def stack():
         stack.args = ['-e', '@' + token_vars]
         stack.other = OtherServer(stack.files_dir, stack.lab.state['bridge']['address']).start()
         federate(stack, stack.other)
+        rotate_authorities(stack)
         t0 = time.monotonic()
         stack.first = stack.run(stack.playbook, stack.args)
         stack.timings['first_run'] = round(time.monotonic() - t0, 1)
@@ -216,8 +232,15 @@ def used_names():
     for path in sorted(glob.glob(os.path.join(DASHBOARDS_DIR, '*.json'))):
         with open(path) as handle:
             text = handle.read()
-        for expr in re.findall(r'"(?:expr|query)"\s*:\s*"((?:[^"\\]|\\.)*)"', text):
-            for name in metric_names(json.loads('"%s"' % expr)):
+        exprs = [json.loads('"%s"' % expr) for expr in re.findall(r'"expr"\s*:\s*"((?:[^"\\]|\\.)*)"', text)]
+        # Template variables: label_values(<selector>, <label>) selects a metric; other queries (a data source type)
+        # are no PromQL.
+        for query in re.findall(r'"query"\s*:\s*"((?:[^"\\]|\\.)*)"', text):
+            match = re.match(r'^\s*label_values\((.*),\s*\w+\s*\)\s*$', json.loads('"%s"' % query))
+            if match:
+                exprs.append(match.group(1))
+        for expr in exprs:
+            for name in metric_names(expr):
                 used.setdefault(name, os.path.basename(path))
     recorded |= {'trustroot:vault_expected_peers', 'trustroot:backup_max_age_seconds'}
     return {name: where for name, where in used.items() if name not in recorded and not name.startswith('$')}
