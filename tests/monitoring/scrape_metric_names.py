@@ -160,6 +160,7 @@ def scrape_node(workdir):
     os.makedirs(textdir)
     for system in ('vault', 'spire-server'):  # the backup program's system names
         _backup.write_metric(textdir, system, {'created': '2026-11-30T23:15:00Z', 'size': 1234}, host='h1')
+        _backup.write_verified_metric(textdir, system, '2026-12-01T08:00:00Z')
     port = free_port()
     proc = subprocess.Popen([NODE_EXPORTER, '--web.listen-address=127.0.0.1:%d' % port,
                              '--collector.textfile.directory=%s' % textdir], stdout=subprocess.DEVNULL,
@@ -214,7 +215,8 @@ NOTES = {
                       'agent SVID rotation (half its lifetime), not in this catalogue',
     'spire_no_expiry': 'SPIRE 1.15 exports the X.509 CA expiry (spire_server_manager_x509_ca_rotate_expiration) but no JWT '
                        'key expiry and no agent SVID expiry',
-    'backup_textfile': 'written by the backup program after each successful backup; no metric records restore checks',
+    'backup_textfile': 'written by the backup program after each successful backup, and by verify_backup.yml (through '
+                       'the backup program) after a restore proved the newest backup',
 }
 
 

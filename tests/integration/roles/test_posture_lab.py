@@ -100,6 +100,18 @@ def summary_lines(output):
     return [line for line in block if line.strip().startswith('"') and not line.strip().startswith('"msg"')]
 
 
+def assert_verification_recorded(stack, verify):
+    """verify_backup.yml left the time it proved each system's backup on every host backing it up, as the metric
+    the monitoring role's TrustrootBackupVerificationTooOld alert reads."""
+    assert 'Write the last-verified metric' in verify.stdout, verify.stdout[-3000:]
+    for host, system in (('vault1', 'vault'), ('vault3', 'vault'), ('spire-server1', 'spire-server')):
+        text = stack.lab.exec(host, ['cat', '/var/lib/prometheus/node-exporter/trustroot_backup_%s_verified.prom' % system],
+                              check=True).stdout
+        line = [item for item in text.splitlines() if item.startswith('trustroot_backup_last_verified_timestamp_seconds{')]
+        assert line and line[0].startswith('trustroot_backup_last_verified_timestamp_seconds{system="%s"} ' % system), text
+        assert abs(time.time() - int(line[0].rsplit(' ', 1)[1])) < 600, text
+
+
 def test_converged_stack_passes_every_check_leaks_nothing_and_changes_nothing(stack):
     backup_dir = os.path.join(stack.files_dir, 'backups')
     for playbook, args in (('backup', ['-e', 'backup_fresh_for=0']), ('verify_backup', [])):
@@ -107,6 +119,7 @@ def test_converged_stack_passes_every_check_leaks_nothing_and_changes_nothing(st
         proc = stack.run(playbook, ['-e', 'backup_controller_dir=' + backup_dir] + args)
         log('%s: %.1f s' % (playbook, time.monotonic() - started))
         assert proc.returncode == 0, failure_report(proc)
+    assert_verification_recorded(stack, proc)
     before = server_state(stack)
 
     started = time.monotonic()

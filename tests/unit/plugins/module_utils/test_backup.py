@@ -489,15 +489,41 @@ def test_metric_text():
     assert '{system="vault",host="a\\"b"}' in with_host
 
 
-@pytest.mark.skipif(not shutil.which('promtool'), reason='promtool not installed')
+PROMTOOL = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', '..', '..', '.cache', 'bin', 'promtool')
+
+
+def promtool_check_metrics(path):
+    assert os.path.exists(PROMTOOL), 'promtool is missing: run scripts/bootstrap.sh'
+    with open(path, 'rb') as handle:
+        proc = subprocess.run([PROMTOOL, 'check', 'metrics'], stdin=handle, capture_output=True, text=True,
+                              check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
 def test_metric_passes_promtool(tmp_path):
     path = backup.write_metric(str(tmp_path), 'spire', {'created': '2026-11-30T23:15:00Z', 'size': 99})
     assert path == str(tmp_path / 'trustroot_backup_spire.prom')
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o644
-    with open(path, 'rb') as handle:
-        proc = subprocess.run(['promtool', 'check', 'metrics'], stdin=handle, capture_output=True, text=True,
-                              check=False)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    promtool_check_metrics(path)
+
+
+def test_verified_metric_has_its_own_file_beside_the_backup_metric(tmp_path):
+    backup.write_metric(str(tmp_path), 'spire-server', {'created': '2026-11-30T23:15:00Z', 'size': 99})
+    path = backup.write_verified_metric(str(tmp_path), 'spire-server', '2026-12-01T08:00:00Z')
+    assert path == str(tmp_path / 'trustroot_backup_spire-server_verified.prom')
+    assert sorted(os.listdir(str(tmp_path))) == ['trustroot_backup_spire-server.prom',
+                                                 'trustroot_backup_spire-server_verified.prom']
+    with open(path) as handle:
+        text = handle.read()
+    epoch = int((datetime.datetime(2026, 12, 1, 8, tzinfo=UTC)
+                 - datetime.datetime(1970, 1, 1, tzinfo=UTC)).total_seconds())
+    assert 'trustroot_backup_last_verified_timestamp_seconds{system="spire-server"} %d\n' % epoch in text
+    promtool_check_metrics(path)
+
+
+def test_verified_metric_rejects_a_time_that_is_not_utc_iso():
+    with pytest.raises(BackupError, match='verified_at must be a UTC time'):
+        backup.verified_metric_text('vault', '2026-12-01 08:00')
 
 
 def test_write_metric_needs_directory(tmp_path):
