@@ -7,10 +7,6 @@
 
     trustroot-backup --config /etc/trustroot-backup/spire-server.json
     trustroot-backup --config /etc/trustroot-backup/vault.json
-    trustroot-backup --config /etc/trustroot-backup/vault.json --record-verified 2026-12-04T10:00:00Z
-
---record-verified takes no backup: it writes the time a restore proved this system's newest backup
-(verify_backup.yml) as a metric next to the backup metric, where the node exporter reads it.
 
 The archive format, retention, S3 upload and the metric file are the collection's own code
 (plugins/module_utils, installed next to this program by the role), the same the modules use.
@@ -31,7 +27,7 @@ import tempfile
 sys.path.insert(0, os.environ.get('TRUSTROOT_BACKUP_LIB') or os.path.dirname(os.path.abspath(__file__)))
 
 from ansible_collections.trustroot.ops.plugins.module_utils._backup import (  # noqa: E402
-    BackupError, finish_backup, subprocess_run, write_archive, write_verified_metric)
+    BackupError, finish_backup, subprocess_run, write_archive)
 from ansible_collections.trustroot.ops.plugins.module_utils._spire_backup import (  # noqa: E402
     SpireBackupError, save_spire_backup)
 
@@ -149,22 +145,12 @@ def run_backup(config):
             'size': sidecar['size'], 'uploaded': done.get('uploaded', []), 'deleted': done.get('deleted', [])}
 
 
-def record_verified(config, verified_at):
-    if not config['metric_textfile_dir']:
-        return {'system': config['system'], 'skipped': 'no metric_textfile_dir in the configuration'}
-    path = write_verified_metric(config['metric_textfile_dir'], config['system'], verified_at)
-    return {'system': config['system'], 'metric_path': path, 'verified_at': verified_at}
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(prog='trustroot-backup', description=__doc__.split('\n\n', maxsplit=1)[0])
     parser.add_argument('--config', required=True, help='JSON written by the trustroot.ops.backup role')
-    parser.add_argument('--record-verified', metavar='ISO_TIME',
-                        help='record that a restore proved the newest backup at this UTC time; take no backup')
     args = parser.parse_args(argv)
     try:
-        config = load_config(args.config)
-        result = record_verified(config, args.record_verified) if args.record_verified else run_backup(config)
+        result = run_backup(load_config(args.config))
     except (Failure, BackupError, SpireBackupError, OSError, ValueError, KeyError) as exc:
         print(json.dumps({'failed': True, 'msg': str(exc)}), flush=True)
         return 1

@@ -100,13 +100,19 @@ def summary_lines(output):
     return [line for line in block if line.strip().startswith('"') and not line.strip().startswith('"msg"')]
 
 
+METRIC_DIR = '/var/lib/prometheus/node-exporter'
+# Hosts whose node exporter textfile directory exists (the monitoring role makes it), and one without.
+RECORDING_HOSTS = (('vault1', 'vault'), ('vault3', 'vault'), ('spire-server1', 'spire-server'))
+
+
 def assert_verification_recorded(stack, verify):
-    """verify_backup.yml left the time it proved each system's backup on every host backing it up, as the metric
-    the monitoring role's TrustrootBackupVerificationTooOld alert reads."""
+    """verify_backup.yml left the time it proved each system's backup on the hosts backing it up where the node
+    exporter reads textfile metrics, as the metric the monitoring role's TrustrootBackupVerificationTooOld alert
+    reads; a host without that directory gets nothing."""
     assert 'Write the last-verified metric' in verify.stdout, verify.stdout[-3000:]
-    for host, system in (('vault1', 'vault'), ('vault3', 'vault'), ('spire-server1', 'spire-server')):
-        text = stack.lab.exec(host, ['cat', '/var/lib/prometheus/node-exporter/trustroot_backup_%s_verified.prom' % system],
-                              check=True).stdout
+    assert stack.lab.exec('vault2', ['test', '-e', METRIC_DIR]).returncode == 1
+    for host, system in RECORDING_HOSTS:
+        text = stack.lab.exec(host, ['cat', '%s/trustroot_backup_%s_verified.prom' % (METRIC_DIR, system)], check=True).stdout
         line = [item for item in text.splitlines() if item.startswith('trustroot_backup_last_verified_timestamp_seconds{')]
         assert line and line[0].startswith('trustroot_backup_last_verified_timestamp_seconds{system="%s"} ' % system), text
         assert abs(time.time() - int(line[0].rsplit(' ', 1)[1])) < 600, text
@@ -114,6 +120,8 @@ def assert_verification_recorded(stack, verify):
 
 def test_converged_stack_passes_every_check_leaks_nothing_and_changes_nothing(stack):
     backup_dir = os.path.join(stack.files_dir, 'backups')
+    for host, _system in RECORDING_HOSTS:
+        stack.lab.exec(host, ['mkdir', '-p', METRIC_DIR], check=True)
     for playbook, args in (('backup', ['-e', 'backup_fresh_for=0']), ('verify_backup', [])):
         started = time.monotonic()
         proc = stack.run(playbook, ['-e', 'backup_controller_dir=' + backup_dir] + args)
