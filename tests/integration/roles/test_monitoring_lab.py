@@ -387,6 +387,15 @@ def test_faults_fire_and_resolve(stack):
                  what='alerts of the first faults firing')
     except TimeoutError:
         pass
+    # What the lab server's federated bundle fetches looked like (kept with the figures: a fault drill that misses its
+    # alert is diagnosed from them).
+    stack.timings['federated_fetches'] = {
+        query: [(series['metric'].get('status'), series['metric'].get('trust_domain_id'), series['value'][1])
+                for series in api(stack, 'query', query=query)['result']]
+        for query in ('spire_server_bundle_manager_fetch_federated_bundle',
+                      'trustroot:spire_federated_bundle_last_fetch_ok_time - time()',
+                      'trustroot:spire_federated_bundle_last_fetch_failed_time - time()')}
+    stack.timings['federated_gone_ago_s'] = round(time.time() - federated_gone, 1)
     # health.yml lists what fires (and does not fail on alerts alone: health_fail=false for the sealed node).
     t0 = time.monotonic()
     health = stack.run('health', ['-e', 'health_fail=false'])
@@ -401,7 +410,10 @@ def test_faults_fire_and_resolve(stack):
     try:
         wait_for(all_fired, timeout=max(deadline - time.time(), 1), interval=0.5, what='alerts of every fault firing')
     except TimeoutError:
-        pytest.fail('not firing: %s; firing: %s' % (sorted(set(expected) - set(fired), key=str), firing_names(stack)))
+        fetches = [(series['metric'].get('status'), series['value'][1]) for series in api(
+            stack, 'query', query='spire_server_bundle_manager_fetch_federated_bundle')['result']]
+        pytest.fail('not firing: %s; firing: %s; federated bundle fetches by status: %s'
+                    % (sorted(set(expected) - set(fired), key=str), firing_names(stack), fetches))
     stack.timings['fired_after_s'] = {'%s/%s' % key: round(at - expected[key], 1) for key, at in fired.items()}
     for key, at in fired.items():
         # Its capped for, two scrape intervals, and one evaluation and API poll of slack.
