@@ -61,8 +61,9 @@ posture:
 import json
 import os
 import re
+import http.client
 import ssl
-import urllib.request
+import urllib.parse
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -127,8 +128,20 @@ def fetch_served(rel, raw_bundle, timeout):
         context.check_hostname = False     # an SVID names a SPIFFE ID, not a host name
     else:
         context = ssl.create_default_context()
-    with urllib.request.urlopen(url, context=context, timeout=timeout) as response:  # nosec: read-only GET
+    # http.client rather than open_url: the https_spiffe profile needs an SSL context trusting the stored bundle
+    # and not checking a host name (open_url takes neither).
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme != 'https' or not parts.hostname:
+        raise ValueError('bundle endpoint URL %s is not https://host[:port]/...' % url)
+    connection = http.client.HTTPSConnection(parts.hostname, parts.port or 443, timeout=timeout, context=context)
+    try:
+        connection.request('GET', (parts.path or '/') + ('?' + parts.query if parts.query else ''))
+        response = connection.getresponse()
+        if response.status != 200:
+            raise ValueError('the endpoint answered HTTP %d' % response.status)
         document = json.loads(response.read(MAX_BUNDLE).decode('utf-8'))
+    finally:
+        connection.close()
     if not isinstance(document, dict):
         raise ValueError('the endpoint did not serve a JSON object')
     return served_keys(document)
@@ -206,7 +219,7 @@ def main():
         rel['stored_keys'] = stored_keys(raw)
         try:
             rel['served'] = fetch_served(rel, raw, module.params['fetch_timeout'])
-        except (OSError, ValueError, ssl.SSLError) as err:
+        except (OSError, ValueError, ssl.SSLError, http.client.HTTPException) as err:
             rel['served'], rel['served_error'] = None, str(getattr(err, 'reason', None) or err)[:200]
     out['federations'] = rels
     out['local_authorities'] = {'x509': local_authority_summary(x509)}
