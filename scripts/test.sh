@@ -58,15 +58,51 @@ if [ "$(id -u)" -eq 0 ]; then
   make_layer &
   layer_pid=$!
 fi
-phase "ansible-lint (production profile)" $VENV/ansible-lint --profile production
-phase "ansible-test sanity" scripts/sanity.sh
-phase "collection build and install" scripts/check_build.sh
-phase "unit tests" $VENV/pytest -q tests/unit
-phase "changelog: a fragment per change, antsibull-changelog lint, CHANGELOG.md as generated" \
-  $VENV/python scripts/changelog_check.py
-phase "galaxy-importer on the built collection (ansible-lint on)" scripts/galaxy_check.sh
-phase "collection docs: antsibull-docs lint, extra docs, the docs site (Sphinx -W)" scripts/docs_check.sh
-phase "oldest ansible-core claimed: unit tests and OpenBao playbooks under it" scripts/oldest_ansible_check.sh
+# The static checks share no files and each keeps about one core busy: they run side by side in four lanes
+# (beside the stack layer), each lane into its own log, printed in order once all have ended.
+lane() {  # log, then (name, command) pairs run in order until one fails
+  local log=$1 name start rc=0
+  shift
+  : > "$log"
+  while [ $# -gt 0 ] && [ "$rc" -eq 0 ]; do
+    name=$1
+    shift
+    printf '\n=== %s\n' "$name" >> "$log"
+    start=$(date +%s.%N)
+    eval "$1" >> "$log" 2>&1 || rc=$?
+    shift
+    record "$name (side by side)" "$start" "$(date +%s.%N)" "$rc"
+  done
+  return "$rc"
+}
+lane_pids=()
+lane "$RUN_DIR/lane-lint.log" \
+  "ansible-lint (production profile)" "$VENV/ansible-lint --profile production" \
+  "galaxy-importer on the built collection (ansible-lint on)" "scripts/galaxy_check.sh" &
+lane_pids+=($!)
+lane "$RUN_DIR/lane-sanity.log" "ansible-test sanity" "scripts/sanity.sh" &
+lane_pids+=($!)
+lane "$RUN_DIR/lane-build.log" \
+  "collection build and install" "scripts/check_build.sh" \
+  "unit tests" "$VENV/pytest -q tests/unit" \
+  "changelog: a fragment per change, antsibull-changelog lint, CHANGELOG.md as generated" \
+  "$VENV/python scripts/changelog_check.py" \
+  "collection docs: antsibull-docs lint, extra docs, the docs site (Sphinx -W)" "scripts/docs_check.sh" &
+lane_pids+=($!)
+lane "$RUN_DIR/lane-oldest.log" \
+  "oldest ansible-core claimed: unit tests and OpenBao playbooks under it" "scripts/oldest_ansible_check.sh" &
+lane_pids+=($!)
+static_failed=0
+for pid in "${lane_pids[@]}"; do
+  wait "$pid" || static_failed=1
+done
+for lane_name in lint sanity build oldest; do
+  cat "$RUN_DIR/lane-$lane_name.log"
+done
+if [ "$static_failed" -ne 0 ]; then
+  echo 'a static check failed (its output is above)' >&2
+  exit 1
+fi
 if [ -n "$layer_pid" ]; then
   printf '\n=== waiting for the stack layer\n'
   if ! wait "$layer_pid"; then
@@ -87,13 +123,14 @@ run_molecule() {
   return "$rc"
 }
 
-# Molecule scenarios run one at a time beside the integration tests: both spend much of their time waiting on
-# services, and together they keep the machine busy (each lab has its own hosts and subnet).
+# Molecule scenarios run one at a time beside the integration tests, and the integration tests run in three workers
+# on two cores: the module tests wait on servers (a bao start, a raft election) for about half their time, the lab
+# tests on booting hosts, so a third stream fills the idle time (each lab has its own hosts and subnet).
 run_molecule &
 molecule_pid=$!
 phase "integration tests (real OpenBao and SPIRE, lab hosts, real ansible-playbook)" \
   env TRUSTROOT_TEST_TIMING_FILE="$PWD/$RUN_DIR/integration.json" \
-  $VENV/python -m pytest -q -n 2 --dist loadfile -p tests.timing.pytest_files tests/integration
+  $VENV/python -m pytest -q -n 3 --dist loadfile -p tests.timing.pytest_files tests/integration
 printf '\n=== molecule scenarios (every role on lab hosts, beside the integration tests)\n'
 molecule_rc=0
 wait "$molecule_pid" || molecule_rc=$?
