@@ -71,6 +71,14 @@ def phase_breakdown(lines):
     return collections.OrderedDict((phase, round(value, 1)) for phase, value in seconds.items())
 
 
+def slowest_tasks(lines, count=12):
+    """The ``count`` tasks that took longest, as (seconds, phase, task name, task file:line), slowest first (pure)."""
+    records = [json.loads(line) for line in lines if line.strip()]
+    timed = [(round(following['t'] - record['t'], 1), phase_of(record['play'], record['path']), record['task'],
+              record['path']) for record, following in zip(records, records[1:]) if record['task'] is not None]
+    return sorted(timed, key=lambda item: -item[0])[:count]
+
+
 def one_round(entries, name):
     with tempfile.TemporaryDirectory(prefix='bench-dr-') as workdir:
         drill = Drill(name, workdir, entries=entries)
@@ -95,7 +103,8 @@ def one_round(entries, name):
                     os.environ.pop(variable, None)
             load_after = os.getloadavg()
             with open(phases_path) as handle:
-                phases = phase_breakdown(handle)
+                lines = handle.readlines()
+            phases, slowest = phase_breakdown(lines), slowest_tasks(lines)
             after = drill.observe()
         finally:
             drill.destroy()
@@ -105,7 +114,7 @@ def one_round(entries, name):
         sys.exit('the recovered stack differs from the backed-up one')
     return {'entries': entries, 'install_and_populate_s': round(build_s, 2), 'backup_s': round(backup_s, 2),
             'recovery_s': round(recovery_s, 2), 'recovery_within_target': recovery_s <= TARGET_S,
-            'phases_s': phases, 'load_average_before': load_before, 'load_average_after': load_after}
+            'phases_s': phases, 'slowest_tasks': slowest, 'load_average_before': load_before, 'load_average_after': load_after}
 
 
 def main():
@@ -124,6 +133,9 @@ def main():
             ', '.join('%.2f' % v for v in result['load_average_after'])))
         for phase, seconds in result['phases_s'].items():
             print('  %-26s %6.1fs' % (phase, seconds))
+        print('  slowest tasks:')
+        for seconds, phase, task, path in result['slowest_tasks']:
+            print('    %6.1fs  %-24s %s (%s)' % (seconds, phase, task, os.path.relpath(path or '-', ROOT)))
     summary = {'rounds': rounds, 'median_recovery_s': statistics.median(r['recovery_s'] for r in rounds),
                'target_s': TARGET_S}
     os.makedirs(os.path.join(ROOT, 'benchmarks', 'results'), exist_ok=True)

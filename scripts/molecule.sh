@@ -10,6 +10,8 @@ ROOT=$PWD
 export PATH=$ROOT/.venv/bin:$PATH   # molecule calls ansible-playbook and ansible-config from PATH
 export ANSIBLE_COLLECTIONS_PATH=$ROOT/.cache/collections
 export ANSIBLE_PIPELINING=1 ANSIBLE_NOCOLOR=1 PY_COLORS=0 ANSIBLE_FORCE_COLOR=0
+# No -C in the SSH arguments (Ansible's default has it): zlib over a local bridge only costs CPU (tests/lab/hosts.py).
+export ANSIBLE_SSH_ARGS="-o ControlMaster=auto -o ControlPersist=60s"
 JOBS=${MOLECULE_JOBS:-2}
 if [ $# -eq 0 ]; then
   set -- $(for f in molecule/*/molecule.yml; do basename "$(dirname "$f")"; done)
