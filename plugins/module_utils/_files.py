@@ -12,7 +12,9 @@ import contextlib
 import errno
 import hashlib
 import os
+import queue
 import tempfile
+import threading
 
 CHUNK = 1024 * 1024
 AGE_ARMOR_HEADER = b'-----BEGIN AGE ENCRYPTED FILE-----'
@@ -57,6 +59,73 @@ def atomic_writer(path, mode=0o600):
             os.unlink(tmp_path)
         raise
     fsync_directory(directory)
+
+
+class WriteBehind(object):
+    """Writes and hashes (sha256) the chunks given to ``put`` in a thread of its own, so that a download's next
+    read from its socket overlaps the write of the last chunk; written data is pushed to disk every
+    ``sync_every`` bytes, so the fsync that commits the file finds little left to write. Memory: at most
+    ``depth`` chunks wait. Use as a context manager around the writes to ``handle``; ``finish()`` returns
+    (sha256 hex, size) once everything is written. An error in the writer is raised by the next ``put`` or by
+    ``finish``; leaving the block on an error stops the writer before the error goes on."""
+
+    _END = object()
+
+    def __init__(self, handle, depth=8, sync_every=64 * 1024 * 1024):
+        self._handle = handle
+        self._sync_every = sync_every
+        self._queue = queue.Queue(maxsize=depth)
+        self._digest = hashlib.sha256()
+        self._size = 0
+        self._error = None
+        self._thread = threading.Thread(target=self._run, name='write-behind')
+        self._thread.daemon = True
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if self._thread.is_alive():
+            self._stop()
+        return False
+
+    def _run(self):
+        unsynced = 0
+        while True:
+            chunk = self._queue.get()
+            if chunk is self._END:
+                return
+            if self._error is not None:
+                continue  # drain: the caller learns of the error at its next put or at finish
+            try:
+                self._handle.write(chunk)
+                self._digest.update(chunk)
+                self._size += len(chunk)
+                unsynced += len(chunk)
+                if unsynced >= self._sync_every:
+                    self._handle.flush()
+                    os.fdatasync(self._handle.fileno())
+                    unsynced = 0
+            except Exception as exc:  # pylint: disable=broad-except  # handed to the caller's thread
+                self._error = exc
+
+    def _stop(self):
+        self._queue.put(self._END)
+        self._thread.join()
+
+    def _raise_error(self):
+        if self._error is not None:
+            raise self._error
+
+    def put(self, chunk):
+        self._raise_error()
+        self._queue.put(chunk)
+
+    def finish(self):
+        self._stop()
+        self._raise_error()
+        return self._digest.hexdigest(), self._size
 
 
 def atomic_write(path, data, mode=0o600):

@@ -15,14 +15,13 @@ __metaclass__ = type
 import calendar
 import collections
 import datetime
-import hashlib
 import json
 import os
 import re
 import time
 
 from ansible_collections.trustroot.ops.plugins.module_utils._files import (
-    atomic_write, atomic_writer, check_writable_target, sha256_and_size)
+    WriteBehind, atomic_write, atomic_writer, check_writable_target, sha256_and_size)
 from ansible_collections.trustroot.ops.plugins.module_utils._vault import (
     LEADER, RAFT_CONFIGURATION, Optional, VaultError, detect_flavour, normalize_url, shape_problem, url_problem)
 from ansible_collections.trustroot.ops.plugins.module_utils._vault_status import shape_raft_peers
@@ -361,22 +360,24 @@ def stream_to_file(chunks, path, before_commit=None, mode=0o600):
     ``before_commit(sha256, size)`` runs after the last byte and before ``path`` is replaced; an error
     there also leaves ``path`` untouched. Returns (sha256, size).
     """
-    digest = hashlib.sha256()
-    size = 0
+    started = False
     with atomic_writer(path, mode) as handle:
-        for chunk in chunks:
-            if not chunk:
-                continue
-            if size == 0 and not chunk.startswith(GZIP_MAGIC[:len(chunk)]):
-                raise RaftError('the server sent something that is not a raft snapshot (not gzip data)')
-            handle.write(chunk)
-            digest.update(chunk)
-            size += len(chunk)
+        # The write and the hash run behind the download (WriteBehind): the next piece comes off the socket while
+        # the last one goes to disk.
+        with WriteBehind(handle, depth=64) as writer:  # 64 pieces of CHUNK: 4 MiB at most
+            for chunk in chunks:
+                if not chunk:
+                    continue
+                if not started and not chunk.startswith(GZIP_MAGIC[:len(chunk)]):
+                    raise RaftError('the server sent something that is not a raft snapshot (not gzip data)')
+                started = True
+                writer.put(chunk)
+            sha256, size = writer.finish()
         if size == 0:
             raise RaftError('the server sent an empty (0 byte) snapshot; nothing was written to %s' % path)
         if before_commit is not None:
-            before_commit(digest.hexdigest(), size)
-    return digest.hexdigest(), size
+            before_commit(sha256, size)
+    return sha256, size
 
 
 def snapshot_target_errors(path):
