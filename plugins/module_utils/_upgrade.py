@@ -266,8 +266,8 @@ def check_no_failover_to_older(order, roles, versions, target):
             older = [h for h in now if h != host and now[h] != target]
             if older:
                 raise UpgradeError(
-                    'stopping the active node %s would let %s (not yet at %s) take over: never fail over to an older '
-                    'version' % (host, ', '.join('%s (%s)' % (h, _text(now[h])) for h in older), _text(target)))
+                    'stopping the active node %s would let a node not yet at %s take over (%s): never fail over to an '
+                    'older version' % (host, _text(target), ', '.join('%s at %s' % (h, _text(now[h])) for h in older)))
         now[host] = target
 
 
