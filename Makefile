@@ -28,7 +28,7 @@ unit: bootstrap
 	$(VENV)/pytest -q tests/unit
 
 integration: bootstrap
-	$(VENV)/pytest -q -n 3 --dist loadfile tests/integration
+	$(VENV)/pytest -q -n 2 --dist loadfile tests/integration
 
 molecule: bootstrap
 	scripts/molecule.sh $(SCENARIO)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the trustroot.ops execution environment with podman + ansible-builder (no registry, no Docker):
-#   1. a Debian bookworm base image made with debootstrap, cached as .cache/ee/base-<key>.tar
+#   1. a Debian bookworm base image made with debootstrap, cached as ~/.cache/trustroot-ops/ee/base-<key>.tar
 #   2. the collection tarball of this checkout (ansible-galaxy collection build) into .cache/ee/dist
 #   3. ansible-builder build from ee/execution-environment.yml, context in .cache/ee/context
 # The image is tagged localhost/trustroot-ops-ee:<content key> (and :latest); the key hashes the EE definition,
@@ -13,6 +13,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 CACHE=$ROOT/.cache/ee
+# The debootstrapped base (a function of the suite, packages and mirror only) is kept in the machine's cache, so a
+# fresh checkout reuses it; the image store and everything built from the checkout stay in the checkout.
+BASE_CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/trustroot-ops/ee
 VENV=$ROOT/.venv/bin
 SUITE=bookworm
 BASE_PACKAGES=python3,python3-pip,python3-venv,ca-certificates
@@ -67,14 +70,15 @@ PY
 base_image() {
   local key tarball root
   key=$(echo "$SUITE $BASE_PACKAGES $(mirror)" | sha256sum | cut -c1-16)
-  tarball=$CACHE/base-$key.tar
+  mkdir -p "$BASE_CACHE"
+  tarball=$BASE_CACHE/base-$key.tar
   if [ ! -s "$tarball" ]; then
     log "debootstrap $SUITE (minbase + $BASE_PACKAGES) into $tarball"
-    root=$CACHE/base-$key.root
+    root=$(mktemp -d "$BASE_CACHE/base-$key.root.XXXXXX")
     rm -rf "$root"
     debootstrap --variant=minbase --include="$BASE_PACKAGES" "$SUITE" "$root" "$(mirror)" >"$CACHE/debootstrap.log" 2>&1 \
       || { tail -20 "$CACHE/debootstrap.log" >&2; exit 1; }
-    tar -C "$root" -cf "$tarball.tmp" . && mv "$tarball.tmp" "$tarball"
+    tar -C "$root" -cf "$root.tar" . && mv "$root.tar" "$tarball"   # another checkout may build it at once
     rm -rf "$root"
   fi
   if ! podman image exists "localhost/trustroot-ee-base:$key"; then

@@ -123,14 +123,13 @@ run_molecule() {
   return "$rc"
 }
 
-# Molecule scenarios run one at a time beside the integration tests, and the integration tests run in three workers
-# on two cores: the module tests wait on servers (a bao start, a raft election) for about half their time, the lab
-# tests on booting hosts, so a third stream fills the idle time (each lab has its own hosts and subnet).
+# Molecule scenarios run one at a time beside the integration tests: both spend much of their time waiting on
+# services, and together they keep the machine busy (each lab has its own hosts and subnet).
 run_molecule &
 molecule_pid=$!
 phase "integration tests (real OpenBao and SPIRE, lab hosts, real ansible-playbook)" \
   env TRUSTROOT_TEST_TIMING_FILE="$PWD/$RUN_DIR/integration.json" \
-  $VENV/python -m pytest -q -n 3 --dist loadfile -p tests.timing.pytest_files tests/integration
+  $VENV/python -m pytest -q -n 2 --dist loadfile -p tests.timing.pytest_files tests/integration
 printf '\n=== molecule scenarios (every role on lab hosts, beside the integration tests)\n'
 molecule_rc=0
 wait "$molecule_pid" || molecule_rc=$?

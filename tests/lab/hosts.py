@@ -21,7 +21,7 @@ count), and ``destroy`` removes exactly that: processes by recorded PID (checked
 time), mounts under the lab directory, links by recorded name and ifindex.
 
 Environment:
-    TRUSTROOT_LAB_ROOTFS   cached rootfs directory (default <checkout>/.cache/lab/rootfs-bookworm-<hash>)
+    TRUSTROOT_LAB_ROOTFS   cached rootfs directory (default ~/.cache/trustroot-ops/lab/rootfs-bookworm-<hash>)
     TRUSTROOT_LAB_MIRROR   Debian mirror for debootstrap (default: the machine's APT sources)
     TRUSTROOT_LAB_RUN      registry of labs by name, and the allocation lock (default /run/trustroot-lab)
     TRUSTROOT_LAB_NET      first two octets of the lab subnets (default 10.213: 10.213.<n>.0/24)
@@ -102,7 +102,13 @@ def default_rootfs():
     """One directory per package list and layout (its stamp hash in the name): labs that still run on an
     older rootfs keep it while a new one is built beside it."""
     return os.environ.get('TRUSTROOT_LAB_ROOTFS') or os.path.join(
-        ROOT, '.cache', 'lab', 'rootfs-%s-%s' % (SUITE, rootfs_stamp()[:12]))
+        machine_cache(), 'lab', 'rootfs-%s-%s' % (SUITE, rootfs_stamp()[:12]))
+
+
+def machine_cache():
+    """The machine's cache for what depends on no checkout (the rootfs is a function of its stamp alone): a fresh
+    checkout reuses it. Builds in it happen under a lock beside the built directory."""
+    return os.path.join(os.environ.get('XDG_CACHE_HOME') or os.path.expanduser('~/.cache'), 'trustroot-ops')
 
 
 def run_dir():
