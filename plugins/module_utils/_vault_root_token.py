@@ -23,6 +23,7 @@ __metaclass__ = type
 
 import base64
 import binascii
+import time
 
 from ansible_collections.trustroot.ops.plugins.module_utils._material import FORMAT, utc_now
 from ansible_collections.trustroot.ops.plugins.module_utils._vault import VaultError, shape_problem
@@ -234,6 +235,22 @@ def lookup_state(node, token_to_revoke, self_lookup):
                                  'up other tokens): %s' % clean_server_message(exc))
         raise OperationError(clean_server_message(exc))
     return True, list(data.get('policies') or [])
+
+
+def confirm_revoked(lookup, settle=5.0, interval=0.25, clock=time.monotonic, sleep=time.sleep):
+    """Whether ``lookup()`` (returning (valid, policies)) finds the token invalid within ``settle`` seconds.
+
+    The revocation is written by the active node; a lookup answered by another node of the cluster can follow
+    that write a moment later, so one lookup that still finds the token is not yet a failure. A token still
+    valid after ``settle`` seconds is."""
+    deadline = clock() + settle
+    while True:
+        valid, _policies = lookup()
+        if not valid:
+            return True
+        if clock() >= deadline:
+            return False
+        sleep(interval)
 
 
 def revoke(node, token_to_revoke, self_revoke):

@@ -219,7 +219,7 @@ from ansible_collections.trustroot.ops.plugins.module_utils._vault import (
 from ansible_collections.trustroot.ops.plugins.module_utils._vault_rekey import (
     OperationError, find_active_node)
 from ansible_collections.trustroot.ops.plugins.module_utils._vault_root_token import (
-    DecodeError, GenerateRootRun, choose_api, decode_token, lookup_state, material_from_root_token, revoke,
+    DecodeError, GenerateRootRun, choose_api, confirm_revoked, decode_token, lookup_state, material_from_root_token, revoke,
     stale_attempt_message)
 
 
@@ -391,12 +391,12 @@ def ensure_absent(module, result):
         module.exit_json(**result)
     try:
         revoke(node, token_to_revoke, self_revoke)
-        still_valid, _policies = lookup_state(node if not self_revoke else node_with_token(params, token_to_revoke),
-                                              token_to_revoke, self_lookup=self_revoke)
+        checker = node if not self_revoke else node_with_token(params, token_to_revoke)
+        gone = confirm_revoked(lambda: lookup_state(checker, token_to_revoke, self_lookup=self_revoke))
     except OperationError as exc:
         module.fail_json(msg=str(exc), **result)
-    if still_valid:
-        module.fail_json(msg='%s: the token still looks up as valid after revocation' % node.url, **result)
+    if not gone:
+        module.fail_json(msg='%s: the token still looks up as valid 5 s after its revocation' % node.url, **result)
     result['revoked'] = True
     module.exit_json(**result)
 

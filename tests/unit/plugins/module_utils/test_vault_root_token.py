@@ -208,3 +208,34 @@ def test_revoke_paths():
     revoke(node, 's.x', self_revoke=True)
     assert [c[:2] for c in node.calls] == [('PUT', 'auth/token/revoke'), ('PUT', 'auth/token/revoke-self')]
     assert node.calls[0][3] == {'token': 's.x'} and node.calls[1][3] is None
+
+
+class FakeClock(object):
+    def __init__(self):
+        self.now = 0.0
+
+    def clock(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.now += seconds
+
+
+def test_confirm_revoked_waits_for_a_lookup_that_follows_the_revocation():
+    from ansible_collections.trustroot.ops.plugins.module_utils._vault_root_token import confirm_revoked
+    answers = iter([(True, ['root']), (True, ['root']), (False, [])])
+    time_ = FakeClock()
+    assert confirm_revoked(lambda: next(answers), clock=time_.clock, sleep=time_.sleep) is True
+    assert time_.now == 0.5
+
+
+def test_confirm_revoked_fails_on_a_token_still_valid_after_the_settle_time():
+    from ansible_collections.trustroot.ops.plugins.module_utils._vault_root_token import confirm_revoked
+    calls = []
+    time_ = FakeClock()
+
+    def lookup():
+        calls.append(time_.now)
+        return True, ['root']
+    assert confirm_revoked(lookup, settle=5.0, clock=time_.clock, sleep=time_.sleep) is False
+    assert calls[0] == 0.0 and calls[-1] >= 5.0 and len(calls) == 21
