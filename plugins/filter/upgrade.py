@@ -22,10 +22,10 @@ def spire_upgrade_plan(servers, agents, target_server, target_agent=None, shared
         raise AnsibleFilterError('spire_upgrade_plan: %s' % err)
 
 
-def vault_upgrade_order(nodes, target):
+def vault_upgrade_order(nodes, target, hosts=None):
     """The Vault / OpenBao nodes to upgrade, standbys first and the active node last."""
     try:
-        return _vault_upgrade_order(nodes, target)
+        return _vault_upgrade_order(nodes, target, hosts)
     except UpgradeError as err:
         raise AnsibleFilterError('vault_upgrade_order: %s' % err)
 

@@ -647,6 +647,58 @@ def proven_after_writing(sidecar):
     return (sidecar.get('verified') or {}).get('how') not in (None, 'written')
 
 
+def newest_verified(directories, system):
+    """The newest backup of ``system`` proven after it was written (see proven_after_writing), across
+    ``directories`` (missing ones skipped), as {'name', 'path', 'created_unix', 'verified_how', 'verified_at'}, or None."""
+    found = []
+    for directory in directories:
+        if os.path.isdir(directory):
+            found += [s for s in list_backups(directory, system) if proven_after_writing(s)]
+    if not found:
+        return None
+    newest = max(found, key=lambda s: s['created'])
+    verified = newest.get('verified') or {}
+    return {'name': newest['name'], 'path': newest['path'], 'created_unix': parse_iso(newest['created']).timestamp(),
+            'verified_how': verified.get('how'), 'verified_at': verified.get('at')}
+
+
+def newest_verified_backups(backup_dir):
+    """{'vault': ..., 'spire-server': ...}: newest_verified of each system under the directory backup.yml writes
+    (vault/ and spire-server/<host>/)."""
+    spire_root = os.path.join(backup_dir, 'spire-server')
+    spire_dirs = [os.path.join(spire_root, name) for name in sorted(os.listdir(spire_root))] if os.path.isdir(
+        spire_root) else []
+    return {'vault': newest_verified([os.path.join(backup_dir, 'vault')], 'vault'),
+            'spire-server': newest_verified(spire_dirs, 'spire-server')}
+
+
+def backup_readiness(newest, max_age_seconds, now, systems=('vault', 'spire-server')):
+    """Whether each of ``systems`` has a verified backup no older than ``max_age_seconds`` at ``now`` (pure).
+
+    ``newest``: newest_verified_backups' answer. Returns {'ready': bool, 'systems': {system: {'ready', 'why',
+    'age_seconds', 'name'}}, 'problems': [text per system not ready]}: what a change that needs a way back (an
+    upgrade) checks before it starts."""
+    errors = retention_errors(max_age_seconds=max_age_seconds)
+    if errors:
+        raise BackupError(errors[0])
+    out, problems = {}, []
+    for system in systems:
+        backup = (newest or {}).get(system)
+        if not backup:
+            entry = {'ready': False, 'why': 'no verified %s backup' % system, 'age_seconds': None, 'name': None}
+        else:
+            age = max(0, int(now - backup['created_unix']))
+            ready = age <= max_age_seconds
+            entry = {'ready': ready, 'age_seconds': age, 'name': backup['name'],
+                     'why': '%s taken %d s ago and verified (%s)%s' % (
+                         backup['name'], age, backup.get('verified_how'),
+                         '' if ready else ', older than the %d s allowed' % max_age_seconds)}
+        out[system] = entry
+        if not entry['ready']:
+            problems.append(entry['why'])
+    return {'ready': not problems, 'systems': out, 'problems': problems}
+
+
 def retention_plan(backups, keep_count=None, max_age_seconds=None, now=None):
     """Split ``backups`` (sidecar dicts, oldest first) into (keep, delete); pure.
 

@@ -271,14 +271,20 @@ def check_no_failover_to_older(order, roles, versions, target):
         now[host] = target
 
 
-def vault_upgrade_order(nodes, target):
+def vault_upgrade_order(nodes, target, hosts=None):
     """Order a rolling Vault / OpenBao upgrade: standbys not yet at ``target`` (inventory order), the active last.
 
     ``nodes``: list of dicts with host (or url), version, initialized, sealed and ha_mode (or vault_status_info's
-    state); reachable and is_leader are checked when present. Returns dict(order, already, steps, active, target).
+    state); reachable and is_leader are checked when present. ``hosts``: names for the nodes, in the same order
+    (inventory names for vault_status_info's answers, which carry URLs). Returns dict(order, already, steps, active,
+    target).
     """
     if not isinstance(nodes, list) or not nodes:
         raise UpgradeError('nodes: expected a non-empty list of node dicts')
+    if hosts is not None:
+        if not isinstance(hosts, list) or len(hosts) != len(nodes):
+            raise UpgradeError('hosts: expected a list of %d names, one per node, got %r' % (len(nodes), hosts))
+        nodes = [dict(node, host=host) if isinstance(node, dict) else node for node, host in zip(nodes, hosts)]
     goal = parse_version(target, 'target')
     roles, versions, hosts = {}, {}, []
     for index, node in enumerate(nodes):

@@ -108,36 +108,10 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.trustroot.ops.plugins.module_utils._backup import (
-    BackupError, list_backups, parse_iso, proven_after_writing)
+from ansible_collections.trustroot.ops.plugins.module_utils._backup import BackupError, newest_verified_backups
 from ansible_collections.trustroot.ops.plugins.module_utils._files import atomic_write
 from ansible_collections.trustroot.ops.plugins.module_utils._posture import (
     PostureError, backup_findings, render, report, spire_findings, thresholds_with_defaults, vault_findings)
-
-
-def newest_verified(directories, system):
-    """The newest backup of ``system`` proven after it was written, across ``directories``, as the summary
-    backup_findings reads, or None."""
-    found = []
-    for directory in directories:
-        if os.path.isdir(directory):
-            found += [s for s in list_backups(directory, system) if proven_after_writing(s)]
-    if not found:
-        return None
-    newest = max(found, key=lambda s: s['created'])
-    created = parse_iso(newest['created'])
-    return {'name': newest['name'], 'created_unix': created.timestamp(),
-            'verified_how': (newest.get('verified') or {}).get('how')}
-
-
-def backup_facts(backup_dir):
-    if not backup_dir:
-        return None
-    spire_root = os.path.join(backup_dir, 'spire-server')
-    spire_dirs = [os.path.join(spire_root, name) for name in sorted(os.listdir(spire_root))] if os.path.isdir(
-        spire_root) else []
-    return {'vault': newest_verified([os.path.join(backup_dir, 'vault')], 'vault'),
-            'spire-server': newest_verified(spire_dirs, 'spire-server')}
 
 
 def main():
@@ -163,7 +137,8 @@ def main():
         findings += spire_findings(params['spire'][host] or {}, params['spire_agents'], thresholds, now,
                                    host if len(params['spire']) > 1 else None)
     try:
-        findings += backup_findings(backup_facts(params['backup_dir']), thresholds, now)
+        findings += backup_findings(newest_verified_backups(params['backup_dir']) if params['backup_dir'] else None,
+                                   thresholds, now)
     except BackupError as err:
         module.fail_json(msg='backup_dir: %s' % err)
     stamp = datetime.datetime.fromtimestamp(int(now), datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')

@@ -577,3 +577,56 @@ def test_finish_backup_local(files):
     assert result['deleted'] == [str(dest / 'spire-20261130T231500Z.tar.gz')]
     assert result['metric_path'] == str(metrics / 'trustroot_backup_spire.prom')
     assert 'last_size_bytes{system="spire"} %d' % sidecar['size'] in open(result['metric_path']).read()
+
+
+# --- the newest verified backup of each system, and whether it is recent enough --------------------------------
+
+def test_newest_verified_skips_unproven_and_picks_newest(files, tmp_path):
+    src, _ = files
+    vault_dir = tmp_path / 'backups' / 'vault'
+    spire_dir = tmp_path / 'backups' / 'spire-server' / 'spire-server1'
+    vault_dir.mkdir(parents=True)
+    spire_dir.mkdir(parents=True)
+    old = backup.write_archive(str(vault_dir), 'vault', parts_of(src), {}, now=at(0))
+    old_path = str(vault_dir / old['archive'])
+    backup.mark_verified(old_path, 'restored', now=at(10))
+    # Newer, but only checked as it was written: it does not count.
+    backup.write_archive(str(vault_dir), 'vault', parts_of(src), {}, now=at(60))
+    assert backup.newest_verified_backups(str(tmp_path / 'backups')) == {
+        'vault': {'name': old['name'], 'path': old_path, 'created_unix': at(0).timestamp(),
+                  'verified_how': 'restored', 'verified_at': backup.iso(at(10))},
+        'spire-server': None}
+    spire = backup.write_archive(str(spire_dir), 'spire-server', parts_of(src), {}, now=at(120))
+    backup.mark_verified(str(spire_dir / spire['archive']), 'restored', now=at(130))
+    assert backup.newest_verified_backups(str(tmp_path / 'backups'))['spire-server']['name'] == spire['name']
+
+
+def test_newest_verified_of_an_empty_directory(tmp_path):
+    assert backup.newest_verified_backups(str(tmp_path)) == {'vault': None, 'spire-server': None}
+
+
+NEWEST = {'vault': {'name': 'vault-20261130T231500Z', 'created_unix': at(0).timestamp(), 'verified_how': 'restored'},
+          'spire-server': {'name': 'spire-server-20261130T231500Z', 'created_unix': at(0).timestamp(),
+                           'verified_how': 'restored'}}
+
+
+def test_backup_readiness_both_recent():
+    out = backup.backup_readiness(NEWEST, 3600, at(3600).timestamp())
+    assert out['ready'] is True and out['problems'] == []
+    assert out['systems']['vault'] == {'ready': True, 'age_seconds': 3600, 'name': 'vault-20261130T231500Z',
+                                       'why': 'vault-20261130T231500Z taken 3600 s ago and verified (restored)'}
+
+
+def test_backup_readiness_names_what_is_missing_or_old():
+    out = backup.backup_readiness(dict(NEWEST, vault=None), 3600, at(3601).timestamp())
+    assert out['ready'] is False
+    assert out['problems'] == ['no verified vault backup',
+                               'spire-server-20261130T231500Z taken 3601 s ago and verified (restored), '
+                               'older than the 3600 s allowed']
+    assert out['systems']['vault']['ready'] is False and out['systems']['spire-server']['age_seconds'] == 3601
+
+
+@pytest.mark.parametrize('max_age', [0, -5, 'x', True])
+def test_backup_readiness_refuses_a_bad_max_age(max_age):
+    with pytest.raises(BackupError, match='max_age must be a positive number of seconds'):
+        backup.backup_readiness(NEWEST, max_age, at(0).timestamp())

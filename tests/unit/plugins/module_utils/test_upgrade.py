@@ -190,6 +190,15 @@ def test_vault_order_reads_vault_status_info_nodes():
               {'url': 'https://v3:8200', 'reachable': True, 'error': None, 'version': '2.7.1', 'initialized': True,
                'sealed': False, 'state': 'performance_standby', 'is_leader': False}]
     assert vault_upgrade_order(status, '2.7.2')['order'] == ['https://v1:8200', 'https://v3:8200', 'https://v2:8200']
+    named = vault_upgrade_order(status, '2.7.2', hosts=['vault1', 'vault2', 'vault3'])
+    assert named['order'] == ['vault1', 'vault3', 'vault2'] and named['active'] == 'vault2'
+    assert status[0]['url'] == 'https://v1:8200' and 'host' not in status[0]  # the caller's dicts are left as they were
+
+
+@pytest.mark.parametrize('hosts', [['vault1'], 'vault1', ['a', 'b', 'c', 'd']])
+def test_vault_order_refuses_hosts_that_do_not_match_the_nodes(hosts):
+    with pytest.raises(UpgradeError, match='hosts: expected a list of 3 names, one per node'):
+        vault_upgrade_order([node('v1', ha_mode='active'), node('v2'), node('v3')], '2.7.2', hosts=hosts)
 
 
 def test_vault_order_never_fails_over_to_an_older_version():
