@@ -25,6 +25,7 @@ PAGES = {
     'docs/runbooks/migrate.md': 'runbook_migrate',
     'docs/runbooks/backup.md': 'runbook_backup',
     'docs/runbooks/disaster_recovery.md': 'runbook_disaster_recovery',
+    'docs/runbooks/upgrade.md': 'runbook_upgrade',
     'docs/roles/vault_server.md': 'guide_vault_server',
     'docs/roles/spire_server.md': 'guide_spire_server',
     'docs/roles/spire_agent.md': 'guide_spire_agent',
