@@ -212,7 +212,8 @@ def _list_problem(items, rule, field):
 SEAL_STATUS = {'type': str, 'initialized': bool, 'sealed': bool, 't': int, 'n': int, 'progress': int,
                'version': str}
 HEALTH = {'initialized': bool, 'sealed': bool}
-LEADER = {'ha_enabled': bool, 'is_self': bool, 'leader_address': str}
+# OpenBao before 2.7 leaves is_self out of a standby's answer (Go's omitempty on false): absent reads as false.
+LEADER = {'ha_enabled': bool, 'is_self': Optional(bool), 'leader_address': str}
 RAFT_CONFIGURATION = {'config': {'servers': [{'node_id': str, 'address': str, 'leader': bool, 'voter': bool}]}}
 
 

@@ -148,6 +148,18 @@ def test_read_node_reports_an_unreadable_node_instead_of_a_state(server):
     assert 'text/html' in state['error']
 
 
+def test_a_standby_without_is_self_reads_as_a_standby(server):
+    # OpenBao 2.6.x leaves "is_self" out of a standby's sys/leader answer (omitempty on false).
+    answer('GET', 'sys/seal-status', {'type': 'shamir', 'initialized': True, 'sealed': False, 't': 3, 'n': 5,
+                                      'progress': 0, 'version': '2.6.2', 'storage_type': 'raft'})
+    answer('GET', 'sys/health', (429, 'application/json', json.dumps({'initialized': True, 'sealed': False,
+                                                                      'standby': True}).encode()))
+    answer('GET', 'sys/leader', {'ha_enabled': True, 'leader_address': 'https://v1:8200'})
+    state = read_node(node(server), with_raft=False)
+    assert state['reachable'] is True and state['error'] is None
+    assert state['state'] == 'standby' and state['is_leader'] is False and state['leader_address'] == 'https://v1:8200'
+
+
 def test_ask_leader_and_autopilot_return_the_problem(server):
     answer('GET', 'sys/leader', OTHER_JSON)
     found, problem = ask_leader(node(server))
