@@ -237,7 +237,11 @@ def lookup_state(node, token_to_revoke, self_lookup):
     return True, list(data.get('policies') or [])
 
 
-def confirm_revoked(lookup, settle=5.0, interval=0.25, clock=time.monotonic, sleep=time.sleep):
+# Seconds a revoked token may still look up as valid (a node answering from state a moment behind the write).
+REVOKE_SETTLE_SECONDS = 5
+
+
+def confirm_revoked(lookup, settle=REVOKE_SETTLE_SECONDS, interval=0.25, clock=time.monotonic, sleep=time.sleep):
     """Whether ``lookup()`` (returning (valid, policies)) finds the token invalid within ``settle`` seconds.
 
     The revocation is written by the active node; a lookup answered by another node of the cluster can follow

@@ -219,7 +219,7 @@ from ansible_collections.trustroot.ops.plugins.module_utils._vault import (
 from ansible_collections.trustroot.ops.plugins.module_utils._vault_rekey import (
     OperationError, find_active_node)
 from ansible_collections.trustroot.ops.plugins.module_utils._vault_root_token import (
-    DecodeError, GenerateRootRun, choose_api, confirm_revoked, decode_token, lookup_state, material_from_root_token, revoke,
+    REVOKE_SETTLE_SECONDS, DecodeError, GenerateRootRun, choose_api, confirm_revoked, decode_token, lookup_state, material_from_root_token, revoke,
     stale_attempt_message)
 
 
@@ -396,7 +396,8 @@ def ensure_absent(module, result):
     except OperationError as exc:
         module.fail_json(msg=str(exc), **result)
     if not gone:
-        module.fail_json(msg='%s: the token still looks up as valid 5 s after its revocation' % node.url, **result)
+        module.fail_json(msg='%s: the token still looks up as valid %d s after its revocation'
+                             % (node.url, REVOKE_SETTLE_SECONDS), **result)
     result['revoked'] = True
     module.exit_json(**result)
 
