@@ -437,7 +437,8 @@ def _federated_match(server, host):
         domain = rel.get('trust_domain')
         served = rel.get('served')
         if served is None:
-            problems.append('%s: endpoint not read (%s)' % (domain, rel.get('served_error') or '?'))
+            # Unreachable, or answered with something that is not a valid SPIFFE bundle (served_error says which).
+            problems.append('%s: endpoint not read or its bundle not valid (%s)' % (domain, rel.get('served_error') or '?'))
             continue
         stored = set(rel.get('stored_keys') or [])
         if set(served) != stored:

@@ -17,6 +17,11 @@ description:
     the local X.509 authority; for every federation relationship it fetches the bundle the peer's endpoint serves
     now (C(https_web) with the system's CAs, C(https_spiffe) with the stored bundle of that trust domain) and
     returns both key sets.
+  - A peer's answer is read only when it is a SPIFFE bundle served as C(application/json) (what SPIRE's bundle
+    endpoint sends; C(application/jwk-set+json) too), in which every C(x509-svid) key holds exactly one certificate in
+    C(x5c) and every C(jwt-svid) key a C(kid) and a public key; otherwise that relationship's C(served) is null and
+    C(served_error) names the endpoint and what is wrong (for a key, its index), so a broken endpoint never reads as
+    one serving fewer keys. Keys of another C(use) are ignored, as the SPIFFE standard requires.
   - C(spire-server) has no command that lists join tokens. With the sqlite3 datastore, the expiry of every join
     token not used yet is read from the datastore opened read-only (token values are never read); with another
     datastore the answer says they cannot be listed, and why.
@@ -58,9 +63,7 @@ posture:
   type: dict
 '''
 
-import json
 import os
-import re
 import http.client
 import ssl
 import urllib.parse
@@ -68,54 +71,10 @@ import urllib.parse
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.trustroot.ops.plugins.module_utils._spire import (
-    SpireError, SpireServerCLI, bundle_summary, local_authority_summary, server_argument_spec)
-
-_SETTING = re.compile(r'^\s*([a-z_]+)\s*=\s*"?([^"#\n]*)"?\s*$', re.M)
-CONFIG_KEYS = ('trust_domain', 'ca_ttl', 'default_x509_svid_ttl', 'default_jwt_svid_ttl', 'audit_log_enabled',
-               'database_type', 'connection_string')
-MAX_BUNDLE = 1 << 20
-
-
-def read_config(path):
-    """The settings the checks need, from the HCL file (first occurrence of each: the server block's)."""
-    with open(path) as handle:
-        text = handle.read()
-    out = {}
-    for key, value in _SETTING.findall(text):
-        if key in CONFIG_KEYS and key not in out:
-            out[key] = value.strip()
-    return out
-
-
-def spiffe(value):
-    if isinstance(value, dict):
-        return 'spiffe://%s%s' % (value.get('trust_domain', ''), value.get('path', ''))
-    return value
-
-
-def stored_keys(raw_bundle):
-    keys = ['x509:' + a.get('asn1', '') for a in raw_bundle.get('x509_authorities') or []]
-    keys += ['jwt:' + (a.get('key_id') or '') for a in raw_bundle.get('jwt_authorities') or []]
-    return sorted(keys)
-
-
-def served_keys(document):
-    keys = []
-    for key in document.get('keys') or []:
-        if key.get('use') == 'x509-svid' and key.get('x5c'):
-            keys.append('x509:' + key['x5c'][0])
-        elif key.get('use') == 'jwt-svid':
-            keys.append('jwt:' + (key.get('kid') or ''))
-    return sorted(keys)
-
-
-def pem_of(raw_bundle):
-    out = []
-    for authority in raw_bundle.get('x509_authorities') or []:
-        body = authority.get('asn1', '')
-        out.append('-----BEGIN CERTIFICATE-----\n%s\n-----END CERTIFICATE-----\n' % '\n'.join(
-            body[i:i + 64] for i in range(0, len(body), 64)))
-    return ''.join(out)
+    SpireError, SpireServerCLI, local_authority_summary, server_argument_spec)
+from ansible_collections.trustroot.ops.plugins.module_utils._spire_federation import bundle_pem
+from ansible_collections.trustroot.ops.plugins.module_utils._spire_posture import (
+    MAX_BUNDLE, agents_view, bundles_view, entries_view, parse_served, read_config, relationships, stored_keys)
 
 
 def fetch_served(rel, raw_bundle, timeout):
@@ -124,7 +83,7 @@ def fetch_served(rel, raw_bundle, timeout):
     if rel['profile'] == 'https_spiffe':
         if not raw_bundle:
             raise ValueError('no stored bundle to authenticate the endpoint')
-        context = ssl.create_default_context(cadata=pem_of(raw_bundle))
+        context = ssl.create_default_context(cadata=bundle_pem(raw_bundle))
         context.check_hostname = False     # an SVID names a SPIFFE ID, not a host name
     else:
         context = ssl.create_default_context()
@@ -138,13 +97,11 @@ def fetch_served(rel, raw_bundle, timeout):
         connection.request('GET', (parts.path or '/') + ('?' + parts.query if parts.query else ''))
         response = connection.getresponse()
         if response.status != 200:
-            raise ValueError('the endpoint answered HTTP %d' % response.status)
-        document = json.loads(response.read(MAX_BUNDLE).decode('utf-8'))
+            raise ValueError('bundle endpoint %s answered HTTP %d' % (url, response.status))
+        # One byte more than allowed, so an oversized answer is refused rather than read cut off.
+        return parse_served(url, response.getheader('Content-Type'), response.read(MAX_BUNDLE + 1))
     finally:
         connection.close()
-    if not isinstance(document, dict):
-        raise ValueError('the endpoint did not serve a JSON object')
-    return served_keys(document)
 
 
 def join_tokens(config):
@@ -172,15 +129,6 @@ def join_tokens(config):
     return {'listable': True, 'expiries': sorted(int(row[0]) for row in rows)}
 
 
-def relationships(answer):
-    out = []
-    for rel in answer.get('federation_relationships') or []:
-        profile = 'https_spiffe' if rel.get('https_spiffe') else 'https_web'
-        out.append({'trust_domain': rel.get('trust_domain'), 'bundle_endpoint_url': rel.get('bundle_endpoint_url'),
-                    'profile': profile})
-    return out
-
-
 def main():
     spec = server_argument_spec()
     spec.update(config_path=dict(type='path', default='/etc/spire/server/server.conf'),
@@ -201,26 +149,17 @@ def main():
         x509 = cli.run_json(['localauthority', 'x509', 'show'])
     except SpireError as err:
         module.exit_json(changed=False, posture={'error': err.message})
-    out['entries'] = [{'id': e.get('id'), 'spiffe_id': spiffe(e.get('spiffe_id')), 'parent_id': spiffe(e.get('parent_id')),
-                       'federates_with': list(e.get('federates_with') or []), 'admin': bool(e.get('admin')),
-                       'downstream': bool(e.get('downstream'))} for e in entries]
-    out['agents'] = [{'spiffe_id': spiffe(a.get('id')), 'x509svid_expires_at': int(a.get('x509svid_expires_at') or 0),
-                      'banned': bool(a.get('banned'))} for a in agents]
+    out['entries'] = entries_view(entries)
+    out['agents'] = agents_view(agents)
+    out['bundles'] = bundles_view(bundles)
     raw_by_domain = dict((b.get('trust_domain'), b) for b in bundles)
-    out['bundles'] = []
-    for raw in bundles:
-        summary = bundle_summary(raw)
-        out['bundles'].append({'trust_domain': summary['trust_domain'], 'refresh_hint': summary['refresh_hint'],
-                               'sequence_number': summary['sequence_number'],
-                               'x509_authorities': [{'not_after_unix': a.get('not_after_unix')}
-                                                    for a in summary['x509_authorities']]})
     for rel in rels:
         raw = raw_by_domain.get(rel['trust_domain']) or {}
         rel['stored_keys'] = stored_keys(raw)
         try:
             rel['served'] = fetch_served(rel, raw, module.params['fetch_timeout'])
         except (OSError, ValueError, ssl.SSLError, http.client.HTTPException) as err:
-            rel['served'], rel['served_error'] = None, str(getattr(err, 'reason', None) or err)[:200]
+            rel['served'], rel['served_error'] = None, str(getattr(err, 'reason', None) or err)[:400]
     out['federations'] = rels
     out['local_authorities'] = {'x509': local_authority_summary(x509)}
     out['join_tokens'] = join_tokens(out['config'])
