@@ -135,12 +135,10 @@ def test_parse_served_refuses_what_is_not_a_json_bundle(content_type, body, need
 
 
 def test_a_malformed_bundle_fails_the_federation_match_and_says_why():
-    try:
+    with pytest.raises(ValueError) as err:
         served_keys(served(set_key(0, x5c=[])), URL)
-    except ValueError as err:
-        error = str(err)
     rel = {'trust_domain': 'peer.test', 'bundle_endpoint_url': URL, 'profile': 'https_web',
-           'stored_keys': stored_keys(SERVER_BUNDLE), 'served': None, 'served_error': error}
+           'stored_keys': stored_keys(SERVER_BUNDLE), 'served': None, 'served_error': str(err.value)}
     finding = posture._federated_match({'federations': [rel]}, 'spire1')
     assert finding['status'] == 'FAIL'
     assert finding['summary'] == ('peer.test: endpoint not read or its bundle not valid (bundle endpoint %s keys[0] '
