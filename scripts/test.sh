@@ -44,12 +44,17 @@ phase() {
 }
 
 make_layer() {
-  # The installed stack the lab tests boot from (tests/lab/layers.py), made while the static checks run; the
-  # integration tests take it when its key matches the code, and would make it themselves otherwise.
+  # The installed stacks the lab tests boot from (tests/lab/layers.py), made while the static checks run: the
+  # current releases, then the previous ones (the rolling upgrade test). The integration tests take a layer when its
+  # key matches the code, and would make it themselves otherwise.
   local start rc=0
   start=$(date +%s.%N)
   $VENV/python -m tests.lab.layers build --name stack > "$RUN_DIR/layer-stack.log" 2>&1 || rc=$?
   record "stack layer: install.yml on 6 lab hosts (in the background)" "$start" "$(date +%s.%N)" "$rc"
+  [ "$rc" = 0 ] || return "$rc"
+  start=$(date +%s.%N)
+  $VENV/python -m tests.lab.layers build --name stack-previous >> "$RUN_DIR/layer-stack.log" 2>&1 || rc=$?
+  record "stack-previous layer: the same on the previous OpenBao and SPIRE (in the background)" "$start" "$(date +%s.%N)" "$rc"
   return "$rc"
 }
 

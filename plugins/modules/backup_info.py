@@ -16,8 +16,8 @@ description:
     C(spire-server/<host>/)), and reports the newest Vault / OpenBao backup and the newest SPIRE server backup that
     were proven after they were written (C(verify_backup.yml) restores them; the check made as an archive is written
     does not count).
-  - With O(max_age), RV(ready) says whether both are younger than that: what C(upgrade.yml) checks before any change,
-    so that there is a way back.
+  - RV(ready) says whether both are younger than O(max_age). C(upgrade.yml) checks that before any change, so that there
+    is a way back.
   - Never changes anything. Runs on the controller.
 options:
   backup_dir:

@@ -137,8 +137,8 @@ def main():
         findings += spire_findings(params['spire'][host] or {}, params['spire_agents'], thresholds, now,
                                    host if len(params['spire']) > 1 else None)
     try:
-        findings += backup_findings(newest_verified_backups(params['backup_dir']) if params['backup_dir'] else None,
-                                   thresholds, now)
+        backups = newest_verified_backups(params['backup_dir']) if params['backup_dir'] else None
+        findings += backup_findings(backups, thresholds, now)
     except BackupError as err:
         module.fail_json(msg='backup_dir: %s' % err)
     stamp = datetime.datetime.fromtimestamp(int(now), datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')

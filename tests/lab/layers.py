@@ -43,6 +43,10 @@ DEFINITIONS = {
     'stack': {'groups': {'vault_servers': ['vault1', 'vault2', 'vault3'], 'spire_servers': ['spire-server1'],
                          'spire_agents': ['spire-agent1', 'spire-agent2']},
               'network_index': 250},
+    # The same hosts on the releases before the current ones (OpenBao, SPIRE): what the rolling upgrade test upgrades.
+    'stack-previous': {'groups': {'vault_servers': ['vault1', 'vault2', 'vault3'], 'spire_servers': ['spire-server1'],
+                                  'spire_agents': ['spire-agent1', 'spire-agent2']},
+                       'release': 'previous', 'network_index': 249},
 }
 
 

@@ -60,13 +60,36 @@ def agent_alias(agent, trust_domain=TRUST_DOMAIN):
     return 'spiffe://%s/node/%s' % (trust_domain, agent)
 
 
-def stack_vars(files_dir, groups, artifacts, age_recipient, trust_domain=TRUST_DOMAIN):
-    """Variables for playbooks/install.yml on a lab (pure: paths and checksums are given)."""
+def release_binaries(artifacts, release='current'):
+    """{'bao': (name in .cache/bin, version or None), 'spire-server': ..., 'spire-agent': ...} (pure).
+
+    ``current``: the binaries the roles' default versions name (bao, spire-server, spire-agent). ``previous``: the
+    older releases scripts/bootstrap.sh keeps as <binary>@<version> for the rolling upgrade test (the version comes
+    from that name, so bootstrap.sh is the one place that sets it)."""
+    if release == 'current':
+        return {binary: (binary, None) for binary in ('bao', 'spire-server', 'spire-agent')}
+    if release != 'previous':
+        raise ValueError('release must be current or previous, got %r' % (release,))
+    out = {}
+    for binary in ('bao', 'spire-server', 'spire-agent'):
+        found = sorted(name for name in artifacts if name.startswith(binary + '@'))
+        if len(found) != 1:
+            raise labhosts.LabError('.cache/artifacts.json has %s previous %s (%s): run scripts/bootstrap.sh'
+                                    % ('no' if not found else 'more than one', binary, ', '.join(found)))
+        out[binary] = (found[0], found[0].split('@', 1)[1])
+    return out
+
+
+def stack_vars(files_dir, groups, artifacts, age_recipient, trust_domain=TRUST_DOMAIN, release='current'):
+    """Variables for playbooks/install.yml on a lab (pure: paths and checksums are given). ``release``: see
+    release_binaries; the previous release also sets the roles' version variables."""
+    binaries = release_binaries(artifacts, release)
     out = {}
     if groups.get('vault_servers'):
+        name, version = binaries['bao']
         out.update({
-            'vault_server_artifact_path': os.path.join(ROOT, '.cache', 'bin', 'bao'),
-            'vault_server_artifact_sha256': artifacts['bao'],
+            'vault_server_artifact_path': os.path.join(ROOT, '.cache', 'bin', name),
+            'vault_server_artifact_sha256': artifacts[name],
             'vault_server_tls_lab_ca_dir': os.path.join(files_dir, 'vault-ca'),
             'vault_server_material_path': os.path.join(files_dir, 'vault-init.json.age'),
             'vault_server_age_identity': os.path.join(files_dir, 'operator.agekey'),
@@ -74,24 +97,32 @@ def stack_vars(files_dir, groups, artifacts, age_recipient, trust_domain=TRUST_D
             'vault_server_init_secret_shares': 5,
             'vault_server_init_secret_threshold': 3,
         })
+        if version:
+            out['vault_server_version'] = version
     if groups.get('spire_servers'):
+        name, version = binaries['spire-server']
         out.update({
-            'spire_server_artifact_path': os.path.join(ROOT, '.cache', 'bin', 'spire-server'),
-            'spire_server_artifact_sha256': artifacts['spire-server'],
+            'spire_server_artifact_path': os.path.join(ROOT, '.cache', 'bin', name),
+            'spire_server_artifact_sha256': artifacts[name],
             'spire_server_trust_domain': trust_domain,
             # Prometheus on another lab host scrapes SPIRE's telemetry (the roles' default is 127.0.0.1).
             'spire_server_telemetry_prometheus_host': '{{ ansible_host }}',
             'spire_registration_entry_id_prefix': 'demo-',
             'spire_registration_entries': demo_entries(groups.get('spire_agents', []), trust_domain),
         })
+        if version:
+            out['spire_server_version'] = version
     if groups.get('spire_agents'):
+        name, version = binaries['spire-agent']
         out.update({
-            'spire_agent_artifact_path': os.path.join(ROOT, '.cache', 'bin', 'spire-agent'),
-            'spire_agent_artifact_sha256': artifacts['spire-agent'],
+            'spire_agent_artifact_path': os.path.join(ROOT, '.cache', 'bin', name),
+            'spire_agent_artifact_sha256': artifacts[name],
             'spire_agent_trust_domain': trust_domain,
             'spire_agent_telemetry_prometheus_host': '{{ ansible_host }}',
             'spire_agent_join_token_alias': '{{ "spiffe://%s/node/" ~ inventory_hostname }}' % trust_domain,
         })
+        if version:
+            out['spire_agent_version'] = version
     return out
 
 
@@ -112,15 +143,16 @@ def ensure_age_key(path):
 class Stack(object):
     """A lab plus the files and variables the install playbook needs."""
 
-    def __init__(self, lab, groups, vars_groups=None):
+    def __init__(self, lab, groups, vars_groups=None, release='current'):
         self.lab = lab
+        self.release = release  # which binaries the install variables name (stack_vars)
         self.groups = groups
         self.vars_groups = vars_groups or groups  # the groups the install variables are made for
         self.files_dir = os.path.join(lab.dir, 'files')
         self.vars_path = os.path.join(self.files_dir, 'vars.yml')
 
     @classmethod
-    def up(cls, name, groups=None, directory=None, extra_vars=None, layer=None, vars_groups=None):
+    def up(cls, name, groups=None, directory=None, extra_vars=None, layer=None, vars_groups=None, release='current'):
         """Reuse the lab of that name when it runs, or create it; (re)write its variables. ``layer``: see
         hosts.Lab.create (used to make a layer; tests boot from one with from_layer)."""
         groups = groups or DEMO_GROUPS
@@ -131,7 +163,7 @@ class Stack(object):
         except (labhosts.LabError, OSError):
             labhosts.destroy(name, directory)
             lab = labhosts.Lab.create(name, hosts_of(groups), directory=directory, groups=groups, layer=layer)
-        stack = cls(lab, groups, vars_groups)
+        stack = cls(lab, groups, vars_groups, release)
         stack.write_vars(extra_vars)
         return stack
 
@@ -148,7 +180,7 @@ class Stack(object):
         started = time.monotonic()
         lab = labhosts.Lab.create(name, hosts, groups=groups,
                                   layer=kept.lab_layer([host for host in hosts if host in kept.hosts]))
-        stack = cls(lab, groups, vars_groups=kept.groups)
+        stack = cls(lab, groups, vars_groups=kept.groups, release=layers.DEFINITIONS[layer].get('release', 'current'))
         try:
             shutil.copytree(kept.files_dir, stack.files_dir, symlinks=True)
             stack.write_vars(extra_vars)
@@ -196,7 +228,7 @@ class Stack(object):
     def write_vars(self, extra_vars=None):
         os.makedirs(self.files_dir, mode=0o700, exist_ok=True)
         recipient = ensure_age_key(os.path.join(self.files_dir, 'operator.agekey'))
-        data = stack_vars(self.files_dir, self.vars_groups, read_artifacts(), recipient)
+        data = stack_vars(self.files_dir, self.vars_groups, read_artifacts(), recipient, release=self.release)
         data.update(extra_vars or {})
         with open(self.vars_path, 'w') as handle:
             json.dump(data, handle, indent=2)  # JSON is YAML
@@ -253,7 +285,7 @@ def make_layer(name, definition, directory):
     the controller-side files and the install output are kept in ``directory``."""
     lab_name = 'layer-' + name
     labhosts.destroy(lab_name)
-    stack = Stack.up(lab_name, groups=definition['groups'],
+    stack = Stack.up(lab_name, groups=definition['groups'], release=definition.get('release', 'current'),
                      layer={'network_index': definition['network_index'], 'addresses': {}, 'uppers': {}})
     try:
         proc = stack.run('install', ['-vvvv'], timeout=1800)

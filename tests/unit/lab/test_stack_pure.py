@@ -47,3 +47,30 @@ def test_demo_stack_registers_one_entry_per_agent_under_the_agents_ids():
 def test_missing_artifacts_file_names_the_bootstrap(tmp_path):
     with pytest.raises(stack.labhosts.LabError, match='bootstrap'):
         stack.read_artifacts(str(tmp_path / 'nope.json'))
+
+
+PREVIOUS = dict(ARTIFACTS, **{'bao@2.6.2': 'd' * 64, 'spire-server@1.14.5': 'e' * 64, 'spire-agent@1.14.5': 'f' * 64})
+
+
+def test_current_release_sets_no_versions():
+    data = stack.stack_vars('/f', stack.DEMO_GROUPS, PREVIOUS, 'age1xyz')
+    assert data['vault_server_artifact_path'].endswith('/.cache/bin/bao')
+    assert not [key for key in data if key.endswith('_version')]
+
+
+def test_previous_release_names_its_binaries_and_versions():
+    data = stack.stack_vars('/f', stack.DEMO_GROUPS, PREVIOUS, 'age1xyz', release='previous')
+    assert data['vault_server_artifact_path'].endswith('/.cache/bin/bao@2.6.2')
+    assert (data['vault_server_artifact_sha256'], data['vault_server_version']) == ('d' * 64, '2.6.2')
+    assert (data['spire_server_artifact_sha256'], data['spire_server_version']) == ('e' * 64, '1.14.5')
+    assert (data['spire_agent_artifact_sha256'], data['spire_agent_version']) == ('f' * 64, '1.14.5')
+    assert data['spire_agent_artifact_path'].endswith('/.cache/bin/spire-agent@1.14.5')
+
+
+def test_previous_release_needs_exactly_one_older_binary_each():
+    with pytest.raises(stack.labhosts.LabError, match='no previous bao'):
+        stack.release_binaries(ARTIFACTS, 'previous')
+    with pytest.raises(stack.labhosts.LabError, match='more than one previous bao'):
+        stack.release_binaries(dict(PREVIOUS, **{'bao@2.5.0': 'x'}), 'previous')
+    with pytest.raises(ValueError, match='release must be current or previous'):
+        stack.release_binaries(PREVIOUS, 'next')

@@ -582,7 +582,7 @@ def test_finish_backup_local(files):
 # --- the newest verified backup of each system, and whether it is recent enough --------------------------------
 
 def test_newest_verified_skips_unproven_and_picks_newest(files, tmp_path):
-    src, _ = files
+    src = files[0]
     vault_dir = tmp_path / 'backups' / 'vault'
     spire_dir = tmp_path / 'backups' / 'spire-server' / 'spire-server1'
     vault_dir.mkdir(parents=True)
