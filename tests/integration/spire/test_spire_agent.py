@@ -13,13 +13,30 @@ def run(ansible, server, module, check=False, diff=False, **args):
     return ansible.module(module, params, check=check, diff=diff)
 
 
+def run_each(ansible, server, module, arg_sets):
+    """The module once per argument set, as the tasks of ONE ansible-playbook run (each task ignore_errors): the
+    registered results in order."""
+    results, _output = ansible.modules([(module, dict(spire_server_module_args(server), **args)) for args in arg_sets])
+    return results
+
+
 def server_agents(server):
     return dict(('spiffe://%s%s' % (a['id']['trust_domain'], a['id']['path']), a)
                 for a in server.cli(['agent', 'list']).get('agents') or [])
 
 
 def test_info_lists_filters_and_shows(ansible, spire_server, spire_agent):
-    listed = run(ansible, spire_server, 'spire_agent_info')
+    filters = [
+        ({'attestation_type': 'join_token'}, 1), ({'attestation_type': 'x509pop'}, 0),
+        ({'banned': False}, 1), ({'banned': True}, 0),
+        ({'can_reattest': False}, 1), ({'can_reattest': True}, 0),
+        ({'expires_before': '+48h'}, 1), ({'expires_before': '2020-01-01T00:00:00Z'}, 0),
+        ({'selectors': ['unix:uid:12345'], 'match': 'any'}, 0),
+    ]
+    # Read-only queries: all of them in one playbook run, each result asserted on its own.
+    results = run_each(ansible, spire_server, 'spire_agent_info', [{}] + [args for args, _count in filters] + [
+        {'spiffe_id': spire_agent.spiffe_id}, {'spiffe_id': 'spiffe://example.org/spire/agent/join_token/nope'}])
+    listed, filtered, shown, unknown = results[0], results[1:-2], results[-2], results[-1]
     assert not listed.get('failed'), listed
     assert listed['changed'] is False and listed['count'] == 1
     agent = listed['agents'][0]
@@ -32,21 +49,12 @@ def test_info_lists_filters_and_shows(ansible, spire_server, spire_agent):
     assert agent['x509svid_expires_at'] == int(raw['x509svid_expires_at'])
     assert agent['x509svid_serial_number'] == raw['x509svid_serial_number']
 
-    filters = [
-        ({'attestation_type': 'join_token'}, 1), ({'attestation_type': 'x509pop'}, 0),
-        ({'banned': False}, 1), ({'banned': True}, 0),
-        ({'can_reattest': False}, 1), ({'can_reattest': True}, 0),
-        ({'expires_before': '+48h'}, 1), ({'expires_before': '2020-01-01T00:00:00Z'}, 0),
-        ({'selectors': ['unix:uid:12345'], 'match': 'any'}, 0),
-    ]
-    for args, count in filters:
-        result = run(ansible, spire_server, 'spire_agent_info', **args)
+    assert len(filtered) == len(filters)
+    for (args, count), result in zip(filters, filtered):
         assert result['count'] == count, (args, result)
 
-    shown = run(ansible, spire_server, 'spire_agent_info', spiffe_id=spire_agent.spiffe_id)
     assert shown['agent'] == agent and shown['agents'] == [agent]
 
-    unknown = run(ansible, spire_server, 'spire_agent_info', spiffe_id='spiffe://example.org/spire/agent/join_token/nope')
     assert not unknown.get('failed') and unknown['agent'] is None and unknown['count'] == 0, unknown
 
 
@@ -60,8 +68,9 @@ def test_info_bad_inputs(ansible, spire_server):
         ({'selectors': ['uid']}, 'selectors[0] must be "type:value"'),
         ({'spiffe_id': 'spiffe://example.org/spire/agent/x', 'banned': True}, 'mutually exclusive'),
     ]
-    for args, needle in cases:
-        result = run(ansible, spire_server, 'spire_agent_info', **args)
+    results = run_each(ansible, spire_server, 'spire_agent_info', [args for args, _needle in cases])
+    assert len(results) == len(cases)
+    for (args, needle), result in zip(cases, results):
         assert result.get('failed') is True and needle in result['msg'], (args, result)
 
 
@@ -105,8 +114,9 @@ def test_agent_bad_inputs(ansible, spire_server, spire_agent):
         ({'state': 'purged', 'expired_for': '3 weeks'}, 'expired_for must be seconds or a duration'),
         ({'state': 'purged', 'spiffe_id': spire_agent.spiffe_id}, 'spiffe_id is not used with state=purged'),
     ]
-    for args, needle in cases:
-        result = run(ansible, spire_server, 'spire_agent', **args)
+    results = run_each(ansible, spire_server, 'spire_agent', [args for args, _needle in cases])
+    assert len(results) == len(cases)
+    for (args, needle), result in zip(cases, results):
         assert result.get('failed') is True and needle in result['msg'], (args, result)
     assert server_agents(spire_server)[spire_agent.spiffe_id]['banned'] is False
 
@@ -153,7 +163,10 @@ def test_purge_expired_agents(ansible, tmp_path):
 
 def test_unreachable_socket(ansible, spire_server, spire_agent):
     spire_server.stop()
-    for module, args in (('spire_agent_info', {}), ('spire_agent', {'state': 'evicted', 'spiffe_id': spire_agent.spiffe_id})):
-        result = run(ansible, spire_server, module, **args)
+    cases = (('spire_agent_info', {}), ('spire_agent', {'state': 'evicted', 'spiffe_id': spire_agent.spiffe_id}))
+    results, _output = ansible.modules([(module, dict(spire_server_module_args(spire_server), **args))
+                                        for module, args in cases])
+    assert len(results) == len(cases)
+    for result in results:
         assert result['failed'] is True
         assert 'not reachable on socket_path %s' % spire_server.socket_path in result['msg'], result
