@@ -14,6 +14,15 @@ def run(ansible, server, module='spire_federation', check=False, diff=False, **a
     return ansible.module(module, params, check=check, diff=diff)
 
 
+def run_each(ansible, calls):
+    """calls: (server, module, args) each; all of them as the tasks of ONE ansible-playbook run (each task
+    ignore_errors), for calls that do not depend on each other. The registered results in order."""
+    results, _output = ansible.modules([(module, dict(spire_server_module_args(server), **args))
+                                        for server, module, args in calls])
+    assert len(results) == len(calls)
+    return results
+
+
 def relationship(other, **extra):
     item = {'trust_domain': other.trust_domain, 'bundle_endpoint_url': other.bundle_endpoint_url,
             'bundle_endpoint_profile': 'https_spiffe', 'endpoint_spiffe_id': other.server_id}
@@ -39,12 +48,15 @@ def test_https_spiffe_federation_both_ways(ansible, spire_server, spire_server_b
     other = {'a': spire_server_b, 'b': spire_server}
 
     # 1. bootstrap: each server stores the other's bundle, read and written through spire_bundle
+    shown = dict(zip(('a', 'b'), run_each(ansible, [(other[side], 'spire_bundle', {'state': 'show', 'format': 'spiffe'})
+                                                    for side in ('a', 'b')])))
     for side in ('a', 'b'):
-        shown = run(ansible, other[side], module='spire_bundle', state='show', format='spiffe')
-        assert shown['found'] is True, shown
-        stored = run(ansible, servers[side], module='spire_bundle', state='present',
-                     trust_domain=shown['trust_domain'], bundle=shown['bundle'])
-        assert stored['changed'] is True, stored
+        assert shown[side]['found'] is True, shown[side]
+    stored = run_each(ansible, [(servers[side], 'spire_bundle', {
+        'state': 'present', 'trust_domain': shown[side]['trust_domain'], 'bundle': shown[side]['bundle']})
+        for side in ('a', 'b')])
+    for result in stored:
+        assert result['changed'] is True, result
 
     # 2. relationships: check mode changes nothing, then created, then unchanged
     for side in ('a', 'b'):
@@ -65,9 +77,10 @@ def test_https_spiffe_federation_both_ways(ansible, spire_server, spire_server_b
         assert again['changed'] is False and again['created'] == [] and again['updated'] == [], again
 
     # 3. refresh through the module, then raw `federation refresh`: both succeed; each side holds the other's bundle
-    for side in ('a', 'b'):
+    refreshes = run_each(ansible, [(servers[side], 'spire_federation', {
+        'relationships': [relationship(other[side])], 'refresh': True}) for side in ('a', 'b')])
+    for side, refreshed in zip(('a', 'b'), refreshes):
         server = servers[side]
-        refreshed = run(ansible, server, relationships=[relationship(other[side])], refresh=True)
         assert not refreshed.get('failed'), refreshed
         assert refreshed['refreshed'] == [{'trust_domain': other[side].trust_domain, 'bundle_changed': False}]
         assert refreshed['changed'] is False
@@ -165,8 +178,9 @@ def test_bad_inputs_change_nothing(ansible, spire_server, spire_server_b):
         ([good], {'prune': True, 'managed_trust_domains': ['bad td']}, 'managed_trust_domains[0] may contain only'),
         ([dict(good, bundle_endpoint_profile='spiffe')], {}, 'bundle_endpoint_profile'),
     ]
-    for rels, extra, needle in cases:
-        result = run(ansible, spire_server, relationships=rels, **extra)
+    results = run_each(ansible, [(spire_server, 'spire_federation', dict(extra, relationships=rels))
+                                 for rels, extra, _needle in cases])
+    for (rels, extra, needle), result in zip(cases, results):
         assert result.get('failed') is True and needle in result['msg'], (needle, result)
     assert listed(spire_server) == {}
 
