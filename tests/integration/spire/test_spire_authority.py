@@ -137,30 +137,22 @@ def test_full_rotation(ansible, spire_server, kind):
 
 def test_bad_inputs_change_nothing(ansible, spire_server):
     before = local_state(spire_server, 'x509')
-
-    result = run(ansible, spire_server, state='activated')
-    assert result['failed'] is True and 'no prepared x509 authority to activate' in result['msg']
-
-    result = run(ansible, spire_server, state='tainted')
-    assert result['failed'] is True and 'there is no old x509 authority to taint' in result['msg']
-
-    result = run(ansible, spire_server, state='activated', authority_id='0123456789abcdef')
-    assert result['failed'] is True and 'authority_id 0123456789abcdef is neither the prepared' in result['msg']
-
-    result = run(ansible, spire_server, state='tainted', upstream_subject_key_id='abcdef')
-    assert result['failed'] is True and 'has no UpstreamAuthority' in result['msg'], result
-
-    result = run(ansible, spire_server, state='prepared', upstream_subject_key_id='abcdef')
-    assert result['failed'] is True and 'upstream_subject_key_id is used with' in result['msg']
-
-    result = run(ansible, spire_server, state='prepared', authority_id='abc')
-    assert result['failed'] is True and 'authority_id is not used with state=prepared' in result['msg']
-
-    result = run(ansible, spire_server, state='show', wait_timeout=0)
-    assert result['failed'] is True and 'wait_timeout' in result['msg']
-
-    result = run(ansible, spire_server, authority_type='rsa')
-    assert result['failed'] is True and 'authority_type' in result['msg']
+    cases = [
+        ({'state': 'activated'}, 'no prepared x509 authority to activate'),
+        ({'state': 'tainted'}, 'there is no old x509 authority to taint'),
+        ({'state': 'activated', 'authority_id': '0123456789abcdef'}, 'authority_id 0123456789abcdef is neither the prepared'),
+        ({'state': 'tainted', 'upstream_subject_key_id': 'abcdef'}, 'has no UpstreamAuthority'),
+        ({'state': 'prepared', 'upstream_subject_key_id': 'abcdef'}, 'upstream_subject_key_id is used with'),
+        ({'state': 'prepared', 'authority_id': 'abc'}, 'authority_id is not used with state=prepared'),
+        ({'state': 'show', 'wait_timeout': 0}, 'wait_timeout'),
+        ({'authority_type': 'rsa'}, 'authority_type'),
+    ]
+    # Each case fails without a change: all of them in one playbook run, each result asserted on its own.
+    results, _output = ansible.modules([('spire_authority', dict(spire_server_module_args(spire_server), **args))
+                                        for args, _needle in cases])
+    assert len(results) == len(cases)
+    for (args, needle), result in zip(cases, results):
+        assert result['failed'] is True and needle in result['msg'], (args, result)
 
     assert local_state(spire_server, 'x509') == before
     assert len(spire_server.bundle()['x509_authorities']) == 1
@@ -168,10 +160,10 @@ def test_bad_inputs_change_nothing(ansible, spire_server):
 
 def test_unreachable_socket(ansible, spire_server, tmp_path):
     spire_server.stop()
-    result = run(ansible, spire_server, state='prepared')
+    missing = os.path.join(str(tmp_path), 'nope', 'api.sock')
+    (result, absent), _output = ansible.modules([
+        ('spire_authority', dict(spire_server_module_args(spire_server), state='prepared')),
+        ('spire_authority', {'socket_path': missing, 'spire_server_path': spire_server.binary})])
     assert result['failed'] is True
     assert 'socket_path' in result['msg'] and spire_server.socket_path in result['msg'], result
-
-    missing = os.path.join(str(tmp_path), 'nope', 'api.sock')
-    result = ansible.module('spire_authority', {'socket_path': missing, 'spire_server_path': spire_server.binary})
-    assert result['failed'] is True and missing in result['msg']
+    assert absent['failed'] is True and missing in absent['msg']
