@@ -50,7 +50,7 @@ def stack(tmp_path_factory):
         stack.root_token = material['root_token']
         stack.secrets = leaks.material_secrets(material)
         status = stack.vault_api('vault1', 'sys/mounts/app', 'POST', {'type': 'kv', 'options': {'version': '2'}},
-                                    token=stack.root_token)[0]
+                                 token=stack.root_token)[0]
         assert status == 204, status
         wait_kv_write(stack)
         for host in AGENTS:
@@ -131,9 +131,10 @@ def test_check_mode_prints_the_plans_and_changes_nothing(stack):
     active = [host for host in VAULTS if before[host + ':health'] == 200]
     assert len(active) == 1, before
     steps = ['%s: 2.6.2 -> 2.7.2 (%s)' % (host, 'active' if host in active else 'standby') for host in VAULTS]
-    for line in steps + ['spire-server1: 1.14.5 -> 1.15.3 (server)',
-                 'spire-agent1: 1.14.5 -> 1.15.3 (agent)', 'spire-agent2: 1.14.5 -> 1.15.3 (agent)',
-                 'a backup of both systems would be taken and verified before any change']:
+    expected = steps + ['spire-server1: 1.14.5 -> 1.15.3 (server)', 'spire-agent1: 1.14.5 -> 1.15.3 (agent)',
+                        'spire-agent2: 1.14.5 -> 1.15.3 (agent)',
+                        'a backup of both systems would be taken and verified before any change']
+    for line in expected:
         assert line in proc.stdout, line
     # Standbys first, the active node last.
     assert max(proc.stdout.find(step) for step in steps) == proc.stdout.find(steps[VAULTS.index(active[0])])
