@@ -14,6 +14,15 @@ def run(ansible, server, check=False, diff=False, **args):
     return ansible.module('spire_bundle', params, check=check, diff=diff)
 
 
+def run_each(ansible, server, arg_sets):
+    """spire_bundle once per argument set, as the tasks of ONE ansible-playbook run (each task ignore_errors), for
+    calls that do not depend on each other: the registered results in order."""
+    results, _output = ansible.modules([('spire_bundle', dict(spire_server_module_args(server), **args))
+                                        for args in arg_sets])
+    assert len(results) == len(arg_sets)
+    return results
+
+
 def foreign(server):
     """{trust domain: bundle} of the federated bundles ``server`` holds (raw CLI)."""
     return dict((b['trust_domain'], b) for b in server.cli(['bundle', 'list']).get('bundles') or [])
@@ -28,7 +37,9 @@ def jwt_set(bundle):
 
 
 def test_info_own_bundle_matches_spire(ansible, spire_server):
-    spiffe = run(ansible, spire_server, state='show', format='spiffe')
+    spiffe, pem, missing = run_each(ansible, spire_server, [
+        {'state': 'show', 'format': 'spiffe'}, {'state': 'show', 'format': 'pem'},
+        {'state': 'show', 'trust_domain': 'nobody.example'}])
     assert not spiffe.get('failed'), spiffe
     assert spiffe['changed'] is False and spiffe['found'] is True
     assert spiffe['trust_domain'] == spire_server.trust_domain
@@ -40,10 +51,8 @@ def test_info_own_bundle_matches_spire(ansible, spire_server):
     assert [a['authority_id'] for a in spiffe['jwt_authorities']] == [jwt_active]
     assert spiffe['jwt_authorities'][0]['expires_at'] > 0 and spiffe['jwt_authorities'][0]['expires_at_iso']
 
-    pem = run(ansible, spire_server, state='show', format='pem')
     assert pem['bundle'].strip() == spire_server.bundle_pem().strip()
 
-    missing = run(ansible, spire_server, state='show', trust_domain='nobody.example')
     assert missing['found'] is False and missing['bundle'] is None and missing['x509_authorities'] == []
 
 
@@ -64,22 +73,20 @@ def test_set_and_delete_foreign_bundle(ansible, spire_server, spire_server_b, tm
     assert x509_set(stored) == x509_set(own_b) and jwt_set(stored) == jwt_set(own_b)
     assert done['x509_authorities'][0]['asn1'] == own_b['x509_authorities'][0]['asn1']
 
-    again = run(ansible, spire_server, state='present', trust_domain=b_td, bundle=b_bundle)
-    assert again['changed'] is False, again
-
-    # same authorities, different text: indentation, key order, sequence number and refresh hint do not matter
+    # Re-runs that must change nothing, in one playbook run: the same bundle; the same authorities in different
+    # text (indentation, key order, sequence number and refresh hint do not matter); the bundle as a dictionary.
     doc = json.loads(b_bundle)
     doc['keys'] = list(reversed(doc['keys']))
     doc['spiffe_sequence'] = 42
     doc['spiffe_refresh_hint'] = 60
     path = tmp_path / 'b.json'
     path.write_text(json.dumps(doc, sort_keys=True))
-    again = run(ansible, spire_server, state='present', trust_domain=b_td, bundle_path=str(path))
-    assert again['changed'] is False, again
-
-    # the bundle given as a dictionary
-    again = run(ansible, spire_server, state='present', trust_domain=b_td, bundle=json.loads(b_bundle))
-    assert again['changed'] is False, again
+    agains = run_each(ansible, spire_server, [
+        {'state': 'present', 'trust_domain': b_td, 'bundle': b_bundle},
+        {'state': 'present', 'trust_domain': b_td, 'bundle_path': str(path)},
+        {'state': 'present', 'trust_domain': b_td, 'bundle': json.loads(b_bundle)}])
+    for again in agains:
+        assert again['changed'] is False, again
 
     # PEM holds no JWT authority: setting it is a change (the JWT key goes away)
     pem_path = tmp_path / 'b.pem'
@@ -120,35 +127,29 @@ def test_restrict_mode_refuses_bundle_in_use(ansible, spire_server, spire_server
     assert spire_server.entries()[0]['federates_with'] == []
 
 
-def test_bad_inputs_change_nothing(ansible, spire_server, spire_server_b, tmp_path):
+def test_bad_inputs_change_nothing(ansible, spire_server, tmp_path):
     own = spire_server.bundle_spiffe()
-    result = run(ansible, spire_server, state='present', trust_domain=spire_server.trust_domain, bundle=own)
-    assert result['failed'] is True, result
-    assert "trust_domain example.org is the server's own trust domain" in result['msg']
-    result = run(ansible, spire_server, state='absent', trust_domain='spiffe://example.org')
-    assert result['failed'] is True and "own trust domain" in result['msg']
-
-    result = run(ansible, spire_server, state='present', trust_domain='Other Example', bundle=own)
-    assert result['failed'] is True and result['msg'].startswith('trust_domain may contain only'), result
-
-    result = run(ansible, spire_server, state='present', trust_domain='spiffe://other.example/x', bundle=own)
-    assert result['failed'] is True and 'trust_domain must be a trust domain' in result['msg']
-
-    result = run(ansible, spire_server, state='present', trust_domain='other.example', bundle='{"keys": 3}')
-    assert result['failed'] is True and result['msg'].startswith('bundle must be a SPIFFE bundle'), result
-
-    result = run(ansible, spire_server, state='present', trust_domain='other.example', bundle=own, format='pem')
-    assert result['failed'] is True and result['msg'].startswith('bundle holds no PEM certificate'), result
-
     missing = os.path.join(str(tmp_path), 'missing.json')
-    result = run(ansible, spire_server, state='present', trust_domain='other.example', bundle_path=missing)
-    assert result['failed'] is True and 'bundle_path %s cannot be read' % missing in result['msg']
-
-    result = run(ansible, spire_server, state='present', trust_domain='other.example')
-    assert result['failed'] is True and 'bundle' in result['msg']
-
-    result = run(ansible, spire_server, state='show', bundle=own)
-    assert result['failed'] is True and 'only used with state=present' in result['msg']
+    # (args, the message contains, the message starts with): each case in one playbook run, asserted on its own.
+    cases = [
+        ({'state': 'present', 'trust_domain': spire_server.trust_domain, 'bundle': own},
+         "trust_domain example.org is the server's own trust domain", ''),
+        ({'state': 'absent', 'trust_domain': 'spiffe://example.org'}, 'own trust domain', ''),
+        ({'state': 'present', 'trust_domain': 'Other Example', 'bundle': own}, '', 'trust_domain may contain only'),
+        ({'state': 'present', 'trust_domain': 'spiffe://other.example/x', 'bundle': own},
+         'trust_domain must be a trust domain', ''),
+        ({'state': 'present', 'trust_domain': 'other.example', 'bundle': '{"keys": 3}'}, '', 'bundle must be a SPIFFE bundle'),
+        ({'state': 'present', 'trust_domain': 'other.example', 'bundle': own, 'format': 'pem'},
+         '', 'bundle holds no PEM certificate'),
+        ({'state': 'present', 'trust_domain': 'other.example', 'bundle_path': missing},
+         'bundle_path %s cannot be read' % missing, ''),
+        ({'state': 'present', 'trust_domain': 'other.example'}, 'bundle', ''),
+        ({'state': 'show', 'bundle': own}, 'only used with state=present', ''),
+    ]
+    results = run_each(ansible, spire_server, [args for args, _needle, _start in cases])
+    for (args, needle, start), result in zip(cases, results):
+        assert result['failed'] is True, (args, result)
+        assert needle in result['msg'] and result['msg'].startswith(start), (args, result)
 
     assert foreign(spire_server) == {}
 
