@@ -17,7 +17,10 @@ tarball=$(ls "$OUT"/trustroot-ops-*.tar.gz)
 
 rc=0
 # The importer writes importer_result.json into its working directory: keep it next to the tarball.
-(cd "$OUT" && "$VENV/python" -m galaxy_importer.main "$PWD/$(basename "$tarball")" >import.log 2>&1) || rc=$?
+# A home of its own: the importer's ansible-lint also looks in ~/.ansible/collections, where an older trustroot.ops
+# (installed there by another tool) would stand in for the one being imported.
+mkdir -p "$OUT/home"
+(cd "$OUT" && HOME=$PWD/home "$VENV/python" -m galaxy_importer.main "$PWD/$(basename "$tarball")" >import.log 2>&1) || rc=$?
 findings=$(grep -E '^(WARNING|ERROR)' "$OUT/import.log" || true)
 if [ "$rc" -ne 0 ] || [ -n "$findings" ] || ! grep -q 'Importer processing completed successfully' "$OUT/import.log"; then
   echo "galaxy_check: galaxy-importer rejected $tarball (exit $rc):" >&2
