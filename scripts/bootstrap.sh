@@ -5,6 +5,7 @@
 #   .cache/artifacts.json        sha256 of each binary in .cache/bin (the lab installs them as local artifacts)
 #   .cache/bin/spire-{server,agent}  SPIRE built with `go install` through the Go module proxy
 #   .cache/bin/{bao,spire-server,spire-agent}@<version>  the previous releases, for the rolling upgrade test
+#   .cache/bin/{kube-apiserver,etcd}  Kubernetes' API server and etcd for the Kubernetes tests, built through the Go module proxy
 #   .cache/bin/minio             MinIO (S3 store for the backup tests), `go install` through the Go module proxy
 #   .cache/bin/{prometheus,promtool,prometheus-blackbox-exporter,prometheus-node-exporter}
 #                                Debian bookworm's packages, unpacked (never installed) under .cache/prometheus
@@ -17,6 +18,7 @@ SPIRE_VERSION=v1.15.3   # must match scripts/spire-build/go.mod
 # serves no other 1.14.x of SPIRE; scripts/spire-build/<version>/ pins it like scripts/spire-build/ pins the current.
 SPIRE_PREVIOUS_VERSION=v1.14.5
 BAO_PREVIOUS_VERSION=2.6.2
+KUBE_VERSION=v1.34.2   # must match scripts/kube-build/go.mod
 MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c   # github.com/minio/minio, the S3 store of the backup tests
 DEB_PACKAGES=(age gnupg debootstrap systemd-container iproute2 openssh-client openssh-server rsync sqlite3 postgresql prometheus podman runc)
 
@@ -120,6 +122,27 @@ build_minio() {
   ln -sfn "$ROOT/$dir/minio" .cache/bin/minio
 }
 
+build_kube() {
+  # No registry ships kube-apiserver, and `go install k8s.io/kubernetes/...` fails: its go.mod points the k8s.io
+  # staging modules at local paths. scripts/kube-build pins k8s.io/kubernetes with those modules at their released
+  # versions (go.sum checked), and etcd at the version that release uses. No kubelet, scheduler or controllers:
+  # the tests create the objects they need through the API.
+  local dir=.cache/kube/$KUBE_VERSION minor=${KUBE_VERSION#v1.}
+  if [ ! -x "$dir/kube-apiserver" ] || [ ! -x "$dir/etcd" ]; then
+    log "building kube-apiserver and etcd $KUBE_VERSION from the Go module proxy (several minutes, once)"
+    rm -rf .cache/kube-build && mkdir -p "$dir" .cache/kube-build
+    cp scripts/kube-build/go.mod scripts/kube-build/go.sum scripts/kube-build/tools.go .cache/kube-build/
+    (cd .cache/kube-build && export GOFLAGS=-mod=mod GOTOOLCHAIN=auto &&
+      go build -o "$ROOT/$dir/kube-apiserver" -ldflags "-s -w \
+        -X k8s.io/component-base/version.gitVersion=$KUBE_VERSION \
+        -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=${minor%%.*}" \
+        k8s.io/kubernetes/cmd/kube-apiserver &&
+      go build -o "$ROOT/$dir/etcd" -ldflags "-s -w" go.etcd.io/etcd/server/v3)
+  fi
+  ln -sfn "$ROOT/$dir/kube-apiserver" .cache/bin/kube-apiserver
+  ln -sfn "$ROOT/$dir/etcd" .cache/bin/etcd
+}
+
 fetch_prometheus() {
   # The monitoring role installs Prometheus and its exporters as local artifacts like the other roles:
   # `apt-get download` Debian's packages (Go binaries, statically linked) and unpack them with dpkg -x.
@@ -190,6 +213,7 @@ fetch_previous_bao
 link_collection
 [ "${BOOTSTRAP_SKIP_SPIRE:-0}" = 1 ] || link_spire
 [ "${BOOTSTRAP_SKIP_MINIO:-0}" = 1 ] || build_minio
+[ "${BOOTSTRAP_SKIP_KUBE:-0}" = 1 ] || build_kube
 fetch_prometheus
 record_artifacts
 [ "${BOOTSTRAP_SKIP_LAB:-0}" = 1 ] || build_lab_rootfs
