@@ -5,7 +5,7 @@
 #   .cache/artifacts.json        sha256 of each binary in .cache/bin (the lab installs them as local artifacts)
 #   .cache/bin/spire-{server,agent}  SPIRE built with `go install` through the Go module proxy
 #   .cache/bin/{bao,spire-server,spire-agent}@<version>  the previous releases, for the rolling upgrade test
-#   .cache/bin/{kube-apiserver,etcd}  Kubernetes' API server and etcd for the Kubernetes tests, built through the Go module proxy
+#   .cache/bin/{kube-apiserver,etcd}  a Kubernetes API server and its etcd for the Kubernetes tests (Go module proxy)
 #   .cache/bin/minio             MinIO (S3 store for the backup tests), `go install` through the Go module proxy
 #   .cache/bin/{prometheus,promtool,prometheus-blackbox-exporter,prometheus-node-exporter}
 #                                Debian bookworm's packages, unpacked (never installed) under .cache/prometheus

@@ -58,7 +58,7 @@ make_layer() {
   return "$rc"
 }
 
-phase "bootstrap (packages, venv, bao, SPIRE, MinIO, lab rootfs)" scripts/bootstrap.sh
+phase "bootstrap (packages, venv, bao, SPIRE, MinIO, kube-apiserver, lab rootfs)" scripts/bootstrap.sh
 if [ "$(id -u)" -eq 0 ]; then
   make_layer &
   layer_pid=$!
