@@ -87,8 +87,8 @@ class KubeAPI(object):
             else:
                 api_client = k8s_config.new_client_from_config(config_file=kubeconfig, context=context)
         except (k8s_config.ConfigException, OSError, ValueError, TypeError) as exc:
-            raise KubernetesError('kubeconfig %s%s: %s' % (kubeconfig or '(default)',
-                                                          ' context %s' % context if context else '', exc))
+            where = (kubeconfig or '(default)') + (' context %s' % context if context else '')
+            raise KubernetesError('kubeconfig %s: %s' % (where, exc))
         return cls(api_client, api_client.configuration.host)
 
     def call(self, what, func, *args, **kwargs):

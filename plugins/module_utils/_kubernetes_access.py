@@ -18,7 +18,10 @@ import datetime
 import os
 import time
 
-import yaml
+try:
+    import yaml  # comes with the kubernetes client library the modules already require
+except ImportError:
+    yaml = None
 
 from ansible_collections.trustroot.ops.plugins.module_utils._files import atomic_write
 from ansible_collections.trustroot.ops.plugins.module_utils._kubernetes import KubeAPI, KubernetesError, jwt_claims

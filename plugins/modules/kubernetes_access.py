@@ -10,7 +10,7 @@ __metaclass__ = type
 DOCUMENTATION = r'''
 module: kubernetes_access
 short_description: A least-privilege Kubernetes identity, and a kubeconfig for it, for a SPIRE or Vault server outside the cluster
-version_added: 1.2.0
+version_added: 0.1.0
 description:
   - Ensures a ServiceAccount and the RBAC objects that give it exactly the listed rules (a ClusterRole and
     ClusterRoleBinding for O(cluster_rules), a Role and RoleBinding per namespace for O(namespace_rules), bindings to
@@ -23,7 +23,8 @@ description:
     the C(k8sbundle) notifier (get and patch one ConfigMap), or what Vault's Kubernetes auth needs to review tokens
     (the C(system:auth-delegator) ClusterRole). See the Kubernetes guide of this collection.
   - The token is never returned or logged. Objects are labelled C(app.kubernetes.io/managed-by=trustroot.ops).
-author: trustroot.ops contributors
+author:
+  - Trustroot maintainers (@trustroot)
 extends_documentation_fragment:
   - trustroot.ops.kubernetes
 attributes:
@@ -161,8 +162,8 @@ def main():
         kubeconfig_dest=dict(type='path'),
         token_dest=dict(type='path', no_log=False),
         server=dict(type='str'),
-        token_audiences=dict(type='list', elements='str', default=[]),
-        token_ttl=dict(type='int', default=2592000),
+        token_audiences=dict(type='list', elements='str', default=[], no_log=False),
+        token_ttl=dict(type='int', default=2592000, no_log=False),
         token_renew_before=dict(type='int', no_log=False),
         state=dict(type='str', choices=['present', 'absent'], default='present'),
     )
