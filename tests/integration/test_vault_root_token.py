@@ -13,6 +13,7 @@ import subprocess
 
 import pytest
 
+from tests.integration.conftest import InitializedCluster
 from tests.lab.openbao import BaoServer, free_port, http, wait_for
 
 
@@ -46,24 +47,70 @@ def read_json(path):
         return json.load(handle)
 
 
-def run_many(ansible, module, arg_sets, tmp_path):
-    """Run the module once per argument set, all in one ansible-playbook run; return the results in order
-    (each with '_stdout', the whole run's output)."""
-    results_path = str(tmp_path / ('%s-results.json' % module))
-    tasks = [{'name': 'case %d' % i, 'trustroot.ops.%s' % module: args, 'register': 'case%d' % i,
-              'ignore_errors': True} for i, args in enumerate(arg_sets)]
-    tasks.append({'name': 'save results', 'ansible.builtin.copy': {
-        'content': '{{ [%s] | to_json }}' % ', '.join('case%d' % i for i in range(len(arg_sets))),
+def play(ansible, tmp_path, tasks, verbosity=0):
+    """``tasks`` ((module FQCN, args, task options) each) as the tasks of ONE ansible-playbook run, each registered
+    and ignore_errors: their results in order, each with '_stdout' (the whole run's output)."""
+    index = len(ansible.runs)
+    results_path = str(tmp_path / ('results-%d.json' % index))
+    body = [dict(options, name='task %d' % i, register='r%d' % i, ignore_errors=True, **{module: args})
+            for i, (module, args, options) in enumerate(tasks)]
+    body.append({'name': 'save results', 'check_mode': False, 'diff': False, 'ansible.builtin.copy': {
+        'content': '{{ [%s] | to_json }}' % ', '.join('r%d' % i for i in range(len(tasks))),
         'dest': results_path, 'mode': '0600'}})
-    play_path = str(tmp_path / ('%s-cases.yml' % module))
+    play_path = str(tmp_path / ('play-%d.yml' % index))
     with open(play_path, 'w') as handle:
-        json.dump([{'hosts': 'localhost', 'gather_facts': False, 'tasks': tasks}], handle)
-    proc = ansible.playbook(play_path)
+        json.dump([{'hosts': 'localhost', 'gather_facts': False, 'tasks': body}], handle)
+    proc = ansible.playbook(play_path, verbosity=verbosity)
     assert os.path.exists(results_path), proc.stdout + proc.stderr
     results = read_json(results_path)
+    os.remove(results_path)
+    assert len(results) == len(tasks)
     for result in results:
         result['_stdout'] = proc.stdout
     return results
+
+
+def root_token(args, **options):
+    """A vault_root_token task (options: check_mode, diff)."""
+    return ('trustroot.ops.vault_root_token', args, options)
+
+
+def stat_probe(path):
+    """A task that reads whether ``path`` exists at that point of the run: see exists()."""
+    return ('ansible.builtin.stat', {'path': path}, {})
+
+
+def exists(probe):
+    return probe['stat']['exists']
+
+
+def attempt_probe(url, token):
+    """A task that reads the sys/generate-root-token attempt at that point of the run: see attempt_of()."""
+    return ('ansible.builtin.uri', {'url': url + '/v1/sys/generate-root-token/attempt', 'headers': {'X-Vault-Token': token},
+                                    'return_content': True}, {'no_log': True})
+
+
+def attempt_of(probe):
+    assert probe.get('status') == 200, probe.get('msg')
+    return probe['json']['data']
+
+
+def policies_probe(url, token):
+    """A task that looks the token up at that point of the run: see policies_of()."""
+    return ('ansible.builtin.uri', {'url': url + '/v1/auth/token/lookup-self', 'headers': {'X-Vault-Token': token},
+                                    'status_code': [200, 403], 'return_content': True}, {'no_log': True})
+
+
+def policies_of(probe):
+    """The policies of the probed token, None when it is not valid (as token_policies)."""
+    assert probe.get('status') in (200, 403), probe.get('msg')
+    return probe['json']['data']['policies'] if probe['status'] == 200 else None
+
+
+def run_many(ansible, module, arg_sets, tmp_path):
+    """Run the module once per argument set, all in one ansible-playbook run; return the results in order
+    (each with '_stdout', the whole run's output)."""
+    return play(ansible, tmp_path, [('trustroot.ops.%s' % module, args, {}) for args in arg_sets])
 
 
 def assert_no_secrets(result, secrets):
@@ -88,25 +135,73 @@ def age_decrypt(path, identity):
                           capture_output=True).stdout
 
 
+# --- a sealed, then stopped, server (its own cluster: the shared one below stays unsealed) ---
+# Runs before the tests on the shared cluster: both start on the cluster template's data, at its ports.
+
+def test_sealed_and_stopped_server(ansible, bao_cluster, tmp_path):
+    cluster = bao_cluster  # sealed
+    args = {'url': cluster.urls[0], 'token': cluster.root_token, 'keys': cluster.keys,
+            'output_path': str(tmp_path / 'root.json')}
+    sealed = ansible.module('vault_root_token', args)
+    assert sealed['failed'] is True and 'sealed' in sealed['msg']
+    cluster.nodes[0].stop()
+    stopped, revoke = run_many(ansible, 'vault_root_token', [
+        args, {'url': cluster.urls[0], 'state': 'absent', 'token_to_revoke': cluster.root_token}], tmp_path)
+    assert stopped['failed'] is True
+    assert cluster.urls[0] in stopped['msg'] and 'unreachable' in stopped['msg']
+    assert revoke['failed'] is True and 'unreachable' in revoke['msg']
+    assert not os.path.exists(args['output_path'])
+
+
+# --- one unsealed cluster shared by the tests that only add tokens of their own and leave no attempt behind ---
+
+@pytest.fixture(scope='module')
+def shared_cluster(tmp_path_factory, bao_cluster_template):
+    cluster = bao_cluster_template.start_copy(str(tmp_path_factory.mktemp('root-token-cluster')))
+    try:
+        shared = InitializedCluster(cluster, bao_cluster_template.init)
+        shared.unseal_all()
+        yield shared
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def unsealed(shared_cluster):
+    """The shared cluster, unsealed, with no root token generation in progress (a failed test may leave one: it must
+    not fail the next test)."""
+    url, token = active_url(shared_cluster), shared_cluster.root_token
+    if attempt_status(url, token)['started']:
+        status, body = api('DELETE', url, 'sys/generate-root-token/attempt', token=token)
+        assert status in (200, 204), body
+    return shared_cluster
+
+
 # --- the authenticated sys/generate-root-token endpoints (OpenBao >= 2.6.0) ---
 
-def test_generate_with_token_check_mode_then_real_then_refused_rerun(ansible, bao_unsealed, tmp_path):
-    cluster = bao_unsealed
+def test_generate_with_token_check_mode_then_real_then_refused_rerun(ansible, unsealed, tmp_path):
+    cluster = unsealed
     init_file = cluster.write_init_file(tmp_path / 'init.json')
     output = str(tmp_path / 'root.json')
     # Through a standby: the module runs the attempt on the active node.
     args = {'url': a_standby(cluster).url, 'token': cluster.root_token, 'key_material_path': init_file,
             'output_path': output}
+    active = active_url(cluster)
 
-    check = ansible.module('vault_root_token', args, check=True, diff=True)
+    # Check mode, the real run and the refused re-run in one playbook run (-vvvv), the output file and the attempt
+    # read after each.
+    (check, output_after_check, attempt_after_check, result, attempt_after_result, rerun, attempt_after_rerun) = play(
+        ansible, tmp_path, [root_token(args, check_mode=True, diff=True), stat_probe(output),
+                            attempt_probe(active, cluster.root_token), root_token(args),
+                            attempt_probe(active, cluster.root_token), root_token(args),
+                            attempt_probe(active, cluster.root_token)], verbosity=4)
     assert not check.get('failed'), check.get('msg')
     assert check['changed'] is True and check['api'] == 'generate_root_token'
     assert check['diff'] == {'before': {'new_root_token': False},
                              'after': {'new_root_token': True, 'output_path': output}}
-    assert not os.path.exists(output)
-    assert attempt_status(active_url(cluster), cluster.root_token)['started'] is False
+    assert not exists(output_after_check), 'check mode wrote the output'
+    assert attempt_of(attempt_after_check)['started'] is False, 'check mode started an attempt'
 
-    result = ansible.module('vault_root_token', args, verbosity=4)
     assert not result.get('failed'), result.get('msg')
     assert result['changed'] is True and result['verified'] is True and result['recovery_keys'] is False
     assert result['active_node'] == active_url(cluster) and result['nonce']
@@ -116,37 +211,39 @@ def test_generate_with_token_check_mode_then_real_then_refused_rerun(ansible, ba
     new_token = material['root_token']
     assert new_token != cluster.root_token
     assert token_policies(cluster.urls[0], new_token) == ['root']
-    assert attempt_status(active_url(cluster), cluster.root_token)['started'] is False
+    assert attempt_of(attempt_after_result)['started'] is False
     assert_no_secrets(result, cluster_secrets(cluster) + [new_token])
     assert 'otp' not in json.dumps({k: v for k, v in result.items() if k != '_stdout'}).lower()
 
-    rerun = ansible.module('vault_root_token', args)
     assert rerun['failed'] is True and rerun['changed'] is False
     assert 'output_path' in rerun['msg'] and 'already exists' in rerun['msg']
     assert read_json(output)['root_token'] == new_token
-    assert attempt_status(active_url(cluster), cluster.root_token)['started'] is False
+    assert attempt_of(attempt_after_rerun)['started'] is False
 
 
-def test_unauthenticated_endpoints_off_by_default(ansible, bao_unsealed, tmp_path):
-    cluster = bao_unsealed
+def test_unauthenticated_endpoints_off_by_default(ansible, unsealed, tmp_path):
+    cluster = unsealed
     output = str(tmp_path / 'root.json')
-    for extra in ({}, {'token': cluster.root_token, 'api': 'generate_root'}):
-        result = ansible.module('vault_root_token', dict({'url': cluster.urls[0], 'keys': cluster.keys,
-                                                          'output_path': output}, **extra))
-        assert result['failed'] is True
-        assert 'disable_unauthed_generate_root_endpoints = false' in result['msg']
-        assert 'listener' in result['msg'] and 'sys/generate-root-token' in result['msg']
+    cases = ({}, {'token': cluster.root_token, 'api': 'generate_root'})
+    results = run_many(ansible, 'vault_root_token', [dict({'url': cluster.urls[0], 'keys': cluster.keys,
+                                                           'output_path': output}, **extra) for extra in cases], tmp_path)
+    for extra, result in zip(cases, results):
+        assert result['failed'] is True, extra
+        assert 'disable_unauthed_generate_root_endpoints = false' in result['msg'], (extra, result['msg'])
+        assert 'listener' in result['msg'] and 'sys/generate-root-token' in result['msg'], (extra, result['msg'])
         assert_no_secrets(result, cluster_secrets(cluster))
     assert not os.path.exists(output)
     assert attempt_status(active_url(cluster), cluster.root_token)['started'] is False
 
 
-def test_pgp_encrypted_token(ansible, bao_unsealed, tmp_path, gpg):
-    cluster = bao_unsealed
+def test_pgp_encrypted_token(ansible, unsealed, tmp_path, gpg):
+    cluster = unsealed
     output = str(tmp_path / 'root-pgp.json')
-    result = ansible.module('vault_root_token', {'url': cluster.urls[0], 'token': cluster.root_token,
-                                                 'keys': cluster.keys, 'pgp_key': gpg.new_key('officer'),
-                                                 'output_path': output})
+    # The generation and the refused revocation of what it wrote, in one playbook run.
+    result, revoke_refused = run_many(ansible, 'vault_root_token', [
+        {'url': cluster.urls[0], 'token': cluster.root_token, 'keys': cluster.keys, 'pgp_key': gpg.new_key('officer'),
+         'output_path': output},
+        {'url': cluster.urls[0], 'state': 'absent', 'token_material_path': output}], tmp_path)
     assert not result.get('failed'), result.get('msg')
     assert result['verified'] is False and result['pgp_fingerprint']
     material = read_json(output)
@@ -155,44 +252,47 @@ def test_pgp_encrypted_token(ansible, bao_unsealed, tmp_path, gpg):
     assert token_policies(cluster.urls[0], token) == ['root']
     assert_no_secrets(result, cluster_secrets(cluster) + [token])
 
-    revoke_refused = ansible.module('vault_root_token', {'url': cluster.urls[0], 'state': 'absent',
-                                                         'token_material_path': output})
     assert revoke_refused['failed'] is True and 'PGP-encrypted' in revoke_refused['msg']
     assert token_policies(cluster.urls[0], token) == ['root']
 
 
-def test_wrong_key_and_stale_attempt(ansible, bao_unsealed, tmp_path):
-    cluster = bao_unsealed
+def test_wrong_key_and_stale_attempt(ansible, unsealed, tmp_path):
+    cluster = unsealed
     url, token = active_url(cluster), cluster.root_token
     output = str(tmp_path / 'root.json')
     wrong = base64.b64encode(os.urandom(33)).decode()
-    result = ansible.module('vault_root_token', {'url': url, 'token': token, 'keys': [wrong, cluster.keys[1]],
-                                                 'output_path': output})
+    base = {'url': url, 'token': token, 'keys': cluster.keys, 'output_path': output}
+    stale_attempt = ('ansible.builtin.uri', {'url': url + '/v1/sys/generate-root-token/attempt', 'method': 'PUT',
+                                             'body_format': 'json', 'body': {}, 'headers': {'X-Vault-Token': token},
+                                             'return_content': True}, {'no_log': True})
+    # In one playbook run: the wrong key, a stale attempt started by another client (through the API), the run
+    # that refuses it, the check-mode and the real cancel_stale runs; the attempt read after each.
+    (result, output_after_wrong, attempt_after_wrong, started, refused, attempt_after_refused, check,
+     attempt_after_check, done) = play(ansible, tmp_path, [
+         root_token(dict(base, keys=[wrong, cluster.keys[1]])), stat_probe(output), attempt_probe(url, token),
+         stale_attempt, root_token(base), attempt_probe(url, token),
+         root_token(dict(base, cancel_stale=True), check_mode=True), attempt_probe(url, token),
+         root_token(dict(base, cancel_stale=True))])
     assert result['failed'] is True
     assert 'keys' in result['msg'] and 'rejected' in result['msg'] and 'attempt was cancelled' in result['msg']
-    assert attempt_status(url, token)['started'] is False
-    assert not os.path.exists(output)
+    assert attempt_of(attempt_after_wrong)['started'] is False
+    assert not exists(output_after_wrong)
     assert_no_secrets(result, cluster_secrets(cluster) + [wrong])
 
-    status, body = api('PUT', url, 'sys/generate-root-token/attempt', {}, token=token)
-    assert status == 200
-    stale_nonce = body['data']['nonce']
-    base = {'url': url, 'token': token, 'keys': cluster.keys, 'output_path': output}
-    refused = ansible.module('vault_root_token', base)
+    assert started.get('status') == 200, started.get('msg')
+    stale_nonce = started['json']['data']['nonce']
     assert refused['failed'] is True and 'already in progress' in refused['msg'] and 'cancel_stale' in refused['msg']
-    assert attempt_status(url, token)['nonce'] == stale_nonce
-    check = ansible.module('vault_root_token', dict(base, cancel_stale=True), check=True)
+    assert attempt_of(attempt_after_refused)['nonce'] == stale_nonce
     assert check['changed'] is True and check['stale_cancelled'] is True
-    assert attempt_status(url, token)['nonce'] == stale_nonce
-    done = ansible.module('vault_root_token', dict(base, cancel_stale=True))
+    assert attempt_of(attempt_after_check)['nonce'] == stale_nonce
     assert not done.get('failed'), done.get('msg')
     assert done['stale_cancelled'] is True and done['nonce'] != stale_nonce
     assert attempt_status(url, token)['started'] is False
     assert token_policies(url, read_json(output)['root_token']) == ['root']
 
 
-def test_bad_inputs(ansible, bao_unsealed, tmp_path):
-    cluster = bao_unsealed
+def test_bad_inputs(ansible, unsealed, tmp_path):
+    cluster = unsealed
     url, token = cluster.urls[0], cluster.root_token
     existing = tmp_path / 'existing.json'
     existing.write_text('{}')
@@ -223,22 +323,6 @@ def test_bad_inputs(ansible, bao_unsealed, tmp_path):
     assert existing.read_text() == '{}'
 
 
-def test_sealed_and_stopped_server(ansible, bao_cluster, tmp_path):
-    cluster = bao_cluster  # sealed
-    args = {'url': cluster.urls[0], 'token': cluster.root_token, 'keys': cluster.keys,
-            'output_path': str(tmp_path / 'root.json')}
-    sealed = ansible.module('vault_root_token', args)
-    assert sealed['failed'] is True and 'sealed' in sealed['msg']
-    cluster.nodes[0].stop()
-    stopped = ansible.module('vault_root_token', args)
-    assert stopped['failed'] is True
-    assert cluster.urls[0] in stopped['msg'] and 'unreachable' in stopped['msg']
-    revoke = ansible.module('vault_root_token', {'url': cluster.urls[0], 'state': 'absent',
-                                                 'token_to_revoke': cluster.root_token})
-    assert revoke['failed'] is True and 'unreachable' in revoke['msg']
-    assert not os.path.exists(args['output_path'])
-
-
 # --- revocation ---
 
 def new_root_token(cluster):
@@ -248,50 +332,53 @@ def new_root_token(cluster):
     return body['auth']['client_token']
 
 
-def test_revoke_with_another_token_is_idempotent(ansible, bao_unsealed, tmp_path):
-    cluster = bao_unsealed
+def test_revoke_with_another_token_is_idempotent(ansible, unsealed, tmp_path):
+    cluster = unsealed
     victim = new_root_token(cluster)
     args = {'url': cluster.urls[1], 'token': cluster.root_token, 'state': 'absent', 'token_to_revoke': victim}
 
-    check = ansible.module('vault_root_token', args, check=True, diff=True)
+    # Check mode, the revocation and its re-run in one playbook run (-vvvv), the victim looked up after each of the
+    # first two.
+    check, victim_after_check, first, victim_after_first, root_after_first, second = play(ansible, tmp_path, [
+        root_token(args, check_mode=True, diff=True), policies_probe(cluster.urls[0], victim),
+        root_token(args, diff=True), policies_probe(cluster.urls[0], victim),
+        policies_probe(cluster.urls[0], cluster.root_token), root_token(args)], verbosity=4)
     assert check['changed'] is True and check['diff']['before'] == {'token_valid': True}
-    assert token_policies(cluster.urls[0], victim) == ['root']
+    assert policies_of(victim_after_check) == ['root'], 'check mode revoked the token'
 
-    first = ansible.module('vault_root_token', args, diff=True, verbosity=4)
     assert not first.get('failed'), first.get('msg')
     assert first['changed'] is True and first['revoked'] is True and first['method'] == 'auth/token/revoke'
     assert first['diff'] == {'before': {'token_valid': True}, 'after': {'token_valid': False}}
-    assert token_policies(cluster.urls[0], victim) is None
-    assert token_policies(cluster.urls[0], cluster.root_token) == ['root']
+    assert policies_of(victim_after_first) is None
+    assert policies_of(root_after_first) == ['root']
 
-    second = ansible.module('vault_root_token', args)
     assert not second.get('failed'), second.get('msg')
     assert second['changed'] is False and second['revoked'] is False
     for result in (check, first, second):
         assert_no_secrets(result, cluster_secrets(cluster) + [victim])
 
 
-def test_revoke_self_from_material_and_refuse_non_root(ansible, bao_unsealed, tmp_path):
-    cluster = bao_unsealed
+def test_revoke_self_from_material_and_refuse_non_root(ansible, unsealed, tmp_path):
+    cluster = unsealed
     output = str(tmp_path / 'root.json')
-    made = ansible.module('vault_root_token', {'url': cluster.urls[0], 'token': cluster.root_token,
-                                               'keys': cluster.keys, 'output_path': output})
+    status, body = api('PUT', cluster.urls[0], 'auth/token/create', {'policies': ['default']},
+                       token=cluster.root_token)
+    assert status == 200, body
+    plain = body['auth']['client_token']
+    args = {'url': cluster.urls[0], 'state': 'absent', 'token_material_path': output}
+    # The generation, the revocation of what it wrote (twice) and the refused revocation of a non-root token, in one
+    # playbook run.
+    made, first, second, refused = run_many(ansible, 'vault_root_token', [
+        {'url': cluster.urls[0], 'token': cluster.root_token, 'keys': cluster.keys, 'output_path': output},
+        args, args, {'url': cluster.urls[0], 'state': 'absent', 'token_to_revoke': plain}], tmp_path)
     assert not made.get('failed'), made.get('msg')
     generated = read_json(output)['root_token']
 
-    args = {'url': cluster.urls[0], 'state': 'absent', 'token_material_path': output}
-    first = ansible.module('vault_root_token', args)
     assert not first.get('failed'), first.get('msg')
     assert first['changed'] is True and first['method'] == 'auth/token/revoke-self'
     assert token_policies(cluster.urls[0], generated) is None
-    second = ansible.module('vault_root_token', args)
     assert second['changed'] is False and not second.get('failed')
 
-    status, body = api('PUT', cluster.urls[0], 'auth/token/create', {'policies': ['default']},
-                       token=cluster.root_token)
-    plain = body['auth']['client_token']
-    refused = ansible.module('vault_root_token', {'url': cluster.urls[0], 'state': 'absent',
-                                                  'token_to_revoke': plain})
     assert refused['failed'] is True and 'not a root token' in refused['msg'] and 'default' in refused['msg']
     assert token_policies(cluster.urls[0], plain) == ['default']
     for result in (made, first, second, refused):
@@ -355,7 +442,11 @@ def test_unauthenticated_generate_root_when_enabled(ansible, bao_legacy_listener
     server = bao_legacy_listener
     keys, token = server.init['keys_base64'], server.init['root_token']
     output = str(tmp_path / 'root.json')
-    result = ansible.module('vault_root_token', {'url': server.legacy_url, 'keys': keys, 'output_path': output})
+    # The generation on the legacy listener, and the refused one on the same server's default listener (the
+    # unauthenticated endpoints stay off there), in one playbook run.
+    result, off = run_many(ansible, 'vault_root_token', [
+        {'url': server.legacy_url, 'keys': keys, 'output_path': output},
+        {'url': server.url, 'keys': keys, 'output_path': str(tmp_path / 'other.json')}], tmp_path)
     assert not result.get('failed'), result.get('msg')
     assert result['api'] == 'generate_root' and result['verified'] is True
     generated = read_json(output)['root_token']
@@ -364,7 +455,5 @@ def test_unauthenticated_generate_root_when_enabled(ansible, bao_legacy_listener
     assert status == 200 and body['started'] is False
     assert_no_secrets(result, keys + server.init['keys'] + [token, generated])
 
-    # Same server, default listener: the unauthenticated endpoints stay off there.
-    off = ansible.module('vault_root_token', {'url': server.url, 'keys': keys,
-                                              'output_path': str(tmp_path / 'other.json')})
     assert off['failed'] is True and 'disable_unauthed_generate_root_endpoints' in off['msg']
+    assert not os.path.exists(str(tmp_path / 'other.json'))
