@@ -36,6 +36,7 @@ PAGES = {
     'docs/spire-registration.md': 'guide_spire_registration_entries',
     'docs/spire-federation.md': 'guide_spire_federation',
     'docs/spire-ca-rotation.md': 'guide_spire_ca_rotation',
+    'docs/kubernetes.md': 'guide_kubernetes',
     'docs/architecture.md': 'architecture',
     'docs/security.md': 'security',
     'docs/lab.md': 'lab',
