@@ -194,6 +194,11 @@ def read_material(module, path, age_identity=None):
             data = handle.read()
     except (IOError, OSError) as exc:
         raise MaterialError('cannot read key material %s: %s' % (path, exc.strerror or exc))
+    return decode_material(module, data, path, age_identity)
+
+
+def decode_material(module, data, path, age_identity=None):
+    """Material from the bytes of a material file (or a Secret's value): age armor is decrypted first."""
     if is_age_encrypted(data):
         if not age_identity:
             raise MaterialError('%s is age-encrypted: set age_identity to the identity file that decrypts it' % path)

@@ -19,6 +19,14 @@ description:
   - The unseal or recovery keys and the root token are written to O(output_path) on the host that runs
     the module (the controller when delegated to localhost), mode 0600, atomically, optionally encrypted
     to age recipients. They are never returned, logged or shown in a diff.
+  - Or, with O(output_secret), to a Kubernetes Secret (the same bytes as the file - JSON, or age armor with
+    O(age_recipients)). Before the server is initialized the Secret is created, or updated, with a reservation
+    that holds no key (labels and annotations only), so a namespace that is missing or not writable fails
+    the task with nothing sent to the server; check mode makes the same write as a server-side dry run.
+    Material replaced with O(overwrite_output=true) is kept in the same Secret under
+    C(previous-<UTC stamp>.json). If the Secret cannot be written after the server was initialized, the
+    material is saved to a new 0600 file in a private directory under the system temp directory (else
+    C(/dev/shm)) and the task fails giving its path.
   - Every input is checked before the server is initialized, and O(output_path) is proven with real
     bytes (write-ahead) - a hidden 0600 placeholder beside it receives, and fsyncs, at least as many bytes as
     the material can take (shares, PGP-encrypted shares, root token, age armor). A full or read-only disk
@@ -65,9 +73,39 @@ options:
     description: Base64 PGP public key that encrypts the initial root token.
     type: str
   output_path:
-    description: File that receives the key material (JSON, or age armor with O(age_recipients)).
+    description:
+      - File that receives the key material (JSON, or age armor with O(age_recipients)).
+      - One of O(output_path) and O(output_secret) is required.
     type: path
-    required: true
+  output_secret:
+    description:
+      - Kubernetes Secret that receives the key material instead of O(output_path) (see the description).
+      - The account of the kubeconfig needs C(get), C(create) and C(update) on Secrets in O(output_secret.namespace)
+        (C(delete) too, to remove a reservation it created when the run fails before the server is initialized).
+    type: dict
+    suboptions:
+      namespace:
+        description: Namespace of the Secret (it must exist).
+        type: str
+        required: true
+      name:
+        description: Name of the Secret; created when it does not exist.
+        type: str
+        required: true
+      key:
+        description:
+          - Data key that holds the material. Keys starting with C(previous-), C(pending-) and C(partial-) are
+            kept for earlier and unfinished material.
+        type: str
+        default: material.json
+      kubeconfig:
+        description:
+          - Kubeconfig file of the cluster. Defaults to C(~/.kube/config), or the in-cluster service account
+            when the module runs in a pod.
+        type: path
+      context:
+        description: Context of O(output_secret.kubeconfig) to use (its current context when omitted).
+        type: str
   age_recipients:
     description: age recipients (public keys) to encrypt the material file to. Needs the C(age) command.
     type: list
@@ -76,6 +114,9 @@ options:
     description:
       - Replace an existing O(output_path) when the server is initialized. Off by default so the material
         of another cluster is never overwritten.
+      - With O(output_secret), replace material already under O(output_secret.key); the replaced material is
+        kept in the same Secret under C(previous-<UTC stamp>.json). A key that holds something that is not
+        key material is never replaced.
     type: bool
     default: false
 extends_documentation_fragment:
@@ -104,6 +145,17 @@ EXAMPLES = r'''
       - age1lggyhqrw2nlhcxprm67z43rta597azn8gknawjehu9d9dl0jq3yqqvfafg
   delegate_to: localhost
 
+- name: Initialize the cluster, material (age armor) in a Kubernetes Secret
+  trustroot.ops.vault_init:
+    url: https://vault1.example.com:8200
+    output_secret:
+      namespace: vault
+      name: vault-init
+      kubeconfig: /secure/vault-material.kubeconfig
+    age_recipients:
+      - age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p
+  delegate_to: localhost
+
 - name: Initialize an auto-unseal (transit) server with recovery keys
   trustroot.ops.vault_init:
     url: https://vault1.example.com:8200
@@ -122,6 +174,11 @@ output_path:
   description: Where the material was written (only when this run initialized the node).
   returned: always
   type: str
+output_secret:
+  description: The Secret (namespace, name, key) the material was written to (only when this run initialized the node).
+  returned: when O(output_secret) is set
+  type: dict
+  sample: {namespace: vault, name: vault-init, key: material.json}
 seal_type:
   description: The server's seal type (shamir, transit, ...).
   returned: always
@@ -150,6 +207,8 @@ from ansible_collections.trustroot.ops.plugins.module_utils._material import (
     AnswerError, check_material_output, init_call_failure_message, init_material_bound, initialized_state,
     material_from_init, partial_path, reserve_material_output, save_failure_message, save_material, secrets_in,
     utc_stamp)
+from ansible_collections.trustroot.ops.plugins.module_utils._material_secret import (
+    prepare_output_secret, secret_option, store_material)
 from ansible_collections.trustroot.ops.plugins.module_utils._vault import (
     VaultError, VaultNode, connection_argument_spec, ensure_connection, require_url)
 from ansible_collections.trustroot.ops.plugins.module_utils._vault_init import (
@@ -168,11 +227,14 @@ def main():
         pgp_keys=dict(type='list', elements='str', no_log=False),
         recovery_pgp_keys=dict(type='list', elements='str', no_log=False),
         root_token_pgp_key=dict(type='str', no_log=False),
-        output_path=dict(type='path', required=True),
+        output_path=dict(type='path'),
+        output_secret=secret_option(),
         age_recipients=dict(type='list', elements='str'),
         overwrite_output=dict(type='bool', default=False),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
+                           required_one_of=[('output_path', 'output_secret')],
+                           mutually_exclusive=[('output_path', 'output_secret')])
     ensure_connection(module)
     require_url(module)
     params = module.params
@@ -198,15 +260,27 @@ def main():
         result.update(shares=status.get('n'), threshold=status.get('t'))
         module.exit_json(**result)
 
-    check_material_output(module)
     result['changed'] = True
     if module._diff:
         result['diff'] = {'before': {'initialized': False},
                           'after': {'initialized': True, 'shares': result['shares'], 'threshold': result['threshold']}}
+    needed = init_material_bound(request, node.url, flavour, version, params['age_recipients'])
+    if params['output_secret']:
+        # Write-ahead: the Secret is written (a reservation, no key) before the server makes the keys.
+        store = prepare_output_secret(module, 'init', needed)
+        try:
+            if module.check_mode:
+                module.exit_json(**result)
+            init(module, node, request, flavour, version, None, store)
+        finally:
+            store.release()
+        ref = store.ref
+        result.update(initialized=True, output_secret=dict(namespace=ref.namespace, name=ref.name, key=ref.key))
+        module.exit_json(**result)
+    check_material_output(module)
     # Write-ahead: the material's space is proven with real bytes before the server makes the keys (in check
     # mode too, so it predicts this failure; the placeholder is removed).
-    reservation = reserve_material_output(module, init_material_bound(request, node.url, flavour, version,
-                                                                      params['age_recipients']))
+    reservation = reserve_material_output(module, needed)
     try:
         if module.check_mode:
             module.exit_json(**result)
@@ -217,8 +291,9 @@ def main():
     module.exit_json(**result)
 
 
-def init(module, node, request, flavour, version, reservation):
-    """sys/init, then the material into the reservation; fails the module saying where any key material is."""
+def init(module, node, request, flavour, version, reservation, store=None):
+    """sys/init, then the material into the reservation (or the Secret ``store``); fails the module saying where
+    any key material is."""
     params = module.params
     try:
         response = node.call('PUT', 'sys/init', auth=False, json=request)
@@ -231,6 +306,12 @@ def init(module, node, request, flavour, version, reservation):
         event = '%s; the server may be initialized now' % exc
         if exc.partial:
             module.no_log_values.update(secrets_in(exc.partial))
+            if store:
+                label = 'what the answer held (incomplete)'
+                key = store_material(module, store, exc.partial, event, 'if the server is initialized, ' + LOST_ADVICE,
+                                     partial=True, label=label)
+                module.fail_json(msg='%s; %s is in %s/%s key %s' % (event, label, store.ref.namespace, store.ref.name,
+                                                                       key))
             outcome = save_material(module, reservation, exc.partial, partial_path(params['output_path'], utc_stamp()),
                                     overwrite=False, age_recipients=params['age_recipients'])
             module.fail_json(msg=save_failure_message(event, outcome, 'if the server is initialized, ' + LOST_ADVICE,
@@ -242,6 +323,9 @@ def init(module, node, request, flavour, version, reservation):
                              'keys are lost: %s' % (event, 'it reports so' if initialized else 'check sys/seal-status',
                                                     LOST_ADVICE))
     module.no_log_values.update(secrets_in(material))
+    if store:
+        store_material(module, store, material, 'the server was initialized', LOST_ADVICE)
+        return
     outcome = save_material(module, reservation, material, params['output_path'],
                             overwrite=params['overwrite_output'], age_recipients=params['age_recipients'])
     if not outcome.at_target or outcome.age_problem:

@@ -22,6 +22,16 @@ description:
     optionally encrypted to age recipients, in the material format of M(trustroot.ops.vault_init), so
     M(trustroot.ops.vault_unseal) and a later rekey can read them. They are never returned, logged or
     shown in a diff.
+  - With O(output_secret) the new keys go to a Kubernetes Secret instead (the same bytes as the file - JSON,
+    or age armor with O(age_recipients)), and with O(material_secret) the current keys are read from one.
+    Before the attempt starts the Secret is created, or updated, with a reservation that holds no key
+    (labels and annotations only), so a namespace that is missing or not writable fails the task with nothing
+    sent to the server (check mode makes the same write as a server-side dry run). With verification the new
+    keys are staged in the Secret under C(pending-<UTC stamp>.json) before the verify phase, then moved to
+    O(output_secret.key); the material they replace is kept in the same Secret under
+    C(previous-<UTC stamp>.json), in the same update. If the Secret cannot be written once the rekey took
+    effect, the new keys are saved to a new 0600 file in a private directory under the system temp directory
+    (else C(/dev/shm)) and the task fails giving its path.
   - With O(require_verification=true) (the default) the new keys are written first, then submitted to the
     server's verify phase; only when that completes do they replace the old ones. A failure at any step
     after the attempt started cancels the attempt, so the current keys stay valid and nothing is left in
@@ -65,7 +75,7 @@ options:
   keys:
     description:
       - Current key shares of O(target) (base64 or hex), at least the current threshold. Never logged.
-      - Mutually exclusive with O(key_material_path).
+      - Mutually exclusive with O(key_material_path) and O(material_secret).
     type: list
     elements: str
   key_material_path:
@@ -73,8 +83,35 @@ options:
       - Key material file to read the current keys from, as written by M(trustroot.ops.vault_init) or by
         an earlier run of this module. The recovery keys are read when O(target=recovery).
     type: path
+  material_secret:
+    description:
+      - Kubernetes Secret that holds the current key material (as written by M(trustroot.ops.vault_init) or
+        an earlier run of this module with O(output_secret)), instead of O(key_material_path).
+      - The account of the kubeconfig needs C(get) on that Secret.
+    type: dict
+    suboptions:
+      namespace:
+        description: Namespace of the Secret.
+        type: str
+        required: true
+      name:
+        description: Name of the Secret.
+        type: str
+        required: true
+      key:
+        description: Data key that holds the material.
+        type: str
+        default: material.json
+      kubeconfig:
+        description:
+          - Kubeconfig file of the cluster. Defaults to C(~/.kube/config), or the in-cluster service account
+            when the module runs in a pod.
+        type: path
+      context:
+        description: Context of the kubeconfig to use (its current context when omitted).
+        type: str
   age_identity:
-    description: age identity file that decrypts an age-encrypted O(key_material_path).
+    description: age identity file that decrypts age-encrypted material (O(key_material_path) or O(material_secret)).
     type: path
   pgp_keys:
     description:
@@ -100,15 +137,51 @@ options:
     type: bool
     default: true
   output_path:
-    description: File that receives the new key material (JSON, or age armor with O(age_recipients)).
+    description:
+      - File that receives the new key material (JSON, or age armor with O(age_recipients)).
+      - One of O(output_path) and O(output_secret) is required.
     type: path
-    required: true
+  output_secret:
+    description:
+      - Kubernetes Secret that receives the new key material instead of O(output_path) (see the description).
+        It may be the Secret of O(material_secret): the current material is then kept under
+        C(previous-<UTC stamp>.json) (this needs O(overwrite_output=true)).
+      - The account of the kubeconfig needs C(get), C(create) and C(update) on Secrets in its namespace
+        (C(delete) too, to remove a reservation it created when the run fails before the attempt starts).
+      - The key defaults to C(material.json); keys starting with C(previous-), C(pending-) and C(partial-) are
+        kept for earlier and unfinished material.
+    type: dict
+    suboptions:
+      namespace:
+        description: Namespace of the Secret (it must exist).
+        type: str
+        required: true
+      name:
+        description: Name of the Secret; created when it does not exist.
+        type: str
+        required: true
+      key:
+        description: Data key that holds the material.
+        type: str
+        default: material.json
+      kubeconfig:
+        description:
+          - Kubeconfig file of the cluster. Defaults to C(~/.kube/config), or the in-cluster service account
+            when the module runs in a pod.
+        type: path
+      context:
+        description: Context of the kubeconfig to use (its current context when omitted).
+        type: str
   age_recipients:
     description: age recipients (public keys) to encrypt the material file to. Needs the C(age) command.
     type: list
     elements: str
   overwrite_output:
-    description: Replace an existing O(output_path). Off by default, so earlier key material is never lost.
+    description:
+      - Replace an existing O(output_path). Off by default, so earlier key material is never lost.
+      - With O(output_secret), replace material already under its key; the replaced material is kept in the
+        same Secret under C(previous-<UTC stamp>.json). A key that holds something that is not key material
+        is never replaced.
     type: bool
     default: false
   cancel_stale:
@@ -185,6 +258,21 @@ EXAMPLES = r'''
       when: (ansible_date_time.epoch | int) - (vault_keys_file.stat.mtime | int) > 90 * 86400
   delegate_to: localhost
 
+- name: Rotate the unseal keys kept in a Kubernetes Secret (the old material stays in it as previous-<stamp>.json)
+  trustroot.ops.vault_rekey:
+    url: https://vault1.example.com:8200
+    token: "{{ vault_admin_token }}"
+    material_secret: &vault_keys_secret
+      namespace: vault
+      name: vault-init
+      kubeconfig: /secure/vault-material.kubeconfig
+    age_identity: /secure/operator.agekey
+    output_secret: *vault_keys_secret
+    overwrite_output: true
+    age_recipients:
+      - age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p
+  delegate_to: localhost
+
 - name: Rotate the recovery keys of an auto-unseal cluster, each new share encrypted to one officer
   trustroot.ops.vault_rekey:
     url: https://vault1.example.com:8200
@@ -233,6 +321,13 @@ output_path:
   description: Where the new material was written (V(null) in check mode).
   returned: success
   type: str
+output_secret:
+  description:
+    - The Secret (namespace, name, key) the new material was written to (V(null) in check mode), and
+      C(previous), the key the material it replaced is kept under (V(null) when there was none).
+  returned: success, when O(output_secret) is set
+  type: dict
+  sample: {namespace: vault, name: vault-init, key: material.json, previous: previous-20260604T101500Z.json}
 nonce:
   description: Nonce of the rekey attempt (not a secret; V(null) in check mode).
   returned: success
@@ -267,6 +362,8 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.trustroot.ops.plugins.module_utils._material import (
     AnswerError, check_material_output, commit_filled, load_key_shares, material_bytes, material_from_rekey,
     partial_path, rekey_material_bound, reserve_material_output, save_failure_message, save_material, utc_stamp)
+from ansible_collections.trustroot.ops.plugins.module_utils._material_secret import (
+    MaterialSecretError, load_key_shares_from_secret, prepare_output_secret, secret_option, store_material)
 from ansible_collections.trustroot.ops.plugins.module_utils._vault import (
     VaultError, VaultNode, connection_argument_spec, ensure_connection)
 from ansible_collections.trustroot.ops.plugins.module_utils._vault_rekey import (
@@ -351,6 +448,72 @@ def rekey(module, run, result, keys, required, shares, threshold, stale, reserva
         module.fail_json(msg=save_failure_message(DONE % node.url, outcome, LOST_ADVICE), **result)
 
 
+def rekey_to_secret(module, run, result, keys, required, shares, threshold, stale, store):
+    """As rekey(), with the Secret ``store``: with verification the new keys are staged in the Secret (a
+    pending-<stamp>.json key) before the verify phase makes them the only valid ones, then moved onto its key
+    in one update that keeps the old material. Returns the key the old material is kept under (or None)."""
+    params = module.params
+    target, node, ref = run.target, run.node, store.ref
+    if stale:
+        problem = run.cancel()
+        if problem:
+            result['changed'] = False
+            module.fail_json(msg='cancel_stale: the attempt in progress could not be cancelled: %s' % problem,
+                             **result)
+    verify = params['require_verification']
+    payload = init_payload(shares, threshold, params['pgp_keys'] or [], params['backup'], verify)
+    staged = None
+    try:
+        run.start(payload)
+        result['nonce'] = run.nonce
+        answer = run.submit_current_keys(keys, required)
+        result['pgp_fingerprints'] = answer.get('pgp_fingerprints') or []
+        try:
+            material = material_from_rekey(answer, target, shares, threshold, bool(params['pgp_keys']), node.url,
+                                           result['flavour'], result['version'], call='PUT %s' % run.paths['update'])
+        except AnswerError as exc:
+            if verify:
+                run.abort(str(exc))
+            # Without verification the rekey took effect on the last key: keep what the answer held.
+            event, label = '%s; %s' % (exc, DONE % node.url), 'what the answer held (incomplete)'
+            key = store_material(module, store, exc.partial, event, LOST_ADVICE, partial=True, label=label)
+            module.fail_json(msg='%s; %s is in %s key %s' % (event, label, ref.path, key), **result)
+        if not verify:
+            return store_written(module, store, material, DONE % node.url)
+        verification_nonce = answer.get('verification_nonce')
+        if not verification_nonce:
+            run.abort('%s: the server returned no verification nonce' % node.url)
+        data, encrypted, age_problem = material_bytes(module, material, params['age_recipients'])
+        if age_problem:
+            run.abort('age_recipients: %s' % age_problem)
+        try:
+            staged = store.stage(data, material, encrypted)
+        except MaterialSecretError as exc:
+            run.abort('output_secret: the new keys could not be staged in %s before verification (%s)' % (
+                ref.path, exc))
+        run.verify(material['%s_keys_b64' % target] or material['%s_keys_hex' % target], threshold,
+                   verification_nonce)
+        result['verified'] = True
+    except OperationError as exc:
+        result['changed'] = stale
+        if staged:
+            exc = '%s; the unverified new keys stay in %s key %s: delete that key once the current keys are known ' \
+                  'to work' % (exc, ref.path, staged)
+        module.fail_json(msg=str(exc), **result)
+    try:
+        return store.write(data, material, encrypted, pending_key=staged)
+    except MaterialSecretError as exc:
+        module.fail_json(msg='%s; the new keys are in %s key %s (written before verification), but could not be moved '
+                             'to key %s (%s): move them there, they are the only valid keys now' % (
+                                 DONE % node.url, ref.path, staged, ref.key, exc), **result)
+
+
+def store_written(module, store, material, event):
+    """The new material onto the Secret's key (or saved elsewhere, failing the module); the previous key."""
+    store_material(module, store, material, event, LOST_ADVICE)
+    return store.previous
+
+
 def main():
     argument_spec = connection_argument_spec()
     argument_spec.update(
@@ -359,19 +522,23 @@ def main():
         secret_threshold=dict(type='int', no_log=False),
         keys=dict(type='list', elements='str', no_log=True),
         key_material_path=dict(type='path', no_log=False),
+        material_secret=secret_option(),
         age_identity=dict(type='path'),
         pgp_keys=dict(type='list', elements='str', no_log=False),
         backup=dict(type='bool', default=False),
         require_verification=dict(type='bool', default=True),
-        output_path=dict(type='path', required=True),
+        output_path=dict(type='path'),
+        output_secret=secret_option(),
         age_recipients=dict(type='list', elements='str'),
         overwrite_output=dict(type='bool', default=False),
         cancel_stale=dict(type='bool', default=False),
         api=dict(type='str', default='auto', choices=['auto', 'rekey', 'rotate_root']),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
-                           required_one_of=[('keys', 'key_material_path')],
-                           mutually_exclusive=[('keys', 'key_material_path')])
+                           required_one_of=[('keys', 'key_material_path', 'material_secret'),
+                                            ('output_path', 'output_secret')],
+                           mutually_exclusive=[('keys', 'key_material_path', 'material_secret'),
+                                               ('output_path', 'output_secret')])
     ensure_connection(module)
     if not module.params['url']:
         module.fail_json(msg='url is required (or set VAULT_ADDR or BAO_ADDR)')
@@ -383,8 +550,12 @@ def main():
     problem = validate_options(params)
     if problem:
         module.fail_json(msg=problem, **result)
-    check_material_output(module)
-    keys = load_key_shares(module, recovery=params['target'] == 'recovery')
+    if params['output_path']:
+        check_material_output(module)
+    if params['material_secret']:
+        keys = load_key_shares_from_secret(module, 'material_secret', recovery=target == 'recovery')
+    else:
+        keys = load_key_shares(module, recovery=target == 'recovery')
 
     node = VaultNode.from_params(params)
     try:
@@ -433,8 +604,20 @@ def main():
     # Write-ahead: the new keys' space is proven with real bytes before the attempt starts (in check mode
     # too, so it predicts this failure; the placeholder is removed).
     pgp_keys = params['pgp_keys'] or []
-    reservation = reserve_material_output(module, rekey_material_bound(target, shares, pgp_keys, node.url, flavour,
-                                                                       version, params['age_recipients']))
+    needed = rekey_material_bound(target, shares, pgp_keys, node.url, flavour, version, params['age_recipients'])
+    if params['output_secret']:
+        store = prepare_output_secret(module, 'rekey', needed)
+        result['output_secret'] = None
+        try:
+            if module.check_mode:
+                module.exit_json(**result)
+            previous = rekey_to_secret(module, run, result, keys, required, shares, threshold, stale, store)
+        finally:
+            store.release()
+        ref = store.ref
+        result['output_secret'] = dict(namespace=ref.namespace, name=ref.name, key=ref.key, previous=previous)
+        finish(module, node, result, shares, threshold)
+    reservation = reserve_material_output(module, needed)
     try:
         if module.check_mode:
             module.exit_json(**result)
@@ -442,7 +625,10 @@ def main():
     finally:
         reservation.release()
     result['output_path'] = params['output_path']
+    finish(module, node, result, shares, threshold)
 
+
+def finish(module, node, result, shares, threshold):
     if not wait_for_layout(node, shares, threshold):
         module.warn('the rekey completed, but %s does not report the new layout %d/%d yet' % (
             node.url, threshold, shares))

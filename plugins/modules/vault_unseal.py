@@ -19,8 +19,9 @@ description:
     O(wait_timeout)) and never sends keys again for them.
   - A wrong key or an unreachable node fails that node and the task, naming the node; the other nodes are
     still unsealed.
-  - Keys come from O(keys) or from the key material file written by M(trustroot.ops.vault_init) or
-    M(trustroot.ops.vault_rekey). They are never logged or returned.
+  - Keys come from O(keys), from the key material file written by M(trustroot.ops.vault_init) or
+    M(trustroot.ops.vault_rekey), or from the Kubernetes Secret they wrote it to (O(material_secret)).
+    They are never logged or returned.
 options:
   nodes:
     description: URLs of the nodes to unseal. When omitted, O(url) is unsealed.
@@ -33,12 +34,39 @@ options:
   key_material_path:
     description: Key material file (as written by M(trustroot.ops.vault_init)) to read the keys from.
     type: path
+  material_secret:
+    description:
+      - Kubernetes Secret that holds the key material (as written by M(trustroot.ops.vault_init) or
+        M(trustroot.ops.vault_rekey) with their C(output_secret) option), instead of O(key_material_path).
+      - The account of the kubeconfig needs C(get) on that Secret.
+    type: dict
+    suboptions:
+      namespace:
+        description: Namespace of the Secret.
+        type: str
+        required: true
+      name:
+        description: Name of the Secret.
+        type: str
+        required: true
+      key:
+        description: Data key that holds the material.
+        type: str
+        default: material.json
+      kubeconfig:
+        description:
+          - Kubeconfig file of the cluster. Defaults to C(~/.kube/config), or the in-cluster service account
+            when the module runs in a pod.
+        type: path
+      context:
+        description: Context of O(material_secret.kubeconfig) to use (its current context when omitted).
+        type: str
   age_identity:
-    description: age identity file that decrypts an age-encrypted O(key_material_path).
+    description: age identity file that decrypts age-encrypted material (O(key_material_path) or O(material_secret)).
     type: path
   use_recovery_keys:
     description:
-      - Read the recovery keys from O(key_material_path) instead of the unseal keys (seal migration from
+      - Read the recovery keys from O(key_material_path) or O(material_secret) instead of the unseal keys (seal migration from
         auto-unseal back to Shamir).
     type: bool
     default: false
@@ -71,6 +99,15 @@ EXAMPLES = r'''
     age_identity: /secure/operator.agekey
     ca_cert: /etc/ssl/vault-ca.pem
 
+- name: Unseal from the material in a Kubernetes Secret
+  trustroot.ops.vault_unseal:
+    url: https://vault1.example.com:8200
+    material_secret:
+      namespace: vault
+      name: vault-init
+      kubeconfig: /secure/vault-material.kubeconfig
+    age_identity: /secure/operator.agekey
+
 - name: Unseal one node with keys from a vaulted variable
   trustroot.ops.vault_unseal:
     url: https://vault2.example.com:8200
@@ -100,6 +137,8 @@ failed_nodes: {description: URLs of nodes that failed., type: list, elements: st
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.trustroot.ops.plugins.module_utils._material import load_key_shares
+from ansible_collections.trustroot.ops.plugins.module_utils._material_secret import (
+    load_key_shares_from_secret, secret_option)
 from ansible_collections.trustroot.ops.plugins.module_utils._vault import (
     VaultNode, connection_argument_spec, ensure_connection, nodes_from_params)
 from ansible_collections.trustroot.ops.plugins.module_utils._vault_unseal import (
@@ -112,19 +151,23 @@ def main():
         nodes=dict(type='list', elements='str'),
         keys=dict(type='list', elements='str', no_log=True),
         key_material_path=dict(type='path', no_log=False),
+        material_secret=secret_option(),
         age_identity=dict(type='path'),
         use_recovery_keys=dict(type='bool', default=False),
         migrate=dict(type='bool', default=False),
         wait_timeout=dict(type='int', default=120),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
-                           required_one_of=[('url', 'nodes'), ('keys', 'key_material_path')],
-                           mutually_exclusive=[('keys', 'key_material_path')])
+                           required_one_of=[('url', 'nodes'), ('keys', 'key_material_path', 'material_secret')],
+                           mutually_exclusive=[('keys', 'key_material_path', 'material_secret')])
     ensure_connection(module)
     if module.params['wait_timeout'] < 0:
         module.fail_json(msg='wait_timeout must be 0 or more seconds')
 
-    keys = load_key_shares(module, recovery=module.params['use_recovery_keys'])
+    if module.params['material_secret']:
+        keys = load_key_shares_from_secret(module, 'material_secret', recovery=module.params['use_recovery_keys'])
+    else:
+        keys = load_key_shares(module, recovery=module.params['use_recovery_keys'])
 
     nodes = [UnsealClient(VaultNode.from_params(module.params, url)) for url in nodes_from_params(module.params)]
     results = UnsealRun(nodes, keys, migrate=module.params['migrate'], wait_timeout=module.params['wait_timeout'],
