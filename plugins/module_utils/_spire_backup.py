@@ -60,9 +60,16 @@ def _selector_text(selector):
     return selector
 
 
+# Entry fields that count only when set. A digest written before they counted stays valid for the entries that
+# do not use them; an entry that does use them is compared on them, as registration compares it.
+SET_ONLY_FIELDS = (('store_svid', bool), ('expires_at', int), ('disable_x509_svid_prefetch', bool),
+                   ('jwt_svid_include_jti', bool))
+
+
 def canonical_entry(entry):
-    """The fields of an entry that a restore must bring back (no IDs, revisions or timestamps)."""
-    return {
+    """The fields of an entry that a restore must bring back (no IDs, revisions or timestamps): every field
+    registration compares (_spire_entries.ALL_FIELDS)."""
+    canonical = {
         'spiffe_id': spiffe_id_text(entry.get('spiffe_id')),
         'parent_id': spiffe_id_text(entry.get('parent_id')),
         'selectors': sorted(_selector_text(s) for s in entry.get('selectors') or []),
@@ -74,6 +81,11 @@ def canonical_entry(entry):
         'downstream': bool(entry.get('downstream')),
         'hint': entry.get('hint') or '',
     }
+    for field, kind in SET_ONLY_FIELDS:
+        value = kind(entry.get(field) or 0)
+        if value:
+            canonical[field] = value
+    return canonical
 
 
 def _entry_list(entries_json):
@@ -96,7 +108,8 @@ def canonical_entries(entries_json):
 def entries_digest(entries_json):
     """Pure. sha256 (hex) over the canonical, sorted entries of ``entry show -output json`` (text, bytes,
     the parsed object or its ``entries`` list): SPIFFE ID, parent ID, sorted selectors 'type:value', X.509 and
-    JWT SVID TTLs, sorted federated trust domains, sorted DNS names, admin, downstream and hint. Entry IDs,
+    JWT SVID TTLs, sorted federated trust domains, sorted DNS names, admin, downstream, hint, and when set
+    store_svid, expires_at, disable_x509_svid_prefetch and jwt_svid_include_jti. Entry IDs,
     revisions and timestamps do not count, so a server restored from a backup gives the same digest."""
     items = sorted(json.dumps(canonical_entry(e), sort_keys=True, separators=(',', ':'))
                    for e in _entry_list(entries_json))

@@ -68,6 +68,16 @@ def test_canonical_entry_fields():
         'hint': 'h'}
 
 
+def test_digest_counts_every_registration_field_and_keeps_older_digests():
+    # Entries that set none of the later fields keep the digest the sidecars of older backups hold.
+    assert entries_digest(show(shown(1), shown(2, admin=True, dns_names=['a']))) == (
+        '5195003f281c207ae3ab6b149011f1f007ca79978aa80f35795bf778321a9c63')
+    plain = entries_digest(show(shown(1)))
+    for changed in ({'store_svid': True}, {'expires_at': '1900000000'}, {'jwt_svid_include_jti': True}):
+        assert entries_digest(show(shown(1, **changed))) != plain, changed
+    assert canonical_entry(shown(1, store_svid=True, expires_at='1900000000'))['expires_at'] == 1900000000
+
+
 def test_digest_ignores_ids_timestamps_order_and_selector_order():
     one = show(shown(1), shown(2), shown(3))
     other = show(shown(3, entry_id='x', created_at='1', revision_number='4'), shown(1, entry_id='y'),
