@@ -188,10 +188,13 @@ def _meta(body, ref):
 
 
 def reserved_body(body, ref, kind, stamp):
-    """The Secret marked reserved for ``kind`` material: metadata only, no key bytes, data left as it is."""
+    """The Secret marked reserved for ``kind`` material: metadata only, no key bytes, data left as it is (the
+    state stays what it was when the key already holds material: that material is still the valid one)."""
     body = _meta(body, ref)
-    body['metadata']['annotations'].update({PREFIX + 'state': 'reserved', PREFIX + 'reserved': stamp,
-                                            PREFIX + 'reserved-for': kind})
+    annotations = body['metadata']['annotations']
+    annotations.update({PREFIX + 'reserved': stamp, PREFIX + 'reserved-for': kind})
+    if not body['data'].get(ref.key):
+        annotations[PREFIX + 'state'] = 'reserved'
     return body
 
 

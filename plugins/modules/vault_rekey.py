@@ -476,6 +476,9 @@ def rekey_to_secret(module, run, result, keys, required, shares, threshold, stal
                 run.abort(str(exc))
             # Without verification the rekey took effect on the last key: keep what the answer held.
             event, label = '%s; %s' % (exc, DONE % node.url), 'what the answer held (incomplete)'
+            if not exc.partial:
+                module.fail_json(msg='%s; the answer held no usable key material: the new keys are lost: %s' % (
+                    event, LOST_ADVICE), **result)
             key = store_material(module, store, exc.partial, event, LOST_ADVICE, partial=True, label=label)
             module.fail_json(msg='%s; %s is in %s key %s' % (event, label, ref.path, key), **result)
         if not verify:

@@ -115,6 +115,8 @@ def test_reserved_body_holds_no_key_and_keeps_data():
     updated = reserved_body(existing, ref(), 'rekey', 'S')
     assert updated['data'] == existing['data'] and updated['metadata']['resourceVersion'] == '7'
     assert updated['metadata']['labels']['team'] == 'platform'
+    assert 'trustroot.ops/state' not in updated['metadata']['annotations'], 'material there is still the valid one'
+    assert updated['metadata']['annotations']['trustroot.ops/reserved-for'] == 'rekey'
     assert existing['metadata']['annotations'] == {}, 'the body read is not changed in place'
 
 
