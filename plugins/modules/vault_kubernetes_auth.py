@@ -272,7 +272,7 @@ def main():
         kubernetes_ca_cert=dict(type='str'),
         issuer=dict(type='str'),
         disable_iss_validation=dict(type='bool'),
-        pem_keys=dict(type='list', elements='str'),
+        pem_keys=dict(type='list', elements='str', no_log=False),  # public keys
         disable_local_ca_jwt=dict(type='bool', default=True),
         token_reviewer_jwt=dict(type='str', no_log=True),
         token_reviewer_jwt_update=dict(type='str', choices=['on_create', 'always'], default='on_create'),
