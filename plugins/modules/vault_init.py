@@ -310,8 +310,7 @@ def init(module, node, request, flavour, version, reservation, store=None):
                 label = 'what the answer held (incomplete)'
                 key = store_material(module, store, exc.partial, event, 'if the server is initialized, ' + LOST_ADVICE,
                                      partial=True, label=label)
-                module.fail_json(msg='%s; %s is in %s/%s key %s' % (event, label, store.ref.namespace, store.ref.name,
-                                                                       key))
+                module.fail_json(msg='%s; %s is in %s key %s' % (event, label, store.ref.path, key))
             outcome = save_material(module, reservation, exc.partial, partial_path(params['output_path'], utc_stamp()),
                                     overwrite=False, age_recipients=params['age_recipients'])
             module.fail_json(msg=save_failure_message(event, outcome, 'if the server is initialized, ' + LOST_ADVICE,

@@ -144,7 +144,7 @@ options:
   output_secret:
     description:
       - Kubernetes Secret that receives the new key material instead of O(output_path) (see the description).
-        It may be the Secret of O(material_secret): the current material is then kept under
+        It may be the Secret of O(material_secret); the current material is then kept under
         C(previous-<UTC stamp>.json) (this needs O(overwrite_output=true)).
       - The account of the kubeconfig needs C(get), C(create) and C(update) on Secrets in its namespace
         (C(delete) too, to remove a reservation it created when the run fails before the attempt starts).

@@ -126,8 +126,8 @@ def test_init_unseal_rekey_with_the_material_only_in_a_secret(ansible, bao_singl
     assert_no_leak(output, results, secrets_of(first) + secrets_of(second))
 
 
-def test_unwritable_missing_or_foreign_secret_fails_before_the_server_is_initialized(ansible, bao_single,
-                                                                                    kube_cluster, tmp_path):
+def test_unwritable_missing_or_foreign_secret_fails_before_the_server_is_initialized(
+        ansible, bao_single, kube_cluster, tmp_path):
     kube, url = kube_cluster, bao_single.url
     namespace = kube.namespace('vault-material-%s' % uuid.uuid4().hex[:8])
     # A ServiceAccount without any RBAC rights: its token authenticates, every Secret call is forbidden.
