@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+from tests.integration.conftest import AnsibleRunner, InitializedCluster
 from tests.lab.common import COLLECTIONS_PATH
 from tests.lab.openbao import BAO_BIN, api, mount_kv
 
@@ -49,19 +50,33 @@ def processes_mentioning(text):
     return found
 
 
-@pytest.fixture
-def vault_backup(ansible, bao_unsealed, tmp_path):
+@pytest.fixture(scope='module')
+def vault_backup_shared(tmp_path_factory, bao_cluster_template):
     """A real archive of the populated cluster as playbooks/backup.yml writes it (age-encrypted), its key
-    material, and the age identity."""
-    token = bao_unsealed.root_token
-    populate(leader_url(bao_unsealed), token)
-    work = tmp_path / 'work'
-    work.mkdir()
-    snap = str(work / 'raft.snap')
-    saved = ansible.module('vault_raft_snapshot', {'nodes': bao_unsealed.urls, 'token': token, 'path': snap})
-    assert not saved.get('failed'), saved.get('msg')
-    digest = ansible.module('vault_data_digest_info', {'nodes': bao_unsealed.urls, 'token': token})
-    assert not digest.get('failed'), digest.get('msg')
+    material, and the age identity: made once for the module's tests, which only read it (the cluster is stopped
+    once the archive is written)."""
+    tmp_path = tmp_path_factory.mktemp('vault-backup')
+    cluster = bao_cluster_template.start_copy(str(tmp_path / 'cluster'))
+    try:
+        unsealed = InitializedCluster(cluster, bao_cluster_template.init)
+        unsealed.unseal_all()
+        token = unsealed.root_token
+        populate(leader_url(unsealed), token)
+        work = tmp_path / 'work'
+        work.mkdir()
+        snap = str(work / 'raft.snap')
+        runner_dir = tmp_path / 'ansible'
+        runner_dir.mkdir()
+        # The snapshot, then the digest of the same data, in one playbook run.
+        (saved, digest), _output = AnsibleRunner(runner_dir).modules([
+            ('vault_raft_snapshot', {'nodes': unsealed.urls, 'token': token, 'path': snap}),
+            ('vault_data_digest_info', {'nodes': unsealed.urls, 'token': token})])
+        assert not saved.get('failed'), saved.get('msg')
+        assert not digest.get('failed'), digest.get('msg')
+        keys = list(unsealed.keys)
+        material = unsealed.write_init_file(tmp_path / 'vault-init.json')
+    finally:
+        cluster.stop()
     digest = dict((k, v) for k, v in digest.items() if k not in ('changed', 'failed', '_stdout', 'invocation'))
     meta = saved['metadata']
     info = {'cluster_id': meta['cluster_id'], 'cluster_name': meta['cluster_name'], 'flavour': meta['flavour'],
@@ -73,10 +88,15 @@ def vault_backup(ansible, bao_unsealed, tmp_path):
     backups = tmp_path / 'backups'
     backups.mkdir()
     sidecar = write_archive(str(backups), 'vault', [('raft.snap', snap)], info, recipients=[recipient])
-    material = bao_unsealed.write_init_file(tmp_path / 'vault-init.json')
     return {'archive': os.path.join(str(backups), sidecar['archive']),
             'dir': str(backups), 'identity': identity, 'material': material, 'info': info, 'snap': snap,
-            'token': token, 'keys': list(bao_unsealed.keys), 'scratch_parent': str(tmp_path / 'scratch')}
+            'token': token, 'keys': keys}
+
+
+@pytest.fixture
+def vault_backup(vault_backup_shared, tmp_path):
+    """The module's archive, with a scratch parent directory of the test's own."""
+    return dict(vault_backup_shared, scratch_parent=str(tmp_path / 'scratch'))
 
 
 def check_args(backup, **extra):
@@ -89,7 +109,12 @@ def check_args(backup, **extra):
 
 
 def test_vault_backup_restores_and_matches(ansible, vault_backup):
-    result = ansible.module('backup_restore_check', check_args(vault_backup), verbosity=4)
+    # The restore check (-vvvv), then the check-mode one that finds the newest archive in backup_dir, in one
+    # playbook run.
+    (result, checked), output = ansible.modules([
+        ('backup_restore_check', check_args(vault_backup)),
+        ('backup_restore_check', dict(check_args(vault_backup), vault_archive=None, backup_dir=vault_backup['dir']),
+         {'check_mode': True})], verbosity=4)
     assert not result.get('failed'), result.get('msg')
     assert result['passed'] is True and result['changed'] is False
     checks = dict((c['check'], c) for c in result['checks'])
@@ -103,11 +128,9 @@ def test_vault_backup_restores_and_matches(ansible, vault_backup):
     assert os.listdir(vault_backup['scratch_parent']) == []
     assert processes_mentioning(vault_backup['scratch_parent']) == []
     for value in SECRET_VALUES + (vault_backup['token'],) + tuple(vault_backup['keys']):
-        assert value not in result['_stdout']
+        assert value not in output
 
     # backup_dir finds the newest archive; check mode verifies it without starting anything.
-    checked = ansible.module('backup_restore_check', dict(check_args(vault_backup), vault_archive=None,
-                                                          backup_dir=vault_backup['dir']), check=True)
     assert not checked.get('failed'), checked.get('msg')
     assert checked['passed'] is True
     assert [(c['system'], c['check']) for c in checked['checks']] == [('vault', 'archive')]
@@ -129,13 +152,20 @@ def test_content_that_differs_from_the_manifest_fails(ansible, vault_backup, tmp
     assert processes_mentioning(vault_backup['scratch_parent']) == []
 
 
-def test_tampered_archive_or_wrong_keys_fail_before_anything_starts(ansible, vault_backup, tmp_path):
-    # A wrapper around bao records every start.
-    started = str(tmp_path / 'bao-started')
-    wrapper = str(tmp_path / 'bao-wrapper')
-    with open(wrapper, 'w') as handle:
+def recording_bao(path, started):
+    """A wrapper around bao that records every start in ``started``."""
+    with open(path, 'w') as handle:
         handle.write('#!/bin/sh\necho "$@" >> %s\nexec %s "$@"\n' % (started, BAO_BIN))
-    os.chmod(wrapper, 0o700)
+    os.chmod(path, 0o700)
+    return path
+
+
+def test_tampered_archive_or_wrong_keys_fail_before_anything_starts(ansible, vault_backup, tmp_path):
+    # Each case has a bao wrapper that records its starts, and a scratch parent of its own.
+    cases = ('tampered', 'other-identity', 'wrong-keys')
+    started = dict((case, str(tmp_path / ('bao-started-%s' % case))) for case in cases)
+    wrappers = dict((case, recording_bao(str(tmp_path / ('bao-wrapper-%s' % case)), started[case])) for case in cases)
+    scratch = dict((case, str(tmp_path / ('scratch-%s' % case))) for case in cases)
     tampered_dir = tmp_path / 'tampered'
     tampered_dir.mkdir()
     archive = os.path.join(str(tampered_dir), os.path.basename(vault_backup['archive']))
@@ -146,49 +176,58 @@ def test_tampered_archive_or_wrong_keys_fail_before_anything_starts(ansible, vau
         byte = handle.read(1)
         handle.seek(200)
         handle.write(bytes([byte[0] ^ 0xFF]))
-    result = ansible.module('backup_restore_check', check_args(vault_backup, vault_archive=archive, bao_path=wrapper))
-    assert result['failed'] is True and result['passed'] is False
-    assert 'checksum mismatch' in result['msg']
-    assert not os.path.exists(started)
-    assert os.listdir(vault_backup['scratch_parent']) == []
-
-    # Another identity cannot decrypt it: fails the same way, nothing started.
     other_identity = str(tmp_path / 'other-identity.txt')
     subprocess.run(['age-keygen', '-o', other_identity], check=True, capture_output=True)
-    result = ansible.module('backup_restore_check', check_args(vault_backup, age_identity=other_identity,
-                                                               bao_path=wrapper))
-    assert result['failed'] is True and 'no identity matched' in result['msg']
-    assert not os.path.exists(started)
-
-    # Key material of another cluster: the copy does not open, the check says so; everything stopped.
-    material = json.load(open(vault_backup['material']))
+    with open(vault_backup['material']) as handle:
+        material = json.load(handle)
     material['unseal_keys_b64'] = ['A' * 43 + '=', 'B' * 43 + '=', 'C' * 43 + '=']
     material['unseal_keys_hex'] = []
     wrong = str(tmp_path / 'wrong-init.json')
     with open(os.open(wrong, os.O_WRONLY | os.O_CREAT, 0o600), 'w') as handle:
         json.dump(material, handle)
-    result = ansible.module('backup_restore_check', check_args(vault_backup, key_material_path=wrong,
-                                                               bao_path=wrapper))
-    assert result['failed'] is True and result['passed'] is False
-    failed = [c for c in result['checks'] if not c['ok']]
+
+    # The three cases in one playbook run.
+    (tampered, other, wrong_keys), output = ansible.modules([
+        ('backup_restore_check', check_args(dict(vault_backup, scratch_parent=scratch['tampered']),
+                                            vault_archive=archive, bao_path=wrappers['tampered'])),
+        ('backup_restore_check', check_args(dict(vault_backup, scratch_parent=scratch['other-identity']),
+                                            age_identity=other_identity, bao_path=wrappers['other-identity'])),
+        ('backup_restore_check', check_args(dict(vault_backup, scratch_parent=scratch['wrong-keys']),
+                                            key_material_path=wrong, bao_path=wrappers['wrong-keys']))])
+
+    # A tampered archive: refused, nothing started.
+    assert tampered['failed'] is True and tampered['passed'] is False
+    assert 'checksum mismatch' in tampered['msg']
+    assert not os.path.exists(started['tampered'])
+    assert os.listdir(scratch['tampered']) == []
+
+    # Another identity cannot decrypt it: fails the same way, nothing started.
+    assert other['failed'] is True and 'no identity matched' in other['msg']
+    assert not os.path.exists(started['other-identity'])
+
+    # Key material of another cluster: the copy does not open, the check says so; everything stopped.
+    assert wrong_keys['failed'] is True and wrong_keys['passed'] is False
+    failed = [c for c in wrong_keys['checks'] if not c['ok']]
     assert failed and failed[0]['system'] == 'vault'
-    assert os.path.exists(started)
-    assert processes_mentioning(vault_backup['scratch_parent']) == []
-    assert os.listdir(vault_backup['scratch_parent']) == []
+    assert os.path.exists(started['wrong-keys'])
+    assert processes_mentioning(scratch['wrong-keys']) == []
+    assert os.listdir(scratch['wrong-keys']) == []
     for key in material['unseal_keys_b64'] + [material['root_token']]:
-        assert key not in result['_stdout']
+        assert key not in output
 
 
 def test_bad_options_name_the_field(ansible, vault_backup, tmp_path):
-    no_material = ansible.module('backup_restore_check', check_args(vault_backup, key_material_path=None))
-    assert no_material['failed'] and 'key_material_path is required' in no_material['msg']
-    nothing = ansible.module('backup_restore_check', {})
-    assert nothing['failed'] and 'one of vault_archive, spire_archive or backup_dir' in nothing['msg']
     empty = tmp_path / 'empty'
     empty.mkdir()
-    none_found = ansible.module('backup_restore_check', {'backup_dir': str(empty)})
+    # Every refusal in one playbook run.
+    (no_material, nothing, none_found, no_bao), _output = ansible.modules([
+        ('backup_restore_check', check_args(vault_backup, key_material_path=None)),
+        ('backup_restore_check', {}),
+        ('backup_restore_check', {'backup_dir': str(empty)}),
+        ('backup_restore_check', check_args(vault_backup, bao_path=str(tmp_path / 'nobao')))])
+    assert no_material['failed'] and 'key_material_path is required' in no_material['msg']
+    assert nothing['failed'] and 'one of vault_archive, spire_archive or backup_dir' in nothing['msg']
     assert none_found['failed'] and 'no vault or spire-server backup' in none_found['msg']
-    no_bao = ansible.module('backup_restore_check', check_args(vault_backup, bao_path=str(tmp_path / 'nobao')))
     assert no_bao['failed'] and 'bao_path' in no_bao['msg']
 
 
@@ -268,7 +307,23 @@ def test_spire_backup_restores_and_matches(ansible, spire_pair, tmp_path):
     args = {'backup_dir': str(tmp_path / 'backups'), 'spire_server_path': SPIRE_SERVER_BIN,
             'workdir': str(scratch), 'timeout': 90}
 
-    result = ansible.module('backup_restore_check', args, verbosity=3)
+    # An archive whose manifest disagrees with its datastore (made now, checked below).
+    from ansible_collections.trustroot.ops.plugins.module_utils._backup import verify_archive
+    parts_dir = tmp_path / 'parts'
+    parts_dir.mkdir()
+    manifest = verify_archive(saved['archive'], extract_to=str(parts_dir))
+    wrong_info = dict(manifest['info'], entry_count=SPIRE_ENTRIES + 1, entries_sha256='0' * 64)
+    wrong_dir = tmp_path / 'wrong'
+    wrong_dir.mkdir()
+    sidecar = write_archive(str(wrong_dir), 'spire-server',
+                            [(name, str(parts_dir / name)) for name in sorted(manifest['parts'])], wrong_info)
+
+    wrong_archive = os.path.join(str(wrong_dir), sidecar['archive'])
+
+    # The restore check of the real archive (-vvv), then of the wrong one, in one playbook run.
+    (result, wrong), _output = ansible.modules([
+        ('backup_restore_check', args),
+        ('backup_restore_check', dict(args, backup_dir=None, spire_archive=wrong_archive))], verbosity=3)
     assert not result.get('failed'), result.get('msg')
     assert result['passed'] is True and result['changed'] is False
     checks = dict((c['check'], c) for c in result['checks'])
@@ -284,18 +339,7 @@ def test_spire_backup_restores_and_matches(ansible, spire_pair, tmp_path):
     # The original server was not touched.
     assert server.healthcheck() and len(server.entries()) == SPIRE_ENTRIES
 
-    # An archive whose manifest disagrees with its datastore fails the entry checks.
-    from ansible_collections.trustroot.ops.plugins.module_utils._backup import verify_archive
-    parts_dir = tmp_path / 'parts'
-    parts_dir.mkdir()
-    manifest = verify_archive(saved['archive'], extract_to=str(parts_dir))
-    wrong_info = dict(manifest['info'], entry_count=SPIRE_ENTRIES + 1, entries_sha256='0' * 64)
-    wrong_dir = tmp_path / 'wrong'
-    wrong_dir.mkdir()
-    sidecar = write_archive(str(wrong_dir), 'spire-server',
-                            [(name, str(parts_dir / name)) for name in sorted(manifest['parts'])], wrong_info)
-    wrong = ansible.module('backup_restore_check', dict(args, backup_dir=None,
-                                                        spire_archive=os.path.join(str(wrong_dir), sidecar['archive'])))
+    # The archive whose manifest disagrees with its datastore fails the entry checks.
     assert wrong['failed'] is True and wrong['passed'] is False
     assert sorted(c['check'] for c in wrong['checks'] if not c['ok']) == ['entries_sha256', 'entry_count']
     assert 'spire-server entry_count' in wrong['msg']
@@ -325,24 +369,28 @@ def test_spire_postgres_backup_needs_a_scratch_database(ansible, tmp_path):
         assert not saved.get('failed'), saved.get('msg')
         scratch = tmp_path / 'scratch'
         scratch.mkdir()
+        refused_scratch = tmp_path / 'scratch-refused'
+        refused_scratch.mkdir()
         args = {'spire_archive': saved['archive'], 'spire_server_path': SPIRE_SERVER_BIN, 'workdir': str(scratch),
                 'timeout': 90}
-
-        refused = ansible.module('backup_restore_check', args)
-        assert refused['failed'] is True
-        assert 'a postgres datastore backup needs scratch_postgres_connection_string' in refused['msg']
-        assert os.listdir(str(scratch)) == []
-
         pg.create_database('scratch', 'scratch', scratch_password)
         scratch_connection = pg.connection_string('scratch', 'scratch', scratch_password)
-        result = ansible.module('backup_restore_check', dict(args, scratch_postgres_connection_string=scratch_connection),
-                                verbosity=3)
+
+        # Without a scratch database (refused), then with one (-vvv), in one playbook run.
+        (refused, result), output = ansible.modules([
+            ('backup_restore_check', dict(args, workdir=str(refused_scratch))),
+            ('backup_restore_check', dict(args, scratch_postgres_connection_string=scratch_connection))],
+            verbosity=3)
+        assert refused['failed'] is True
+        assert 'a postgres datastore backup needs scratch_postgres_connection_string' in refused['msg']
+        assert os.listdir(str(refused_scratch)) == []
+
         assert not result.get('failed'), result.get('msg')
         assert result['passed'] is True
         checks = dict((c['check'], c) for c in result['checks'])
         assert checks['entry_count']['actual'] == 10 and checks['entries_sha256']['ok']
         for secret in (password, scratch_password):
-            assert secret not in result['_stdout']
+            assert secret not in output
         assert processes_mentioning(str(scratch)) == []
         assert os.listdir(str(scratch)) == []
     finally:
