@@ -94,6 +94,7 @@ def test_pods_log_in_with_exactly_the_role_policy(ansible, bao_single, kube_clus
     assert applied['diff']['before'] == {'enabled': False, 'config': None, 'roles': {}}, applied['diff']['before']
     assert applied['changed'] is True and applied['token_reviewer_jwt_written'] is True, applied
     assert applied['config']['kubernetes_host'] == kube.url and applied['config']['disable_local_ca_jwt'] is True
+    assert applied['config']['token_reviewer_jwt_set'] is True  # read back from the server after the run
     assert applied['roles']['app']['token_policies'] == ['app-read'] and applied['roles']['app']['token_ttl'] == 3600
     assert applied['diff']['after']['roles']['stale']['bound_service_account_names'] == ['old']
     assert kept['token_renewed'] is False, kept
