@@ -115,6 +115,8 @@ def check_field(name, kind, value, where):
     if kind == 'duration':
         return parse_duration(value, where)
     if kind == 'int':
+        if isinstance(value, str) and value.strip().isdigit():
+            value = int(value)  # a templated number arrives as a string
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise KubernetesAuthError('%s must be a number (0 or more)' % where)
         return value

@@ -158,6 +158,11 @@ def test_bad_roles_name_the_field(roles, message):
     assert message in str(caught.value)
 
 
+def test_templated_numbers_arrive_as_strings():
+    [parsed] = role(token_num_uses='5', token_ttl='3600')
+    assert parsed['fields']['token_num_uses'] == 5 and parsed['fields']['token_ttl'] == 3600
+
+
 def test_absent_role_needs_only_a_name():
     assert normalize_roles([dict(name='old', state='absent')]) == [dict(name='old', state='absent', fields={})]
 
