@@ -76,7 +76,7 @@ def write_token(path, token):
     return path
 
 
-def playbook(workdir, name, plays, extra_vars, check=False):
+def playbook(workdir, name, plays, extra_vars, check=False, args=()):
     """Run ansible-playbook on localhost; return (rc, output, recap changed count)."""
     play_path = os.path.join(workdir, name + '.yml')
     vars_path = os.path.join(workdir, name + '-vars.json')
@@ -85,7 +85,7 @@ def playbook(workdir, name, plays, extra_vars, check=False):
     with open(os.open(vars_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), 'w') as handle:
         json.dump(extra_vars, handle)
     argv = [os.path.join(VENV_BIN, 'ansible-playbook'), '-i', 'localhost,', '-c', 'local', play_path,
-            '-e', '@' + vars_path] + (['--check'] if check else [])
+            '-e', '@' + vars_path] + (['--check'] if check else []) + list(args)
     env = ansible_env({'ANSIBLE_PYTHON_INTERPRETER': os.path.join(VENV_BIN, 'python'),
                        'ANSIBLE_INVENTORY_UNPARSED_WARNING': '0'})
     proc = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=workdir, timeout=300, check=False)
@@ -164,8 +164,9 @@ def lab(kube_cluster, tmp_path_factory):
              'agent': agent, 'extra': extra, 'runs': []}
     started = []
     try:
-        for name, check in (('check', True), ('apply', False), ('again', False)):
-            rc, output, changed = playbook(workdir, 'server-' + name, SERVER_PLAY, extra, check=check)
+        # The run that writes the token is at -vvvv: the token must not reach its output either.
+        for name, check, args in (('check', True, ()), ('apply', False, ('-vvvv',)), ('again', False, ())):
+            rc, output, changed = playbook(workdir, 'server-' + name, SERVER_PLAY, extra, check=check, args=args)
             state['runs'].append({'name': name, 'rc': rc, 'output': output, 'changed': changed})
             assert rc == 0, output[-4000:]
             if check:
@@ -197,15 +198,18 @@ def test_role_check_mode_apply_and_second_run(lab):
 
     # The server's kubeconfig: 0600, a token of the spire-server account, the URL asked for; no token in any output.
     path = os.path.join(lab['server'].workdir, 'kubernetes.kubeconfig')
-    assert oct(os.stat(path).st_mode & 0o777) == '0o600'
+    controller_copy = lab['extra']['spire_server_k8s_controller_kubeconfig']
+    for kubeconfig in (path, controller_copy):
+        assert oct(os.stat(kubeconfig).st_mode & 0o777) == '0o600'
     with open(path) as handle:
         config = yaml.safe_load(handle)
     assert config['clusters'][0]['cluster']['server'] == lab['kube'].url
     token = config['users'][0]['user']['token']
     payload = json.loads(base64.urlsafe_b64decode(token.split('.')[1] + '=='))
     assert payload['sub'] == 'system:serviceaccount:%s:spire-server' % lab['ns']
+    assert 'ESTABLISH LOCAL CONNECTION' in apply['output'], 'the apply run must be at -vvvv'
     for run in lab['runs']:
-        assert token not in run['output']
+        assert token not in run['output'] and token.split('.')[2] not in run['output']
 
     # server.conf: the attestor's cluster got the role's kubeconfig, the notifier SPIRE's setting names.
     with open(lab['server'].rendered) as handle:
