@@ -56,15 +56,14 @@ def test_init_unseal_rekey_with_the_material_only_in_a_secret(ansible, bao_singl
     where = {'namespace': namespace, 'name': 'vault-init', 'kubeconfig': kube.admin_kubeconfig}
     identity, recipient = age_pair(tmp_path)
 
-    # init: check mode writes nothing, the run initializes, a second run changes nothing.
+    # init: check mode writes nothing (a server-side dry run), then the run initializes.
     init = {'url': url, 'secret_shares': 3, 'secret_threshold': 2, 'output_secret': where}
-    results, output = ansible.modules([('vault_init', init, {'check_mode': True}), ('vault_init', init),
-                                       ('vault_init', dict(init, overwrite_output=True))], diff=True, verbosity=4)
-    checked, done, again = results
+    results, output = ansible.modules([('vault_init', init, {'check_mode': True}), ('vault_init', init)], diff=True,
+                                      verbosity=4)
+    checked, done = results
     assert checked['changed'] is True and not checked.get('failed'), checked
     assert done['changed'] is True and done['initialized'] is True, done
     assert done['output_secret'] == {'namespace': namespace, 'name': 'vault-init', 'key': 'material.json'}
-    assert again['changed'] is False and not again.get('failed'), again
     data, labels, annotations = secret_data(kube, namespace, 'vault-init')
     assert list(data) == ['material.json']
     first = json.loads(data['material.json'])
@@ -113,13 +112,10 @@ def test_init_unseal_rekey_with_the_material_only_in_a_secret(ansible, bao_singl
     assert http('GET', url + '/v1/sys/seal-status')[1]['n'] == 4
     assert_no_leak(output, results, secrets_of(first) + secrets_of(second))
 
-    # the new material (age armor) unseals after a restart; without the identity it is a clear error.
+    # the new material (age armor) unseals after a restart.
     bao_single.restart()
-    results, output = ansible.modules([('vault_unseal', unseal), ('vault_unseal', dict(unseal, age_identity=identity))],
-                                      verbosity=4)
-    no_identity, unsealed = results
-    assert no_identity['failed'] is True and 'age_identity' in no_identity['msg'], no_identity
-    assert 'Secret %s/vault-init key material.json' % namespace in no_identity['msg']
+    results, output = ansible.modules([('vault_unseal', dict(unseal, age_identity=identity))], verbosity=4)
+    unsealed = results[0]
     assert unsealed['changed'] is True and unsealed['all_unsealed'] is True, unsealed
     assert unsealed['nodes'][0]['keys_submitted'] == 3
     assert sealed(url) is False
@@ -128,11 +124,22 @@ def test_init_unseal_rekey_with_the_material_only_in_a_secret(ansible, bao_singl
 
 def test_unwritable_missing_or_foreign_secret_fails_before_the_server_is_initialized(
         ansible, bao_single, kube_cluster, tmp_path):
+    from kubernetes import client
     kube, url = kube_cluster, bao_single.url
     namespace = kube.namespace('vault-material-%s' % uuid.uuid4().hex[:8])
     # A ServiceAccount without any RBAC rights: its token authenticates, every Secret call is forbidden.
     kube.service_account(namespace, 'no-rights')
     powerless = kube.kubeconfig(str(tmp_path / 'no-rights.kubeconfig'), token=kube.token(namespace, 'no-rights'))
+    # One that may read Secrets but not write them: only the reservation (a write) can stop it before the server.
+    kube.service_account(namespace, 'read-only')
+    rbac = client.RbacAuthorizationV1Api(kube.api)
+    rbac.create_namespaced_role(namespace, {'metadata': {'name': 'read-secrets'}, 'rules': [
+        {'apiGroups': [''], 'resources': ['secrets'], 'verbs': ['get', 'list']}]})
+    rbac.create_namespaced_role_binding(namespace, {
+        'metadata': {'name': 'read-secrets'}, 'roleRef': {'apiGroup': 'rbac.authorization.k8s.io', 'kind': 'Role',
+                                                          'name': 'read-secrets'},
+        'subjects': [{'kind': 'ServiceAccount', 'name': 'read-only', 'namespace': namespace}]})
+    reader = kube.kubeconfig(str(tmp_path / 'read-only.kubeconfig'), token=kube.token(namespace, 'read-only'))
     kube.core().create_namespaced_secret(namespace, {'metadata': {'name': 'foreign'},
                                                      'data': {'material.json': base64.b64encode(b'db password').decode()}})
 
@@ -142,27 +149,34 @@ def test_unwritable_missing_or_foreign_secret_fails_before_the_server_is_initial
     results, output = ansible.modules([
         ('vault_init', init(kubeconfig=powerless), {'check_mode': True}),
         ('vault_init', init(kubeconfig=powerless)),
+        ('vault_init', init(kubeconfig=reader), {'check_mode': True}),
+        ('vault_init', init(kubeconfig=reader)),
         ('vault_init', init(namespace='vault-material-absent')),
         ('vault_init', init(name='foreign')),
-        ('vault_init', init(name='foreign', overwrite_output=True)),
         ('vault_unseal', {'url': url, 'material_secret': {'namespace': namespace, 'name': 'foreign',
                                                           'kubeconfig': kube.admin_kubeconfig}}),
+        ('vault_init', init(name='vault-check'), {'check_mode': True}),
     ], verbosity=4)
+    checked = results.pop()
+    assert checked['changed'] is True and not checked.get('failed'), checked
     for result in results:
         assert result['failed'] is True and not result.get('changed'), result
-    check, forbidden, absent, foreign, foreign_overwrite, unseal_foreign = results
+    check, forbidden, check_read_only, read_only, absent, foreign, unseal_foreign = results
     for result in (check, forbidden):
         assert result['msg'].startswith('output_secret: '), result['msg']
         assert 'Secret %s/vault-init' % namespace in result['msg'] and 'HTTP 403' in result['msg'], result['msg']
         assert 'nothing was sent to the server' in result['msg']
+    for result in (check_read_only, read_only):
+        assert 'create Secret %s/vault-init: HTTP 403' % namespace in result['msg'], result['msg']
+        assert 'nothing was sent to the server' in result['msg']
     assert 'vault-material-absent/vault-init' in absent['msg'] and 'HTTP 404' in absent['msg'], absent['msg']
-    for result in (foreign, foreign_overwrite):
-        assert 'output_secret: Secret %s/foreign key material.json holds something that is not key material' % (
-            namespace) in result['msg'], result['msg']
+    assert 'output_secret: Secret %s/foreign key material.json holds something that is not key material' % (
+        namespace) in foreign['msg'], foreign['msg']
     assert 'material_secret: Secret %s/foreign key material.json is not a key material file' % namespace in \
         unseal_foreign['msg'], unseal_foreign['msg']
     assert 'db password' not in output
 
     assert http('GET', url + '/v1/sys/seal-status')[1]['initialized'] is False
     assert secret_data(kube, namespace, 'vault-init') is None, 'nothing may be left in the namespace'
+    assert secret_data(kube, namespace, 'vault-check') is None, 'check mode writes nothing'
     assert secret_data(kube, namespace, 'foreign')[0] == {'material.json': b'db password'}
