@@ -4,13 +4,8 @@ SPIRE's -dryRun), bad inputs, a stopped server."""
 
 import time
 
+from tests.integration.probes import command_probe, json_of, play, task
 from tests.lab.spire import SpireAgent, SpireServer, spire_server_module_args
-
-
-def run(ansible, server, module, check=False, diff=False, **args):
-    params = dict(spire_server_module_args(server))
-    params.update(args)
-    return ansible.module(module, params, check=check, diff=diff)
 
 
 def run_each(ansible, server, module, arg_sets):
@@ -20,9 +15,24 @@ def run_each(ansible, server, module, arg_sets):
     return results
 
 
+def agents_of(listing):
+    """{SPIFFE ID: agent} of a parsed `spire-server agent list -output json`."""
+    return dict(('spiffe://%s%s' % (a['id']['trust_domain'], a['id']['path']), a) for a in listing.get('agents') or [])
+
+
 def server_agents(server):
-    return dict(('spiffe://%s%s' % (a['id']['trust_domain'], a['id']['path']), a)
-                for a in server.cli(['agent', 'list']).get('agents') or [])
+    return agents_of(server.cli(['agent', 'list']))
+
+
+def agents_probe(server):
+    """`spire-server agent list` at that point of a playbook run: see agents_of(json_of(probe))."""
+    return command_probe([server.binary, 'agent', 'list', '-socketPath', server.socket_path, '-output', 'json'])
+
+
+def agent_task(server, module, **args):
+    """A task of the module with the server's connection options (task options check_mode, diff from args)."""
+    options = dict((key, args.pop(key)) for key in ('check_mode', 'diff') if key in args)
+    return task(module, dict(spire_server_module_args(server), **args), **options)
 
 
 def test_info_lists_filters_and_shows(ansible, spire_server, spire_agent):
@@ -74,34 +84,41 @@ def test_info_bad_inputs(ansible, spire_server):
         assert result.get('failed') is True and needle in result['msg'], (args, result)
 
 
-def test_ban_then_evict(ansible, spire_server, spire_agent):
+def test_ban_then_evict(ansible, spire_server, spire_agent, tmp_path):
     sid = spire_agent.spiffe_id
+    server = spire_server
 
-    check = run(ansible, spire_server, 'spire_agent', check=True, diff=True, spiffe_id=sid, state='banned')
-    assert check['changed'] is True and check['state_before'] == 'attested' and check['state_after'] == 'banned', check
-    assert check['diff'] == {'before': {'spiffe_id': sid, 'state': 'attested'}, 'after': {'spiffe_id': sid, 'state': 'banned'}}
-    assert server_agents(spire_server)[sid]['banned'] is False
+    # Every step in one playbook run, the server's agents listed after the steps that must (not) change them.
+    (check_ban, after_check_ban, banned, after_ban, ban_again, check_evict, after_check_evict, evicted, after_evict,
+     evict_again, ban_absent) = play(ansible, tmp_path, [
+         agent_task(server, 'spire_agent', check_mode=True, diff=True, spiffe_id=sid, state='banned'),
+         agents_probe(server),
+         agent_task(server, 'spire_agent', spiffe_id=sid, state='banned'), agents_probe(server),
+         agent_task(server, 'spire_agent', spiffe_id=sid, state='banned'),
+         agent_task(server, 'spire_agent', check_mode=True, spiffe_id=sid, state='evicted'), agents_probe(server),
+         agent_task(server, 'spire_agent', diff=True, spiffe_id=sid, state='evicted'), agents_probe(server),
+         agent_task(server, 'spire_agent', spiffe_id=sid, state='evicted'),
+         agent_task(server, 'spire_agent', spiffe_id=sid, state='banned')])
 
-    banned = run(ansible, spire_server, 'spire_agent', spiffe_id=sid, state='banned')
+    assert check_ban['changed'] is True and check_ban['state_before'] == 'attested' and check_ban['state_after'] == 'banned', check_ban
+    assert check_ban['diff'] == {'before': {'spiffe_id': sid, 'state': 'attested'}, 'after': {'spiffe_id': sid, 'state': 'banned'}}
+    assert agents_of(json_of(after_check_ban))[sid]['banned'] is False, 'check mode banned the agent'
+
     assert banned['changed'] is True, banned
-    assert server_agents(spire_server)[sid]['banned'] is True
-    again = run(ansible, spire_server, 'spire_agent', spiffe_id=sid, state='banned')
-    assert again['changed'] is False and again['state_before'] == 'banned', again
+    assert agents_of(json_of(after_ban))[sid]['banned'] is True
+    assert ban_again['changed'] is False and ban_again['state_before'] == 'banned', ban_again
 
-    check = run(ansible, spire_server, 'spire_agent', check=True, spiffe_id=sid, state='evicted')
-    assert check['changed'] is True and check['state_after'] == 'absent'
-    assert sid in server_agents(spire_server)
+    assert check_evict['changed'] is True and check_evict['state_after'] == 'absent'
+    assert sid in agents_of(json_of(after_check_evict)), 'check mode evicted the agent'
 
-    evicted = run(ansible, spire_server, 'spire_agent', diff=True, spiffe_id=sid, state='evicted')
     assert evicted['changed'] is True and evicted['agent']['spiffe_id'] == sid, evicted
     assert evicted['diff']['after']['state'] == 'absent'
-    assert sid not in server_agents(spire_server)
-    again = run(ansible, spire_server, 'spire_agent', spiffe_id=sid, state='evicted')
-    assert again['changed'] is False and again['agent'] is None, again
+    assert sid not in agents_of(json_of(after_evict))
+    assert evict_again['changed'] is False and evict_again['agent'] is None, evict_again
 
     # a ban needs an attested agent
-    result = run(ansible, spire_server, 'spire_agent', spiffe_id=sid, state='banned')
-    assert result['failed'] is True and 'is not an attested agent of this server' in result['msg']
+    assert ban_absent['failed'] is True and 'is not an attested agent of this server' in ban_absent['msg']
+    assert sid not in server_agents(server)
 
 
 def test_agent_bad_inputs(ansible, spire_server, spire_agent):
@@ -130,12 +147,14 @@ def test_purge_expired_agents(ansible, tmp_path):
         server.start()
         agent = SpireAgent(str(tmp_path), server, name='agent-p', attestation='x509pop').start()
         sid = agent.spiffe_id
-        info = run(ansible, server, 'spire_agent_info', selectors=['x509pop:subject:cn:agent-x509pop'], match='any')
+        # The listing and a purge with nothing expired yet, in one playbook run.
+        info, none = play(ansible, tmp_path, [
+            agent_task(server, 'spire_agent_info', selectors=['x509pop:subject:cn:agent-x509pop'], match='any'),
+            agent_task(server, 'spire_agent', state='purged')])
         assert [a['spiffe_id'] for a in info['agents']] == [sid], info
         assert info['agents'][0]['can_reattest'] is True
         assert 'x509pop:subject:cn:agent-x509pop' in info['agents'][0]['selectors']
 
-        none = run(ansible, server, 'spire_agent', state='purged')
         assert none['changed'] is False and none['purged'] == [], none
 
         agent.stop()
@@ -143,17 +162,20 @@ def test_purge_expired_agents(ansible, tmp_path):
         while time.time() < expires + 3:
             time.sleep(1)
 
-        check = run(ansible, server, 'spire_agent', check=True, diff=True, state='purged', expired_for='1s')
+        # Check mode, the purge and its re-run in one playbook run, the agents listed after the first two.
+        check, after_check, purged, after_purge, again = play(ansible, tmp_path, [
+            agent_task(server, 'spire_agent', check_mode=True, diff=True, state='purged', expired_for='1s'),
+            agents_probe(server),
+            agent_task(server, 'spire_agent', state='purged', expired_for='1s'), agents_probe(server),
+            agent_task(server, 'spire_agent', state='purged', expired_for='1s')])
         assert check['changed'] is True, check
         assert check['purged'] == [{'spiffe_id': sid, 'deleted': False, 'error': ''}]
         assert check['diff']['before'] == {'expired_agents': [sid]} and check['diff']['after'] == {'expired_agents': []}
-        assert sid in server_agents(server)
+        assert sid in agents_of(json_of(after_check)), 'check mode purged the agent'
 
-        purged = run(ansible, server, 'spire_agent', state='purged', expired_for='1s')
         assert purged['changed'] is True and purged['purged'] == [{'spiffe_id': sid, 'deleted': True, 'error': ''}]
-        assert server_agents(server) == {}
+        assert agents_of(json_of(after_purge)) == {}
 
-        again = run(ansible, server, 'spire_agent', state='purged', expired_for='1s')
         assert again['changed'] is False and again['purged'] == []
     finally:
         if agent is not None:
