@@ -116,6 +116,21 @@ def run(lab, name, reattest, args=()):
     return proc
 
 
+def test_agent_role_refuses_a_token_file_the_agent_cannot_read(lab):
+    stack = lab['stack']
+    stack.lab.exec('spire-agent1', ['sh', '-c', 'umask 077; echo not-a-token > /etc/spire/agent/root-only.token'],
+                   check=True)
+    for path, reason in (('/etc/spire/agent/absent.token', 'does not exist'),
+                         ('/etc/spire/agent/root-only.token', 'is not a file the user spire (group spire) can read')):
+        proc = lab['stack'].run(lab['play'], ['-e', '@' + lab['vars'], '-e', 'lab_reattest=false', '--check',
+                                              '--limit', 'spire_agents', '-e', 'spire_agent_k8s_psat_token_path=' + path])
+        assert proc.returncode != 0
+        assert 'spire_agent_k8s_psat_token_path %s on spire-agent1 %s' % (path, reason) in proc.stdout, proc.stdout[-3000:]
+        assert 'not-a-token' not in proc.stdout + proc.stderr
+        # It fails before the role changes anything: its first task that could is not reached.
+        assert 'Create the spire group' not in proc.stdout
+
+
 def test_check_mode_changes_nothing(lab):
     stack, kube = lab['stack'], lab['kube']
     conf_before = stack.lab.exec('spire-server1', ['cat', '/etc/spire/server/server.conf'], check=True).stdout
