@@ -123,6 +123,19 @@ def bao_unsealed(bao_cluster):
     return bao_cluster
 
 
+@pytest.fixture(scope='module')
+def bao_unsealed_shared(tmp_path_factory, bao_cluster_template):
+    """One unsealed copy of the template cluster for a whole test file, for tests that do not disturb each other.
+    It holds the template's ports: a file using it cannot run a bao_cluster test while it is up (put those first)."""
+    cluster = bao_cluster_template.start_copy(str(tmp_path_factory.mktemp('bao-shared')))
+    try:
+        shared = InitializedCluster(cluster, bao_cluster_template.init)
+        shared.unseal_all()
+        yield shared
+    finally:
+        cluster.stop()
+
+
 @pytest.fixture
 def transit_unsealer(tmp_path):
     unsealer = TransitUnsealer(str(tmp_path)).start()
