@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-from tests.integration.conftest import InitializedCluster
+from tests.integration.probes import answer_of, exists, http_probe, play, stat_probe, task
 from tests.lab.openbao import BaoServer, free_port, http, wait_for
 
 
@@ -47,64 +47,32 @@ def read_json(path):
         return json.load(handle)
 
 
-def play(ansible, tmp_path, tasks, verbosity=0):
-    """``tasks`` ((module FQCN, args, task options) each) as the tasks of ONE ansible-playbook run, each registered
-    and ignore_errors: their results in order, each with '_stdout' (the whole run's output)."""
-    index = len(ansible.runs)
-    results_path = str(tmp_path / ('results-%d.json' % index))
-    body = [dict(options, name='task %d' % i, register='r%d' % i, ignore_errors=True, **{module: args})
-            for i, (module, args, options) in enumerate(tasks)]
-    body.append({'name': 'save results', 'check_mode': False, 'diff': False, 'ansible.builtin.copy': {
-        'content': '{{ [%s] | to_json }}' % ', '.join('r%d' % i for i in range(len(tasks))),
-        'dest': results_path, 'mode': '0600'}})
-    play_path = str(tmp_path / ('play-%d.yml' % index))
-    with open(play_path, 'w') as handle:
-        json.dump([{'hosts': 'localhost', 'gather_facts': False, 'tasks': body}], handle)
-    proc = ansible.playbook(play_path, verbosity=verbosity)
-    assert os.path.exists(results_path), proc.stdout + proc.stderr
-    results = read_json(results_path)
-    os.remove(results_path)
-    assert len(results) == len(tasks)
-    for result in results:
-        result['_stdout'] = proc.stdout
-    return results
-
-
 def root_token(args, **options):
     """A vault_root_token task (options: check_mode, diff)."""
-    return ('trustroot.ops.vault_root_token', args, options)
-
-
-def stat_probe(path):
-    """A task that reads whether ``path`` exists at that point of the run: see exists()."""
-    return ('ansible.builtin.stat', {'path': path}, {})
-
-
-def exists(probe):
-    return probe['stat']['exists']
+    return task('vault_root_token', args, **options)
 
 
 def attempt_probe(url, token):
-    """A task that reads the sys/generate-root-token attempt at that point of the run: see attempt_of()."""
-    return ('ansible.builtin.uri', {'url': url + '/v1/sys/generate-root-token/attempt', 'headers': {'X-Vault-Token': token},
-                                    'return_content': True}, {'no_log': True})
+    """Reads the sys/generate-root-token attempt at that point of the run: see attempt_of()."""
+    return http_probe(url + '/v1/sys/generate-root-token/attempt', token)
 
 
 def attempt_of(probe):
-    assert probe.get('status') == 200, probe.get('msg')
-    return probe['json']['data']
+    status, body = answer_of(probe)
+    assert status == 200, body
+    return body['data']
 
 
 def policies_probe(url, token):
-    """A task that looks the token up at that point of the run: see policies_of()."""
-    return ('ansible.builtin.uri', {'url': url + '/v1/auth/token/lookup-self', 'headers': {'X-Vault-Token': token},
-                                    'status_code': [200, 403], 'return_content': True}, {'no_log': True})
+    """Looks the token up at that point of the run: see policies_of()."""
+    return http_probe(url + '/v1/auth/token/lookup-self', token, status_code=(200, 403))
 
 
 def policies_of(probe):
     """The policies of the probed token, None when it is not valid (as token_policies)."""
-    assert probe.get('status') in (200, 403), probe.get('msg')
-    return probe['json']['data']['policies'] if probe['status'] == 200 else None
+    status, body = answer_of(probe)
+    assert status in (200, 403), (status, body)
+    return body['data']['policies'] if status == 200 else None
 
 
 def run_many(ansible, module, arg_sets, tmp_path):
@@ -155,26 +123,15 @@ def test_sealed_and_stopped_server(ansible, bao_cluster, tmp_path):
 
 # --- one unsealed cluster shared by the tests that only add tokens of their own and leave no attempt behind ---
 
-@pytest.fixture(scope='module')
-def shared_cluster(tmp_path_factory, bao_cluster_template):
-    cluster = bao_cluster_template.start_copy(str(tmp_path_factory.mktemp('root-token-cluster')))
-    try:
-        shared = InitializedCluster(cluster, bao_cluster_template.init)
-        shared.unseal_all()
-        yield shared
-    finally:
-        cluster.stop()
-
-
 @pytest.fixture
-def unsealed(shared_cluster):
+def unsealed(bao_unsealed_shared):
     """The shared cluster, unsealed, with no root token generation in progress (a failed test may leave one: it must
     not fail the next test)."""
-    url, token = active_url(shared_cluster), shared_cluster.root_token
+    url, token = active_url(bao_unsealed_shared), bao_unsealed_shared.root_token
     if attempt_status(url, token)['started']:
         status, body = api('DELETE', url, 'sys/generate-root-token/attempt', token=token)
         assert status in (200, 204), body
-    return shared_cluster
+    return bao_unsealed_shared
 
 
 # --- the authenticated sys/generate-root-token endpoints (OpenBao >= 2.6.0) ---
@@ -262,9 +219,7 @@ def test_wrong_key_and_stale_attempt(ansible, unsealed, tmp_path):
     output = str(tmp_path / 'root.json')
     wrong = base64.b64encode(os.urandom(33)).decode()
     base = {'url': url, 'token': token, 'keys': cluster.keys, 'output_path': output}
-    stale_attempt = ('ansible.builtin.uri', {'url': url + '/v1/sys/generate-root-token/attempt', 'method': 'PUT',
-                                             'body_format': 'json', 'body': {}, 'headers': {'X-Vault-Token': token},
-                                             'return_content': True}, {'no_log': True})
+    stale_attempt = http_probe(url + '/v1/sys/generate-root-token/attempt', token, method='PUT', body={})
     # In one playbook run: the wrong key, a stale attempt started by another client (through the API), the run
     # that refuses it, the check-mode and the real cancel_stale runs; the attempt read after each.
     (result, output_after_wrong, attempt_after_wrong, started, refused, attempt_after_refused, check,
@@ -279,8 +234,9 @@ def test_wrong_key_and_stale_attempt(ansible, unsealed, tmp_path):
     assert not exists(output_after_wrong)
     assert_no_secrets(result, cluster_secrets(cluster) + [wrong])
 
-    assert started.get('status') == 200, started.get('msg')
-    stale_nonce = started['json']['data']['nonce']
+    status, body = answer_of(started)
+    assert status == 200, body
+    stale_nonce = body['data']['nonce']
     assert refused['failed'] is True and 'already in progress' in refused['msg'] and 'cancel_stale' in refused['msg']
     assert attempt_of(attempt_after_refused)['nonce'] == stale_nonce
     assert check['changed'] is True and check['stale_cancelled'] is True
