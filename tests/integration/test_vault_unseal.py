@@ -1,6 +1,7 @@
 """vault_unseal against a real 3-node OpenBao raft cluster."""
 import json
 
+from tests.integration.probes import answer_of, http_probe, play, task
 from tests.lab.openbao import BaoServer, http
 
 
@@ -11,24 +12,27 @@ def sealed_flags(cluster):
 def test_check_mode_then_unseal_then_idempotent(ansible, bao_cluster, tmp_path):
     material = bao_cluster.write_init_file(tmp_path / 'init.json')
     args = {'nodes': bao_cluster.urls, 'key_material_path': material}
+    seal_statuses = [http_probe(url + '/v1/sys/seal-status') for url in bao_cluster.urls]
 
-    checked = ansible.module('vault_unseal', args, check=True, diff=True)
+    # Check mode, the unseal and its re-run in one playbook run; every node's seal status read after the first two.
+    results = play(ansible, tmp_path, [task('vault_unseal', args, check_mode=True, diff=True)] + seal_statuses +
+                   [task('vault_unseal', args)] + seal_statuses + [task('vault_unseal', args)])
+    checked, after_check, done, after_done, again = results[0], results[1:4], results[4], results[5:8], results[8]
     assert checked['changed'] is True and not checked.get('failed'), checked
-    assert sealed_flags(bao_cluster) == [True, True, True]
+    assert [answer_of(probe)[1]['sealed'] for probe in after_check] == [True, True, True], 'check mode unsealed'
     assert all(n['keys_submitted'] == 0 for n in checked['nodes'])
     assert checked['diff']['after'] == {url: {'sealed': False} for url in bao_cluster.urls}
 
-    done = ansible.module('vault_unseal', args)
     assert done['changed'] is True and done['all_unsealed'] is True, done
-    assert sealed_flags(bao_cluster) == [False, False, False]
+    assert [answer_of(probe)[1]['sealed'] for probe in after_done] == [False, False, False]
     # Threshold is 2: never more than two keys per node.
     assert all(n['keys_submitted'] <= 2 for n in done['nodes'])
     for key in bao_cluster.keys + [bao_cluster.root_token]:
         assert key not in done['_stdout']
 
-    again = ansible.module('vault_unseal', args)
     assert again['changed'] is False and again['all_unsealed'] is True
     assert all(n['keys_submitted'] == 0 for n in again['nodes'])
+    assert sealed_flags(bao_cluster) == [False, False, False]
 
 
 def test_followers_listed_first_wait_for_the_leader(ansible, bao_cluster):
@@ -88,19 +92,20 @@ def test_stopped_node_named_others_unsealed(ansible, bao_cluster):
 
 
 def test_bad_inputs(ansible, bao_cluster, tmp_path):
-    not_key = ansible.module('vault_unseal', {'url': bao_cluster.urls[0], 'keys': ['***not a key***']})
+    url = bao_cluster.urls[0]
+    # Every refusal in one playbook run; none may send a key.
+    (not_key, too_few, missing, both), output = ansible.modules([
+        ('vault_unseal', {'url': url, 'keys': ['***not a key***']}),
+        ('vault_unseal', {'url': url, 'keys': bao_cluster.keys[:1]}),
+        ('vault_unseal', {'url': url, 'key_material_path': str(tmp_path / 'absent.json')}),
+        ('vault_unseal', {'url': url, 'keys': bao_cluster.keys, 'key_material_path': str(tmp_path / 'x.json')})])
     assert not_key['failed'] is True and 'keys[0]' in not_key['msg']
-    assert '***not a key***' not in not_key['_stdout']
+    assert '***not a key***' not in output
 
-    too_few = ansible.module('vault_unseal', {'url': bao_cluster.urls[0], 'keys': bao_cluster.keys[:1]})
     assert too_few['failed'] is True and 'needs 2 more key(s), 1 given' in too_few['msg']
     assert bao_cluster.nodes[0].seal_status()['progress'] == 0, 'no key may be sent when too few are given'
 
-    missing = ansible.module('vault_unseal', {'url': bao_cluster.urls[0],
-                                              'key_material_path': str(tmp_path / 'absent.json')})
     assert missing['failed'] is True and 'key_material_path' in missing['msg']
 
-    both = ansible.module('vault_unseal', {'url': bao_cluster.urls[0], 'keys': bao_cluster.keys,
-                                           'key_material_path': str(tmp_path / 'x.json')})
     assert both['failed'] is True and 'mutually exclusive' in both['msg']
     assert sealed_flags(bao_cluster) == [True, True, True]
