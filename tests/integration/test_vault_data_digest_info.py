@@ -41,12 +41,17 @@ def second_server(tmp_path):
         server.stop()
 
 
-def test_digest_changes_with_content_and_matches_another_cluster(ansible, bao_unsealed, second_server):
-    token = bao_unsealed.root_token
-    leader = leader_url(bao_unsealed)
+def test_digest_changes_with_content_and_matches_another_cluster(ansible, bao_unsealed_shared, second_server):
+    cluster = bao_unsealed_shared
+    token = cluster.root_token
+    leader = leader_url(cluster)
     populate(leader, token)
 
-    first = ansible.module('vault_data_digest_info', {'nodes': bao_unsealed.urls, 'token': token}, verbosity=4)
+    # The digest, the same in check mode, and one restricted to one mount, in one playbook run (-vvvv).
+    (first, checked, only), output = ansible.modules([
+        ('vault_data_digest_info', {'nodes': cluster.urls, 'token': token}),
+        ('vault_data_digest_info', {'nodes': cluster.urls, 'token': token}, {'check_mode': True}),
+        ('vault_data_digest_info', {'url': leader, 'token': token, 'kv_mounts': ['legacy/']})], verbosity=4)
     assert not first.get('failed'), first.get('msg')
     assert first['changed'] is False
     assert first['kv_secrets'] == 4
@@ -55,35 +60,34 @@ def test_digest_changes_with_content_and_matches_another_cluster(ansible, bao_un
     assert first['policies'] == ['default', 'ops', 'root', 'web-read']
     assert {'path': 'apps/', 'type': 'kv', 'version': '2'} in first['mounts']
     assert {'path': 'userpass/', 'type': 'userpass'} in first['auth_methods']
-    for value in SECRET_VALUES + (token,) + tuple(bao_unsealed.keys):
-        assert value not in first['_stdout']
+    for value in SECRET_VALUES + (token,) + tuple(cluster.keys):
+        assert value not in output
 
     # Check mode reads the same.
-    checked = ansible.module('vault_data_digest_info', {'nodes': bao_unsealed.urls, 'token': token}, check=True)
     assert checked['kv_sha256'] == first['kv_sha256']
 
-    # One secret changes: its mount's digest and the overall one change, the others do not.
+    # Restricted to one mount.
+    assert list(only['kv']) == ['legacy']
+    assert only['kv_sha256'] == only['kv']['legacy']['sha256']
+
+    # One secret changes: its mount's digest and the overall one change, the others do not. The same content in
+    # another cluster (other keys, accessors, UUIDs) gives the same digest: both read in one playbook run (-vvvv).
     api(leader, token, 'POST', 'apps/data/web/db', {'data': {'password': SECRET_VALUES[3], 'user': 'web'}})
-    changed = ansible.module('vault_data_digest_info', {'url': leader, 'token': token}, verbosity=4)
+    other_server, other_token = second_server
+    other_url = other_server.url
+    populate(other_url, other_token)
+    api(other_url, other_token, 'POST', 'apps/data/web/db', {'data': {'password': SECRET_VALUES[3], 'user': 'web'}})
+    (changed, other), output = ansible.modules([
+        ('vault_data_digest_info', {'url': leader, 'token': token}),
+        ('vault_data_digest_info', {'url': other_url, 'token': other_token})], verbosity=4)
     assert not changed.get('failed'), changed.get('msg')
     assert changed['kv']['apps']['sha256'] != first['kv']['apps']['sha256']
     assert changed['kv']['legacy'] == first['kv']['legacy']
     assert changed['kv_sha256'] != first['kv_sha256']
     assert changed['policies_sha256'] == first['policies_sha256']
-    for value in SECRET_VALUES + (token,):
-        assert value not in changed['_stdout']
+    for value in SECRET_VALUES + (token, other_token):
+        assert value not in output
 
-    # Restricted to one mount.
-    only = ansible.module('vault_data_digest_info', {'url': leader, 'token': token, 'kv_mounts': ['legacy/']})
-    assert list(only['kv']) == ['legacy']
-    assert only['kv_sha256'] == only['kv']['legacy']['sha256']
-
-    # Same content in another cluster (other keys, accessors, UUIDs) gives the same digest.
-    other_server, other_token = second_server
-    other_url = other_server.url
-    populate(other_url, other_token)
-    api(other_url, other_token, 'POST', 'apps/data/web/db', {'data': {'password': SECRET_VALUES[3], 'user': 'web'}})
-    other = ansible.module('vault_data_digest_info', {'url': other_url, 'token': other_token})
     assert not other.get('failed'), other.get('msg')
     for key in ('kv', 'kv_secrets', 'kv_sha256', 'policies', 'policies_sha256', 'mounts_sha256', 'auth_sha256'):
         assert other[key] == changed[key], key
@@ -94,14 +98,17 @@ def test_digest_changes_with_content_and_matches_another_cluster(ansible, bao_un
     assert other2['kv_sha256'] == changed['kv_sha256']
 
 
-def test_bad_input_names_the_field(ansible, bao_unsealed):
-    token = bao_unsealed.root_token
-    url = leader_url(bao_unsealed)
-    missing = ansible.module('vault_data_digest_info', {'url': url, 'token': token, 'kv_mounts': ['nope']})
+def test_bad_input_names_the_field(ansible, bao_unsealed_shared):
+    # The module's cluster (whatever the test above wrote there): these runs only read it.
+    token = bao_unsealed_shared.root_token
+    url = leader_url(bao_unsealed_shared)
+    # Every refusal in one playbook run (no token in the environment either).
+    (missing, not_kv, no_token, bad_token), _output = ansible.modules([
+        ('vault_data_digest_info', {'url': url, 'token': token, 'kv_mounts': ['nope']}),
+        ('vault_data_digest_info', {'url': url, 'token': token, 'kv_mounts': ['sys']}),
+        ('vault_data_digest_info', {'url': url}),
+        ('vault_data_digest_info', {'url': url, 'token': 'not-a-token'})], env={'VAULT_TOKEN': '', 'BAO_TOKEN': ''})
     assert missing['failed'] and 'kv_mounts: no mount at nope' in missing['msg']
-    not_kv = ansible.module('vault_data_digest_info', {'url': url, 'token': token, 'kv_mounts': ['sys']})
     assert not_kv['failed'] and 'kv_mounts: sys is a system mount' in not_kv['msg']
-    no_token = ansible.module('vault_data_digest_info', {'url': url}, env={'VAULT_TOKEN': '', 'BAO_TOKEN': ''})
     assert no_token['failed'] and 'token is required' in no_token['msg']
-    bad_token = ansible.module('vault_data_digest_info', {'url': url, 'token': 'not-a-token'})
     assert bad_token['failed'] and '403' in bad_token['msg']
