@@ -1,8 +1,16 @@
 """vault_unseal against a real 3-node OpenBao raft cluster."""
 import json
+import os
 
-from tests.integration.probes import answer_of, http_probe, play, task
+from tests.integration.conftest import VENV_BIN
+from tests.integration.probes import command_probe, json_of, play, task
 from tests.lab.openbao import BaoServer, http
+
+
+# A command that prints the sealed flags of the nodes whose URLs it is given, as a JSON list.
+SEALED_FLAGS = ('import json, sys, urllib.request\n'
+                'print(json.dumps([json.load(urllib.request.urlopen(url + "/v1/sys/seal-status", timeout=10))["sealed"]'
+                ' for url in sys.argv[1:]]))')
 
 
 def sealed_flags(cluster):
@@ -12,19 +20,20 @@ def sealed_flags(cluster):
 def test_check_mode_then_unseal_then_idempotent(ansible, bao_cluster, tmp_path):
     material = bao_cluster.write_init_file(tmp_path / 'init.json')
     args = {'nodes': bao_cluster.urls, 'key_material_path': material}
-    seal_statuses = [http_probe(url + '/v1/sys/seal-status') for url in bao_cluster.urls]
+    # Every node's sealed flag, in one task.
+    sealed_probe = command_probe([os.path.join(VENV_BIN, 'python'), '-c', SEALED_FLAGS] + bao_cluster.urls)
 
-    # Check mode, the unseal and its re-run in one playbook run; every node's seal status read after the first two.
-    results = play(ansible, tmp_path, [task('vault_unseal', args, check_mode=True, diff=True)] + seal_statuses +
-                   [task('vault_unseal', args)] + seal_statuses + [task('vault_unseal', args)])
-    checked, after_check, done, after_done, again = results[0], results[1:4], results[4], results[5:8], results[8]
+    # Check mode, the unseal and its re-run in one playbook run; the nodes' sealed flags read after the first two.
+    checked, after_check, done, after_done, again = play(ansible, tmp_path, [
+        task('vault_unseal', args, check_mode=True, diff=True), sealed_probe, task('vault_unseal', args), sealed_probe,
+        task('vault_unseal', args)])
     assert checked['changed'] is True and not checked.get('failed'), checked
-    assert [answer_of(probe)[1]['sealed'] for probe in after_check] == [True, True, True], 'check mode unsealed'
+    assert json_of(after_check) == [True, True, True], 'check mode unsealed'
     assert all(n['keys_submitted'] == 0 for n in checked['nodes'])
     assert checked['diff']['after'] == {url: {'sealed': False} for url in bao_cluster.urls}
 
     assert done['changed'] is True and done['all_unsealed'] is True, done
-    assert [answer_of(probe)[1]['sealed'] for probe in after_done] == [False, False, False]
+    assert json_of(after_done) == [False, False, False]
     # Threshold is 2: never more than two keys per node.
     assert all(n['keys_submitted'] <= 2 for n in done['nodes'])
     for key in bao_cluster.keys + [bao_cluster.root_token]:
