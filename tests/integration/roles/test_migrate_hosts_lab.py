@@ -1,11 +1,14 @@
 """playbooks/migrate.yml --tags hosts on real systemd lab hosts: a 3-node OpenBao raft cluster moved onto 3 new
 nodes (vault1..3 -> vault4..6) with an active node answering at every sample, and a SPIRE server moved
-(spire-server1 -> spire-server2) with its agent following without a new attestation. One lab; the tests run in
-file order (each starts from what the previous one left)."""
+(spire-server1 -> spire-server2) with its agent following without a new attestation, although the agent renews its
+SVID in the middle of the move. One lab; the tests run in file order (each starts from what the previous one
+left)."""
 
 import base64
 import json
 import os
+import re
+import threading
 import time
 
 import pytest
@@ -13,7 +16,7 @@ from cryptography import x509
 
 from tests.lab import hosts as labhosts
 from tests.lab.common import Sampler, wait_for
-from tests.lab.stack import Stack, agent_svid as lab_agent_svid, failure_report, fetch_workload_svid, spiffe_id, total
+from tests.lab.stack import AGENT_DATA, Stack, agent_svid as lab_agent_svid, failure_report, fetch_workload_svid, spiffe_id, total
 
 NAME = 'it-migrate-hosts'
 OLD_VAULTS = ['vault1', 'vault2', 'vault3']
@@ -135,6 +138,67 @@ def agent_svid(stack):
     return spiffe_id(cert), cert.serial_number
 
 
+def agent_bundle_size(stack):
+    data = json.loads(stack.lab.exec(AGENT, ['cat', AGENT_DATA], check=True).stdout)
+    return len(data.get('bundle') or [])
+
+
+def stop_agent_and_taint_its_authority(stack):
+    """A new X.509 authority prepared on the old server (and synced by the agent, which must trust the server's
+    next certificate), the agent stopped, the new authority activated and the one that signed the agent's SVID
+    tainted: an agent that learns of the taint renews its SVID at once (as it does at half its TTL)."""
+    size = agent_bundle_size(stack)
+    prepared = server_json(stack, OLD_SERVER, 'localauthority', 'x509', 'prepare')['prepared_authority']['authority_id']
+    wait_for(lambda: agent_bundle_size(stack) > size, timeout=60, what='the agent to sync the prepared authority')
+    stack.lab.exec(AGENT, ['systemctl', 'stop', 'spire-agent'], check=True)
+    server_json(stack, OLD_SERVER, 'localauthority', 'x509', 'activate', '-authorityID', prepared)
+    old = server_json(stack, OLD_SERVER, 'localauthority', 'x509', 'show')['old']['authority_id']
+    server_json(stack, OLD_SERVER, 'localauthority', 'x509', 'taint', '-authorityID', old)
+
+
+def spire_journals(stack):
+    """What the SPIRE servers and the agent logged about agent SVIDs (evidence when the move failed)."""
+    words = ('serial', 'SVID', 'attest', 'Agent', 'rror')
+    report = []
+    for host, unit in ((OLD_SERVER, 'spire-server'), (NEW_SERVER, 'spire-server'), (AGENT, 'spire-agent')):
+        out = stack.lab.exec(host, ['journalctl', '-u', unit, '--no-pager', '-o', 'short-iso', '-n', '400']).stdout
+        lines = [line for line in out.splitlines() if any(word in line for word in words)]
+        report.append('[%s %s]\n%s' % (host, unit, '\n'.join(lines[-25:])))
+    return '\n'.join(report)
+
+
+def journal_times(stack, host, unit, pattern, since):
+    """Times (epoch s) of the journal lines of ``unit`` on ``host`` since ``since`` that match ``pattern``."""
+    out = stack.lab.exec(host, ['journalctl', '-u', unit, '--no-pager', '-o', 'short-unix', '--since', '@%d' % since],
+                         check=True).stdout
+    return [float(line.split()[0]) for line in out.splitlines() if re.search(pattern, line)]
+
+
+class RenewalAfterBackup(threading.Thread):
+    """Starts the (stopped) agent, still pointed at the old server, as soon as the migration's backup archive exists
+    on the old host: its first sync brings the tainted authority, and it renews its SVID at once, after the backup
+    and before it is pointed at the new server."""
+
+    def __init__(self, stack):
+        super().__init__(daemon=True)
+        self.stack = stack
+        self.started_at = None
+        self.stopping = threading.Event()
+
+    def run(self):
+        while not self.stopping.is_set():
+            found = self.stack.lab.exec(OLD_SERVER, ['sh', '-c', 'ls /tmp/spire-migrate-*/*.json'])
+            if found.returncode == 0 and found.stdout.strip():
+                self.started_at = time.time()
+                self.stack.lab.exec(AGENT, ['systemctl', 'start', 'spire-agent'], check=True)
+                return
+            time.sleep(0.2)
+
+    def stop(self):
+        self.stopping.set()
+        self.join(30)
+
+
 # --- the parts, in order -------------------------------------------------------------------------------------
 
 def test_nothing_asked_changes_nothing(stack):
@@ -168,19 +232,28 @@ def test_move_keeps_an_active_node_the_secrets_and_the_spire_identities(stack):
     wait_for(lambda: api(stack, 'vault1', 'migrate-kv/config', token=stack.token)[0] == 200, timeout=60,
              what='the KV v2 mount to take writes')
     assert api(stack, 'vault1', 'migrate-kv/data/probe', 'POST', {'data': {'value': 'kept'}}, token=stack.token)[0] == 200
+    # The agent renews its SVID during the move, after the old server's backup (its renewal at half its TTL may
+    # fall there): stopped now, its authority tainted, and started again once the backup archive exists.
+    agent_id, serial_before = agent_svid(stack)
+    stop_agent_and_taint_its_authority(stack)
     spire_before = spire_state(stack, OLD_SERVER)
-    agent_id, _serial = agent_svid(stack)
     # The stack layer attested both its agents; spire-agent2 does not boot in this lab but stays listed.
     assert agent_id in spire_before['agents'] and len(spire_before['agents']) == 2
 
+    move_started = time.time()
     watcher = active_watcher(stack)
+    renewal = RenewalAfterBackup(stack)
     watcher.start()
+    renewal.start()
     try:
         # At -vvvv: the new nodes are unsealed with the material's keys and the token is used on every call; none
         # of them may reach the output (checked in migrate()).
         proc = migrate(stack, 'move', '-vvvv', '-e', json.dumps(MOVE))
+    except AssertionError as exc:
+        raise AssertionError('%s\n--- SPIRE journals ---\n%s' % (exc, spire_journals(stack))) from None
     finally:
         samples = watcher.stop()
+        renewal.stop()
     # The active node answers at every sample but during the one hand-over from the old leader to a new node (a
     # step-down: the election and the new node's post-unseal setup take a moment that no client can avoid).
     windows = no_active_windows(samples)
@@ -214,7 +287,20 @@ def test_move_keeps_an_active_node_the_secrets_and_the_spire_identities(stack):
     assert service_state(stack, OLD_SERVER, 'spire-server') == ('inactive', 'disabled')
     agent_conf = stack.lab.exec(AGENT, ['cat', '/etc/spire/agent/agent.conf'], check=True).stdout
     assert NEW_SERVER in agent_conf and OLD_SERVER not in agent_conf
+    assert renewal.started_at is not None, 'the agent was not started after the backup'
+    # The agent renewed (the taint) with the new server: the old one, frozen for its last backup, served no renewal
+    # after it.
+    assert agent_svid(stack) != (agent_id, serial_before)
     assert agent_svid(stack)[0] == agent_id, 'the agent has a new SPIFFE ID'
+    old_log = stack.lab.exec(OLD_SERVER, ['journalctl', '-u', 'spire-server', '--no-pager', '-o', 'cat',
+                                          '--since', '@%d' % int(renewal.started_at)], check=True).stdout
+    assert 'Renewing agent SVID' not in old_log, old_log[-3000:]
+    # Downtime for the agent: from the old server's freeze (its first stop in the move) to the agent's renewal by the
+    # new server.
+    frozen = journal_times(stack, OLD_SERVER, 'spire-server', r'Stopping (spire-server\.service - )?SPIRE Server', move_started)
+    renewed = journal_times(stack, AGENT, 'spire-agent', 'Successfully rotated agent SVID', move_started)
+    assert frozen and renewed and renewed[0] > frozen[0], (frozen, renewed)
+    stack.timings['spire_agents_without_server_s'] = round(renewed[0] - frozen[0], 1)
     # A workload on the agent host gets its SVID, now served by the new server (the old one is stopped).
     fetched = fetch_workload_svid(stack.lab, AGENT, timeout=60)
     assert fetched.returncode == 0, fetched.stdout + fetched.stderr
