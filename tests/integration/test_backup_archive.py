@@ -12,6 +12,7 @@ import time
 import pytest
 
 from tests.integration.conftest import ROOT
+from tests.integration.probes import play, task
 from tests.lab.common import COLLECTIONS_PATH
 from tests.lab.minio import MINIO_BIN, MinioServer
 
@@ -108,53 +109,60 @@ def test_pack_check_mode_verify_and_tamper(ansible, parts, tmp_path):
 def test_encrypted_wrong_identity_extract_and_mark(ansible, parts, tmp_path, age_keys):
     out = dest(tmp_path)
     identity, recipient = age_keys['right']
-    result = ansible.module('backup_archive', {'system': 'vault', 'parts': part_args(parts), 'dest_dir': str(out),
-                                               'age_recipients': [recipient]})
+    restore = tmp_path / 'restore'
+    restore.mkdir()
+    # The later tasks verify the archive the first one wrote (its path is known once it ran: they take it from the
+    # first task's registered result, r0).
+    archive_of_r0 = '{{ r0.path }}'
+    args = {'state': 'verified', 'path': archive_of_r0, 'age_identity': identity, 'extract_to': str(restore)}
+    # Every step in one playbook run, the restore directory listed after check mode.
+    result, wrong, missing, check, listed_after_check, first, again, last = play(ansible, tmp_path, [
+        task('backup_archive', {'system': 'vault', 'parts': part_args(parts), 'dest_dir': str(out),
+                                'age_recipients': [recipient]}),
+        task('backup_archive', {'state': 'verified', 'path': archive_of_r0, 'age_identity': age_keys['wrong'][0]}),
+        task('backup_archive', {'state': 'verified', 'path': archive_of_r0}),
+        task('backup_archive', args, check_mode=True),
+        ('ansible.builtin.find', {'paths': str(restore), 'hidden': True, 'file_type': 'any'}, {}),
+        task('backup_archive', args),
+        task('backup_archive', dict(args, mark_verified=True, verified_how='restored'), diff=True),
+        task('backup_archive', args)])
     assert not result.get('failed'), result
     archive = result['path']
     assert archive.endswith('.tar.gz.age') and result['sidecar']['encrypted'] is True
     with open(archive, 'rb') as handle:
         assert handle.read(21) == b'age-encryption.org/v1'
 
-    wrong = ansible.module('backup_archive', {'state': 'verified', 'path': archive, 'age_identity': age_keys['wrong'][0]})
     assert wrong.get('failed')
     assert 'could not decrypt %s with identity %s: no identity matched' % (archive, age_keys['wrong'][0]) \
         in wrong['msg'], wrong['msg']
-    missing = ansible.module('backup_archive', {'state': 'verified', 'path': archive})
     assert missing.get('failed') and 'age_identity is required' in missing['msg']
 
-    restore = tmp_path / 'restore'
-    restore.mkdir()
-    args = {'state': 'verified', 'path': archive, 'age_identity': identity, 'extract_to': str(restore)}
-    check = ansible.module('backup_archive', args, check=True)
     assert not check.get('failed'), check
-    assert check['changed'] is True and listing(restore) == []
-    first = ansible.module('backup_archive', args)
+    assert 'files' in listed_after_check, listed_after_check
+    assert check['changed'] is True and listed_after_check['files'] == [], 'check mode extracted'
     assert not first.get('failed'), first
     assert first['changed'] is True and first['extracted'] == ['datastore.sqlite3', 'keys.json']
     for name in ('datastore.sqlite3', 'keys.json'):
         assert (restore / name).read_bytes() == (parts / name).read_bytes()
         assert stat.S_IMODE((restore / name).stat().st_mode) == 0o600
-    again = ansible.module('backup_archive', dict(args, mark_verified=True, verified_how='restored'), diff=True)
     assert not again.get('failed'), again
     assert again['changed'] is True and again['extracted'] == []
     assert again['sidecar']['verified']['how'] == 'restored'
     assert backup.read_sidecar(archive)['verified']['how'] == 'restored'
-    last = ansible.module('backup_archive', args)
     assert not last.get('failed') and last['changed'] is False
 
 
 def test_bad_input_writes_nothing(ansible, parts, tmp_path):
     out = dest(tmp_path)
     (parts / 'keys.json').write_bytes(b'')
-    result = ansible.module('backup_archive', {'system': 'spire', 'parts': part_args(parts), 'dest_dir': str(out)})
+    # Both refusals in one playbook run.
+    (result, bad), _output = ansible.modules([
+        ('backup_archive', {'system': 'spire', 'parts': part_args(parts), 'dest_dir': str(out)}),
+        ('backup_archive', {'system': 'spire', 'parts': part_args(parts)[:1], 'dest_dir': str(out), 'keep_count': 0,
+                            'age_recipients': ['not-a-key'], 'extract_to': str(tmp_path)})])
     assert result.get('failed') and result['changed'] is False
     assert 'parts[1].path %s is empty (zero bytes)' % (parts / 'keys.json') in result['msg'], result['msg']
-    assert listing(out) == []
 
-    bad = ansible.module('backup_archive', {
-        'system': 'spire', 'parts': part_args(parts)[:1], 'dest_dir': str(out), 'keep_count': 0,
-        'age_recipients': ['not-a-key'], 'extract_to': str(tmp_path)})
     assert bad.get('failed')
     for text in ('keep_count must be an integer of at least 1', 'age_recipients[0] must be an age public key',
                  'extract_to applies only to state=verified'):
