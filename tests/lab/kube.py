@@ -85,7 +85,9 @@ class _Certificates(object):
         admin_key, admin_cert = leaf(name('trustroot-lab-admin', 'system:masters'), ExtendedKeyUsageOID.CLIENT_AUTH)
         sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
-        cert_pem = lambda cert: cert.public_bytes(serialization.Encoding.PEM)  # noqa: E731
+        def cert_pem(cert):
+            return cert.public_bytes(serialization.Encoding.PEM)
+
         self.ca_pem = cert_pem(ca_cert)
         self.ca_cert = _write(os.path.join(directory, 'ca.crt'), self.ca_pem, 0o644)
         self.serving_cert = _write(os.path.join(directory, 'apiserver.crt'), cert_pem(serving_cert), 0o644)

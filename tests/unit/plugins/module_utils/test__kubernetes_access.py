@@ -21,9 +21,12 @@ def params(**extra):
     return base
 
 
+def b64url_json(data):
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip('=')
+
+
 def jwt(claims):
-    encode = lambda data: base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip('=')  # noqa: E731
-    return '%s.%s.sig' % (encode({'alg': 'RS256'}), encode(claims))
+    return '%s.%s.sig' % (b64url_json({'alg': 'RS256'}), b64url_json(claims))
 
 
 def claims(**extra):
