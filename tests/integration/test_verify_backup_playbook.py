@@ -13,7 +13,9 @@ from tests.integration import test_backup_restore_check as restore_check
 from tests.lab.openbao import BAO_BIN
 
 PLAYBOOK = os.path.join(ROOT, 'playbooks', 'verify_backup.yml')
-# The populated cluster's archive, written as backup.yml writes it (the restore check's fixture, used here too).
+# The populated cluster's archive, written as backup.yml writes it (the restore check's fixtures, used here too:
+# the archive made once per module, and each test's own copy of it).
+vault_backup_shared = restore_check.vault_backup_shared
 vault_backup = restore_check.vault_backup
 
 
