@@ -40,6 +40,7 @@ import threading
 from ansible_collections.trustroot.ops.plugins.module_utils._files import (
     atomic_writer, fsync_directory, fsync_path, sha256_and_size, sha256_file)
 from ansible_collections.trustroot.ops.plugins.module_utils._s3 import S3Error, S3Store
+from ansible_collections.trustroot.ops.plugins.module_utils._errors import TrustrootError
 
 FORMAT = 'trustroot.ops/backup/v1'
 MANIFEST = 'manifest.json'
@@ -55,7 +56,7 @@ AGE_MAGIC = b'age-encryption.org/'
 METRIC_PREFIX = 'trustroot_backup'
 
 
-class BackupError(Exception):
+class BackupError(TrustrootError):
     """A backup that cannot be written, read or trusted. The message names the file or field and the rule."""
 
 

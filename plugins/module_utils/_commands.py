@@ -18,15 +18,3 @@ def module_runner(module):
         return module.run_command(argv, data=data, binary_data=True, encoding=None,
                                   environ_update={'LANG': 'C', 'LC_ALL': 'C'})
     return run
-
-
-def exit_with(module, runner, known_errors):
-    """Run ``runner(module)`` and exit with its result; an error the code raises on purpose (``known_errors``)
-    or a file error fails the module with its message, and nothing else is caught."""
-    try:
-        result = runner(module)
-    except known_errors as exc:
-        module.fail_json(msg=str(exc), changed=False)
-    except (IOError, OSError) as exc:
-        module.fail_json(msg='%s: %s' % (getattr(exc, 'filename', None) or 'file', exc.strerror or exc), changed=False)
-    module.exit_json(**result)

@@ -15,12 +15,13 @@ import os
 import queue
 import tempfile
 import threading
+from ansible_collections.trustroot.ops.plugins.module_utils._errors import TrustrootError
 
 CHUNK = 1024 * 1024
 AGE_ARMOR_HEADER = b'-----BEGIN AGE ENCRYPTED FILE-----'
 
 
-class FileError(Exception):
+class FileError(TrustrootError):
     pass
 
 

@@ -22,6 +22,7 @@ import json
 import traceback
 
 from ansible.module_utils.basic import env_fallback
+from ansible_collections.trustroot.ops.plugins.module_utils._errors import TrustrootError
 
 try:
     from kubernetes import client as k8s_client
@@ -36,7 +37,7 @@ else:
     KUBERNETES_IMPORT_ERROR = None
 
 
-class KubernetesError(Exception):
+class KubernetesError(TrustrootError):
     """A failed or unexpected call to the API server; the message names the server and the call."""
 
     def __init__(self, message, status=None):

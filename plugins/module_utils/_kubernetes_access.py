@@ -17,6 +17,7 @@ import base64
 import datetime
 import os
 import time
+from ansible_collections.trustroot.ops.plugins.module_utils._errors import TrustrootError
 
 try:
     import yaml  # comes with the kubernetes client library the modules already require
@@ -31,7 +32,7 @@ RBAC_API = 'rbac.authorization.k8s.io'
 MANAGED_BY = {'app.kubernetes.io/managed-by': 'trustroot.ops'}
 
 
-class AccessInputError(Exception):
+class AccessInputError(TrustrootError):
     pass
 
 

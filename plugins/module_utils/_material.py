@@ -28,12 +28,13 @@ import tempfile
 from ansible_collections.trustroot.ops.plugins.module_utils._files import (
     FileError, age_decrypt, age_encrypt, atomic_write, check_writable_target, commit_reserved, is_age_encrypted,
     os_error_text, remove_quietly, reserve_space, write_new_file, write_reserved)
+from ansible_collections.trustroot.ops.plugins.module_utils._errors import TrustrootError
 
 FORMAT = 'trustroot.ops/vault-init/v1'
 HEX_KEY = re.compile(r'^[0-9a-fA-F]+$')
 
 
-class MaterialError(Exception):
+class MaterialError(TrustrootError):
     pass
 
 

@@ -10,6 +10,7 @@ __metaclass__ = type
 
 import copy
 import re
+from ansible_collections.trustroot.ops.plugins.module_utils._errors import TrustrootError
 
 DURATION_UNITS = (('y', 365 * 86400), ('w', 7 * 86400), ('d', 86400), ('h', 3600), ('m', 60), ('s', 1), ('ms', 0.001))
 _DURATION_RE = re.compile(r'^(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?$')
@@ -22,7 +23,7 @@ _SHORTHANDS = {'minutely': 60, 'hourly': 3600, 'daily': 86400, 'weekly': 7 * 864
 _WEEKDAY_RE = re.compile(r'^[A-Za-z]{3}[A-Za-z]*([,.][A-Za-z]{3}[A-Za-z]*)*$')
 
 
-class MonitoringError(ValueError):
+class MonitoringError(TrustrootError, ValueError):
     """Bad input; the message names the field and the rule."""
 
 

@@ -13,6 +13,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import re
+from ansible_collections.trustroot.ops.plugins.module_utils._errors import TrustrootError
 
 PASS, WARN, FAIL = 'PASS', 'WARN', 'FAIL'
 ORDER = {FAIL: 0, WARN: 1, PASS: 2}
@@ -44,7 +45,7 @@ _DURATION = re.compile(r'(\d+(?:\.\d+)?)(ns|us|ms|s|m|h|d)')
 _UNITS = {'ns': 1e-9, 'us': 1e-6, 'ms': 1e-3, 's': 1, 'm': 60, 'h': 3600, 'd': DAY}
 
 
-class PostureError(Exception):
+class PostureError(TrustrootError):
     pass
 
 

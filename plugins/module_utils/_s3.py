@@ -25,6 +25,7 @@ import urllib.parse
 from xml.etree import ElementTree
 
 from ansible_collections.trustroot.ops.plugins.module_utils._files import atomic_writer, sha256_and_size
+from ansible_collections.trustroot.ops.plugins.module_utils._errors import TrustrootError
 
 ALGORITHM = 'AWS4-HMAC-SHA256'
 EMPTY_SHA256 = hashlib.sha256(b'').hexdigest()
@@ -34,7 +35,7 @@ CHUNK = 1024 * 1024
 _UNRESERVED = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~'
 
 
-class S3Error(Exception):
+class S3Error(TrustrootError):
     """A failed S3 request: ``status`` (HTTP status or None when the store was not reached), ``code`` (the S3
     error Code such as NoSuchKey), and a message naming the operation, bucket and key."""
 

@@ -24,6 +24,7 @@ import signal
 import socket
 import subprocess
 import time
+from ansible_collections.trustroot.ops.plugins.module_utils._errors import TrustrootError
 
 VAULT_SYSTEM = 'vault'
 SPIRE_SYSTEM = 'spire-server'
@@ -38,7 +39,7 @@ KEY_TYPES = ('rsa-2048', 'rsa-4096', 'ec-p256', 'ec-p384')
 POSTGRES_NEEDS = 'a postgres datastore backup needs scratch_postgres_connection_string'
 
 
-class ScratchError(Exception):
+class ScratchError(TrustrootError):
     """A scratch server that could not be prepared, started or reached; the message names the step."""
 
 

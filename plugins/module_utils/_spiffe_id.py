@@ -21,6 +21,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import re
+from ansible_collections.trustroot.ops.plugins.module_utils._errors import TrustrootError
 
 SCHEME = 'spiffe://'
 MAX_ID_LENGTH = 2048
@@ -33,7 +34,7 @@ _VALID_ID = re.compile(r'spiffe://[a-z0-9._-]+(?:/(?!\.\.?(?:/|$))[A-Za-z0-9._-]
 _DNS_LABEL = re.compile(r'^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$')
 
 
-class SpiffeError(ValueError):
+class SpiffeError(TrustrootError, ValueError):
     """Invalid input; the text names the field and the rule."""
 
 

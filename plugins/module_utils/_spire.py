@@ -25,6 +25,7 @@ from ansible.module_utils.basic import env_fallback
 from ansible.module_utils.common.text.converters import to_bytes, to_text
 
 from ansible_collections.trustroot.ops.plugins.module_utils._der import DERError, der_children, der_read
+from ansible_collections.trustroot.ops.plugins.module_utils._errors import TrustrootError
 
 DEFAULT_SERVER_SOCKET = '/tmp/spire-server/private/api.sock'
 MAX_BATCH = 50            # create/update per CLI call (spire-controller-manager's sizes)
@@ -49,7 +50,7 @@ _UNREACHABLE_HINTS = ('connection error', 'error while dialing', 'no such file o
 _READ_SIZE = 1 << 20
 
 
-class SpireError(Exception):
+class SpireError(TrustrootError):
     """A failed spire-server call. ``message`` is safe to show (no secrets, no stdin data);
     ``failures`` lists failed batch results ({'item', 'code', 'message'}); ``grpc_code`` is the gRPC
     status name parsed from the CLI's error text when there is one (for example ``NotFound``)."""

@@ -24,9 +24,10 @@ import time
 from ansible_collections.trustroot.ops.plugins.module_utils._backup import (
     finish_backup, subprocess_run, write_archive)
 from ansible_collections.trustroot.ops.plugins.module_utils._der import der_read
+from ansible_collections.trustroot.ops.plugins.module_utils._errors import TrustrootError
 
 
-class SpireBackupError(Exception):
+class SpireBackupError(TrustrootError):
     """A failed step of a SPIRE backup or restore; the text is safe to show (no connection string)."""
 
 

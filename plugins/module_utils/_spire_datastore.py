@@ -30,9 +30,10 @@ import time
 
 from ansible_collections.trustroot.ops.plugins.module_utils._spire_backup import (
     SpireBackupError, _PgAccess, bundle_summary, entries_digest, one_line, spiffe_id_text)
+from ansible_collections.trustroot.ops.plugins.module_utils._errors import TrustrootError
 
 
-class DatastoreMigrationError(Exception):
+class DatastoreMigrationError(TrustrootError):
     """A failed step of the migration; the text is safe to show (never the connection string)."""
 
 

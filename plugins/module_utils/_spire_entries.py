@@ -27,6 +27,7 @@ import uuid
 from ansible_collections.trustroot.ops.plugins.module_utils._spiffe_id import (
     RESERVED_PATH, SpiffeError, check_dns_name, check_spiffe_id, normalize_trust_domain, parse_selector,
     spiffe_id_error)
+from ansible_collections.trustroot.ops.plugins.module_utils._errors import TrustrootError
 
 # Fields compared between the desired and the current entry (the key fields come first).
 KEY_FIELDS = ('spiffe_id', 'parent_id', 'selectors')
@@ -73,7 +74,7 @@ def _reserved(spiffe_id):
     return path == RESERVED_PATH or path.startswith(RESERVED_PATH + '/')
 
 
-class EntryInputError(ValueError):
+class EntryInputError(TrustrootError, ValueError):
     """Invalid desired entries; the text names the field (``entries[3].spiffe_id``) and the rule."""
 
 

@@ -23,6 +23,7 @@ import json
 import re
 
 from ansible_collections.trustroot.ops.plugins.module_utils._der import DERError, der_children, der_read
+from ansible_collections.trustroot.ops.plugins.module_utils._errors import TrustrootError
 
 SPIFFE_SCHEME = 'spiffe://'
 MAX_SPIFFE_ID_LENGTH = 2048
@@ -34,7 +35,7 @@ _TD_CHARS = re.compile(r'^[a-z0-9._-]+$')
 _SEGMENT_CHARS = re.compile(r'^[A-Za-z0-9._-]+$')
 
 
-class InputError(ValueError):
+class InputError(TrustrootError, ValueError):
     """Bad user input; the message names the field and the rule."""
 
 

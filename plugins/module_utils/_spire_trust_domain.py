@@ -16,6 +16,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import re
+from ansible_collections.trustroot.ops.plugins.module_utils._errors import TrustrootError
 
 TRUST_DOMAIN_RE = re.compile(r'^[a-z0-9._-]+$')
 SPIFFE_RE = re.compile(r'^spiffe://([^/]+)(/.*)?$')
@@ -27,7 +28,7 @@ ENTRY_FIELDS = ('spiffe_id', 'parent_id', 'selectors', 'x509_svid_ttl', 'jwt_svi
 STEPS = ('mirror', 'federate_old', 'unfederate')
 
 
-class TrustDomainError(ValueError):
+class TrustDomainError(TrustrootError, ValueError):
     pass
 
 

@@ -12,9 +12,10 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import re
+from ansible_collections.trustroot.ops.plugins.module_utils._errors import TrustrootError
 
 
-class UpgradeError(Exception):
+class UpgradeError(TrustrootError):
     """A plan that breaks an upgrade rule, or input that cannot be planned on."""
 
 

@@ -18,6 +18,7 @@ import traceback
 from urllib.parse import urlsplit
 
 from ansible.module_utils.basic import env_fallback, missing_required_lib
+from ansible_collections.trustroot.ops.plugins.module_utils._errors import TrustrootError
 
 try:
     import hvac
@@ -49,7 +50,7 @@ def connection_argument_spec():
     )
 
 
-class VaultError(Exception):
+class VaultError(TrustrootError):
     """A failed call to one server, with the node's URL in the message."""
 
     def __init__(self, url, message, status=None):

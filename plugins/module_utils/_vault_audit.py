@@ -15,6 +15,7 @@ __metaclass__ = type
 
 import json
 import re
+from ansible_collections.trustroot.ops.plugins.module_utils._errors import TrustrootError
 
 TYPES = ('file', 'syslog', 'socket')
 # The option each type cannot work without.
@@ -26,7 +27,7 @@ AUDIT_DEVICE = {'type': str}
 SANITIZED_CONFIG = {}
 
 
-class AuditError(ValueError):
+class AuditError(TrustrootError, ValueError):
     """Bad input, naming the field."""
 
 

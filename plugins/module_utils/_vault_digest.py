@@ -26,6 +26,7 @@ __metaclass__ = type
 import hashlib
 import json
 from urllib.parse import quote
+from ansible_collections.trustroot.ops.plugins.module_utils._errors import TrustrootError
 
 KV_TYPES = ('kv', 'generic')
 # Keys of the digest that describe content (and are compared after a restore).
@@ -34,7 +35,7 @@ CONTENT_KEYS = ('kv', 'kv_secrets', 'kv_sha256', 'policies', 'policies_sha256', 
 MAX_DEPTH = 64
 
 
-class DigestError(Exception):
+class DigestError(TrustrootError):
     """Input that cannot be digested; the message names the field."""
 
 

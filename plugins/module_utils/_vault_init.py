@@ -7,8 +7,10 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+from ansible_collections.trustroot.ops.plugins.module_utils._errors import TrustrootError
 
-class InitInputError(ValueError):
+
+class InitInputError(TrustrootError, ValueError):
     pass
 
 

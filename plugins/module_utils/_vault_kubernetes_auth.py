@@ -17,6 +17,7 @@ __metaclass__ = type
 import re
 
 from ansible_collections.trustroot.ops.plugins.module_utils._vault import Optional
+from ansible_collections.trustroot.ops.plugins.module_utils._errors import TrustrootError
 
 MOUNT = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9][A-Za-z0-9_.-]*)*$')
 # Vault's framework.GenericNameRegex for role names.
@@ -66,7 +67,7 @@ CONFIG_FIELDS = ('kubernetes_host', 'kubernetes_ca_cert', 'issuer', 'disable_iss
                  'disable_local_ca_jwt')
 
 
-class KubernetesAuthError(ValueError):
+class KubernetesAuthError(TrustrootError, ValueError):
     """Bad input, naming the field (never echoing a secret)."""
 
 

@@ -25,6 +25,7 @@ from ansible_collections.trustroot.ops.plugins.module_utils._files import (
 from ansible_collections.trustroot.ops.plugins.module_utils._vault import (
     LEADER, RAFT_CONFIGURATION, Optional, VaultError, detect_flavour, normalize_url, shape_problem, url_problem)
 from ansible_collections.trustroot.ops.plugins.module_utils._vault_status import shape_raft_peers
+from ansible_collections.trustroot.ops.plugins.module_utils._errors import TrustrootError
 
 try:
     from requests.exceptions import RequestException
@@ -40,7 +41,7 @@ TIME_FORMAT = '%Y-%m-%dT%H:%M:%SZ'
 CHUNK = 64 * 1024
 
 
-class RaftError(Exception):
+class RaftError(TrustrootError):
     """A refused or failed raft operation; the message names the field and the rule where one applies."""
 
 

@@ -28,6 +28,7 @@ import re
 from ansible_collections.trustroot.ops.plugins.module_utils._material import validate_key_shares
 from ansible_collections.trustroot.ops.plugins.module_utils._vault import (
     LEADER, Optional, VaultError, shape_problem, uses_rotate_root_api)
+from ansible_collections.trustroot.ops.plugins.module_utils._errors import TrustrootError
 
 TARGETS = ('unseal', 'recovery')
 APIS = ('rekey', 'rotate_root')
@@ -38,7 +39,7 @@ MAX_SHARES = 255
 GO_WRAP_VERB = re.compile(r'%!w\(\*?[\w.]+=&\{(.*?)\}\)')
 
 
-class OperationError(Exception):
+class OperationError(TrustrootError):
     """A failed step, with a message fit for the task result (never a key)."""
 
 

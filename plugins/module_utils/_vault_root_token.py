@@ -30,6 +30,7 @@ from ansible_collections.trustroot.ops.plugins.module_utils._vault import VaultE
 from ansible_collections.trustroot.ops.plugins.module_utils._vault_rekey import (
     ATTEMPT_STARTED, ATTEMPT_STATUS, OperationError, clean_server_message, is_permission_denied, is_unsupported,
     step_answer_problem)
+from ansible_collections.trustroot.ops.plugins.module_utils._errors import TrustrootError
 
 # First OpenBao release with the token-authenticated sys/generate-root-token endpoints.
 OPENBAO_GENERATE_ROOT_TOKEN_SINCE = (2, 6, 0)
@@ -38,7 +39,7 @@ OPENBAO_UNAUTHED_GENERATE_ROOT_OFF_SINCE = (2, 5, 3)
 APIS = ('generate_root', 'generate_root_token')
 
 
-class DecodeError(Exception):
+class DecodeError(TrustrootError):
     pass
 
 

@@ -17,6 +17,7 @@ import copy
 import datetime
 
 from ansible_collections.trustroot.ops.plugins.module_utils._material import utc_now
+from ansible_collections.trustroot.ops.plugins.module_utils._errors import TrustrootError
 
 SHAMIR = 'shamir'
 # What OpenBao 2.7 answers on sys/seal-status of a standby unsealed with migrate=true, until the leader has migrated.
@@ -24,7 +25,7 @@ MIGRATING_STANDBY = 'does not match loaded type'
 KEY_FIELDS = ('keys_b64', 'keys_hex', 'shares', 'threshold')
 
 
-class SealMigrationError(Exception):
+class SealMigrationError(TrustrootError):
     pass
 
 

@@ -202,7 +202,8 @@ import re
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.trustroot.ops.plugins.module_utils._commands import exit_with, module_runner
+from ansible_collections.trustroot.ops.plugins.module_utils._commands import module_runner
+from ansible_collections.trustroot.ops.plugins.module_utils._errors import run_module
 from ansible_collections.trustroot.ops.plugins.module_utils._backup import (
     BackupError, archive_name, backup_argument_spec, backup_option_errors, check_system,
     extraction_changes, finish_backup, iso, latest_backup, list_backups, mark_verified, metric_path, part_errors,
@@ -356,7 +357,7 @@ def main():
     if errors:
         module.fail_json(msg='; '.join(errors), changed=False)
     runner = run_present if module.params['state'] == 'present' else run_verified
-    exit_with(module, runner, (BackupError, S3Error))
+    run_module(module, runner)
 
 
 if __name__ == '__main__':

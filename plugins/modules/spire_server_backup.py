@@ -229,7 +229,8 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.trustroot.ops.plugins.module_utils._backup import (
     BackupError, backup_argument_spec, backup_option_errors, latest_backup, verify_archive)
-from ansible_collections.trustroot.ops.plugins.module_utils._commands import exit_with, module_runner
+from ansible_collections.trustroot.ops.plugins.module_utils._commands import module_runner
+from ansible_collections.trustroot.ops.plugins.module_utils._errors import run_module
 from ansible_collections.trustroot.ops.plugins.module_utils._files import sha256_file
 from ansible_collections.trustroot.ops.plugins.module_utils._spire import server_argument_spec
 from ansible_collections.trustroot.ops.plugins.module_utils._spire_backup import (
@@ -470,7 +471,7 @@ def main():
     if errors:
         module.fail_json(msg='; '.join(errors), changed=False)
     runner = run_saved if module.params['state'] == 'saved' else run_restored
-    exit_with(module, runner, (SpireBackupError, BackupError))
+    run_module(module, runner)
 
 
 if __name__ == '__main__':
