@@ -15,6 +15,7 @@ import os
 import queue
 import tempfile
 import threading
+
 from ansible_collections.trustroot.ops.plugins.module_utils._errors import TrustrootError
 
 CHUNK = 1024 * 1024

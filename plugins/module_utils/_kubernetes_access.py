@@ -17,6 +17,7 @@ import base64
 import datetime
 import os
 import time
+
 from ansible_collections.trustroot.ops.plugins.module_utils._errors import TrustrootError
 
 try:

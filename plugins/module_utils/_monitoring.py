@@ -10,6 +10,7 @@ __metaclass__ = type
 
 import copy
 import re
+
 from ansible_collections.trustroot.ops.plugins.module_utils._errors import TrustrootError
 
 DURATION_UNITS = (('y', 365 * 86400), ('w', 7 * 86400), ('d', 86400), ('h', 3600), ('m', 60), ('s', 1), ('ms', 0.001))

@@ -24,6 +24,7 @@ import signal
 import socket
 import subprocess
 import time
+
 from ansible_collections.trustroot.ops.plugins.module_utils._errors import TrustrootError
 
 VAULT_SYSTEM = 'vault'

@@ -21,6 +21,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import re
+
 from ansible_collections.trustroot.ops.plugins.module_utils._errors import TrustrootError
 
 SCHEME = 'spiffe://'

@@ -16,6 +16,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import re
+
 from ansible_collections.trustroot.ops.plugins.module_utils._errors import TrustrootError
 
 TRUST_DOMAIN_RE = re.compile(r'^[a-z0-9._-]+$')

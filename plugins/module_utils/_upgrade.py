@@ -12,7 +12,9 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import re
+
 from ansible_collections.trustroot.ops.plugins.module_utils._errors import TrustrootError
+from ansible_collections.trustroot.ops.plugins.module_utils._restart_order import leader_last
 
 
 class UpgradeError(TrustrootError):
@@ -298,9 +300,7 @@ def vault_upgrade_order(nodes, target, hosts=None):
     if len(active) != 1:
         raise UpgradeError('exactly one active node is needed, found %d%s' % (
             len(active), (': ' + ', '.join(active)) if active else ''))
-    order = [h for h in hosts if roles[h] == 'standby' and versions[h] != goal]
-    if versions[active[0]] != goal:
-        order.append(active[0])
+    order = leader_last([h for h in hosts if versions[h] != goal], active[0])
     check_no_failover_to_older(order, roles, versions, goal)
     return {
         'changed': bool(order),

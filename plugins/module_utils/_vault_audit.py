@@ -15,6 +15,7 @@ __metaclass__ = type
 
 import json
 import re
+
 from ansible_collections.trustroot.ops.plugins.module_utils._errors import TrustrootError
 
 TYPES = ('file', 'syslog', 'socket')

@@ -18,6 +18,7 @@ import datetime
 
 from ansible_collections.trustroot.ops.plugins.module_utils._material import utc_now
 from ansible_collections.trustroot.ops.plugins.module_utils._errors import TrustrootError
+from ansible_collections.trustroot.ops.plugins.module_utils._restart_order import leader_last
 
 SHAMIR = 'shamir'
 # What OpenBao 2.7 answers on sys/seal-status of a standby unsealed with migrate=true, until the leader has migrated.
@@ -47,7 +48,7 @@ def plan_seal_migration(nodes, target_type):
     if not current:
         raise SealMigrationError('%s reports no seal type' % leader['url'])
     plan = {'current': current, 'target': target_type, 'leader': leader['url'],
-            'standbys': [n['url'] for n in nodes if n['url'] != leader['url']], 'direction': None}
+            'standbys': leader_last([n['url'] for n in nodes], leader['url'])[:-1], 'direction': None}
     if current == target_type and not leader.get('migration'):
         plan.update(action='none', message='seal is %s already: nothing to migrate' % current)
         return plan
