@@ -90,6 +90,8 @@ lane_pids+=($!)
 lane "$RUN_DIR/lane-build.log" \
   "collection build and install" "scripts/check_build.sh" \
   "unit tests" "$VENV/pytest -q tests/unit" \
+  "duplicate code in plugins/ (pylint similarity, documentation blocks aside)" \
+  "$VENV/python scripts/duplicate_code_check.py" \
   "changelog: a fragment per change, antsibull-changelog lint, CHANGELOG.md as generated" \
   "$VENV/python scripts/changelog_check.py" \
   "collection docs: antsibull-docs lint, extra docs, the docs site (Sphinx -W)" "scripts/docs_check.sh" &

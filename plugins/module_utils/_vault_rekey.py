@@ -216,6 +216,17 @@ def stale_attempt_message(url, status, field='cancel_stale'):
                 ', in verification' if status.get('verification_nonce') else '', field))
 
 
+def open_attempt(run, url, seal_status, cancel_stale, stale_message=stale_attempt_message):
+    """(attempt, stale, required) for the node's current attempt of a key-share operation (rekey, root token
+    generation): ``run.status()``'s answer, whether one was already started, and the number of key shares it needs.
+    A started attempt fails (``stale_message``) unless ``cancel_stale``."""
+    attempt = run.status()
+    stale = bool(attempt.get('started'))
+    if stale and not cancel_stale:
+        raise OperationError(stale_message(url, attempt))
+    return attempt, stale, attempt.get('required') or seal_status.get('t') or 0
+
+
 # What is read from an attempt's answers: its status (GET init, and update/verify answers before completion), the
 # nonce of a started attempt, the completion flag.
 ATTEMPT_STATUS = {'started': bool, 'progress': Optional(int), 'required': int, 'nonce': Optional(str)}

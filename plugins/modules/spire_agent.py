@@ -108,6 +108,7 @@ from ansible_collections.trustroot.ops.plugins.module_utils._spire import (
     SpireError, SpireServerCLI, server_argument_spec)
 from ansible_collections.trustroot.ops.plugins.module_utils._spire_agents import (
     agent_state, agent_view, check_agent_id, duration_seconds, go_duration, plan_agent, purge_view)
+from ansible_collections.trustroot.ops.plugins.module_utils._errors import TrustrootError, run_module
 from ansible_collections.trustroot.ops.plugins.module_utils._spire_federation import InputError
 
 
@@ -133,9 +134,40 @@ def purge(module, cli):
                           'after': {'expired_agents': sorted(a['spiffe_id'] for a in agents if not a['deleted']
                                                              and not module.check_mode)}}
     if errors:
-        module.fail_json(msg='%d expired agents could not be purged: %s' % (
-            len(errors), '; '.join('%s: %s' % (e['spiffe_id'], e['error']) for e in errors)), **result)
-    module.exit_json(**result)
+        raise TrustrootError('%d expired agents could not be purged: %s' % (
+            len(errors), '; '.join('%s: %s' % (e['spiffe_id'], e['error']) for e in errors)), results=result)
+    return result
+
+
+def run(module):
+    params = module.params
+    if params['state'] == 'purged':
+        if params['spiffe_id']:
+            raise InputError('spiffe_id is not used with state=purged: SPIRE selects the agents by expiry')
+        duration_seconds(params['expired_for'], 'expired_for')
+    else:
+        check_agent_id(params['spiffe_id'])
+
+    cli = SpireServerCLI(module)
+    if params['state'] == 'purged':
+        return purge(module, cli)
+    trust_domain = cli.run_json(['bundle', 'show']).get('trust_domain')
+    check_agent_id(params['spiffe_id'], trust_domain=trust_domain)
+    current = read_agent(cli, params['spiffe_id'])
+    action, after = plan_agent(params['state'], current, params['spiffe_id'])
+    result = dict(changed=action is not None, agent=current, state_before=agent_state(current), state_after=after)
+    if module._diff:
+        result['diff'] = {'before': {'spiffe_id': params['spiffe_id'], 'state': agent_state(current)},
+                          'after': {'spiffe_id': params['spiffe_id'], 'state': after}}
+    if action and not module.check_mode:
+        try:
+            cli.run_json(['agent', action, '-spiffeID', params['spiffe_id']])
+        except SpireError as exc:
+            # Evicted between our read and the call (for example by a concurrent purge): nothing left to do.
+            if not (action == 'evict' and exc.grpc_code == 'NotFound'):
+                raise
+            result['changed'] = False
+    return result
 
 
 def main():
@@ -147,43 +179,7 @@ def main():
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
                            required_if=[('state', 'evicted', ['spiffe_id']), ('state', 'banned', ['spiffe_id'])])
-    params = module.params
-    try:
-        if params['state'] == 'purged':
-            if params['spiffe_id']:
-                raise InputError('spiffe_id is not used with state=purged: SPIRE selects the agents by expiry')
-            duration_seconds(params['expired_for'], 'expired_for')
-        else:
-            check_agent_id(params['spiffe_id'])
-    except InputError as exc:
-        module.fail_json(msg=str(exc))
-
-    cli = SpireServerCLI(module)
-    try:
-        if params['state'] == 'purged':
-            purge(module, cli)
-        trust_domain = cli.run_json(['bundle', 'show']).get('trust_domain')
-        check_agent_id(params['spiffe_id'], trust_domain=trust_domain)
-        current = read_agent(cli, params['spiffe_id'])
-        action, after = plan_agent(params['state'], current, params['spiffe_id'])
-        result = dict(changed=action is not None, agent=current, state_before=agent_state(current),
-                      state_after=after)
-        if module._diff:
-            result['diff'] = {'before': {'spiffe_id': params['spiffe_id'], 'state': agent_state(current)},
-                              'after': {'spiffe_id': params['spiffe_id'], 'state': after}}
-        if action and not module.check_mode:
-            try:
-                cli.run_json(['agent', action, '-spiffeID', params['spiffe_id']])
-            except SpireError as exc:
-                # Evicted between our read and the call (for example by a concurrent purge): nothing left to do.
-                if not (action == 'evict' and exc.grpc_code == 'NotFound'):
-                    raise
-                result['changed'] = False
-    except InputError as exc:
-        module.fail_json(msg=str(exc))
-    except SpireError as exc:
-        module.fail_json(msg=exc.message)
-    module.exit_json(**result)
+    run_module(module, run)
 
 
 if __name__ == '__main__':

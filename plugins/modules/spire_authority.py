@@ -179,6 +179,7 @@ from ansible_collections.trustroot.ops.plugins.module_utils._spire import (
 from ansible_collections.trustroot.ops.plugins.module_utils._spire_authority import (
     authority_state, bundle_authorities, command, plan_step, plan_upstream_step, predicted_summary, step_visible,
     summary)
+from ansible_collections.trustroot.ops.plugins.module_utils._errors import run_module
 from ansible_collections.trustroot.ops.plugins.module_utils._spire_federation import InputError
 
 STEP_OF_STATE = {'prepared': 'prepare', 'activated': 'activate', 'tainted': 'taint', 'revoked': 'revoke'}
@@ -204,6 +205,51 @@ def wait_for_bundle(module, cli, kind, step, authority_id):
         time.sleep(POLL_INTERVAL)
 
 
+def run(module):
+    params = module.params
+    kind, state = params['authority_type'], params['state']
+    upstream = params['upstream_subject_key_id'] is not None
+    if params['authority_id'] is not None and (not params['authority_id'].strip() or state == 'show'):
+        raise InputError('authority_id must be a non-empty authority ID, used with state activated, tainted '
+                         'or revoked')
+    if upstream and (kind != 'x509' or state not in ('tainted', 'revoked')):
+        raise InputError('upstream_subject_key_id is used with authority_type=x509 and state tainted or revoked')
+    if params['wait_timeout'] < 1:
+        raise InputError('wait_timeout must be at least 1 second')
+
+    cli = SpireServerCLI(module)
+    before = read_state(cli, kind)
+    if upstream:
+        plan = plan_upstream_step(state, before, params['upstream_subject_key_id'])
+    else:
+        plan = plan_step(state, before, params['authority_id'])
+    action, target = plan['action'], plan['authority_id']
+    if state == 'show':
+        target = before['active']['authority_id']
+    result = dict(changed=action is not None, action=action, authority_id=target, note=plan['note'],
+                  waited=0.0)
+    after = before
+    if action and module.check_mode:
+        predicted = predicted_summary(before, plan)
+        if module._diff:
+            result['diff'] = {'before': summary(before), 'after': predicted}
+    else:
+        if action:
+            answer = cli.run_json(command(kind, action, target, upstream=upstream))
+            if action in ANSWER_KEYS:
+                target = (answer.get(ANSWER_KEYS[action]) or {}).get('authority_id') or target
+                result['authority_id'] = target
+        step = STEP_OF_STATE.get(state)
+        if params['wait'] and step and target:
+            result['waited'] = wait_for_bundle(module, cli, kind, step, target)
+        after = read_state(cli, kind)
+        if module._diff:
+            result['diff'] = {'before': summary(before), 'after': summary(after)}
+    result.update(active=after['active'], prepared=after['prepared'], old=after['old'],
+                  bundle_authorities=after['bundle'])
+    return result
+
+
 def main():
     argument_spec = server_argument_spec()
     argument_spec.update(
@@ -216,56 +262,7 @@ def main():
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
                            mutually_exclusive=[('authority_id', 'upstream_subject_key_id')])
-    params = module.params
-    kind, state = params['authority_type'], params['state']
-    upstream = params['upstream_subject_key_id'] is not None
-    try:
-        if params['authority_id'] is not None and (not params['authority_id'].strip() or state == 'show'):
-            raise InputError('authority_id must be a non-empty authority ID, used with state activated, tainted '
-                             'or revoked')
-        if upstream and (kind != 'x509' or state not in ('tainted', 'revoked')):
-            raise InputError('upstream_subject_key_id is used with authority_type=x509 and state tainted or revoked')
-        if params['wait_timeout'] < 1:
-            raise InputError('wait_timeout must be at least 1 second')
-    except InputError as exc:
-        module.fail_json(msg=str(exc))
-
-    cli = SpireServerCLI(module)
-    try:
-        before = read_state(cli, kind)
-        if upstream:
-            plan = plan_upstream_step(state, before, params['upstream_subject_key_id'])
-        else:
-            plan = plan_step(state, before, params['authority_id'])
-        action, target = plan['action'], plan['authority_id']
-        if state == 'show':
-            target = before['active']['authority_id']
-        result = dict(changed=action is not None, action=action, authority_id=target, note=plan['note'],
-                      waited=0.0)
-        after = before
-        if action and module.check_mode:
-            predicted = predicted_summary(before, plan)
-            if module._diff:
-                result['diff'] = {'before': summary(before), 'after': predicted}
-        else:
-            if action:
-                answer = cli.run_json(command(kind, action, target, upstream=upstream))
-                if action in ANSWER_KEYS:
-                    target = (answer.get(ANSWER_KEYS[action]) or {}).get('authority_id') or target
-                    result['authority_id'] = target
-            step = STEP_OF_STATE.get(state)
-            if params['wait'] and step and target:
-                result['waited'] = wait_for_bundle(module, cli, kind, step, target)
-            after = read_state(cli, kind)
-            if module._diff:
-                result['diff'] = {'before': summary(before), 'after': summary(after)}
-        result.update(active=after['active'], prepared=after['prepared'], old=after['old'],
-                      bundle_authorities=after['bundle'])
-    except InputError as exc:
-        module.fail_json(msg=str(exc))
-    except SpireError as exc:
-        module.fail_json(msg=exc.message)
-    module.exit_json(**result)
+    run_module(module, run)
 
 
 if __name__ == '__main__':

@@ -368,7 +368,7 @@ from ansible_collections.trustroot.ops.plugins.module_utils._vault import (
     VaultError, VaultNode, connection_argument_spec, ensure_connection)
 from ansible_collections.trustroot.ops.plugins.module_utils._vault_rekey import (
     OperationError, RekeyRun, check_target, choose_api, find_active_node, init_payload, resolve_layout, shape_layout,
-    stale_attempt_message, validate_options)
+    open_attempt, validate_options)
 
 DONE = 'the rekey completed on %s (the old keys no longer work)'
 LOST_ADVICE = ('keep every node running and unsealed (a node that seals cannot be unsealed again) and move the '
@@ -587,13 +587,9 @@ def main():
 
     run = RekeyRun(node, api, target, version=version, register_secret=module.no_log_values.add)
     try:
-        attempt = run.status()
+        _attempt, stale, required = open_attempt(run, node.url, seal_status, params['cancel_stale'])
     except OperationError as exc:
         module.fail_json(msg=str(exc), **result)
-    stale = bool(attempt.get('started'))
-    if stale and not params['cancel_stale']:
-        module.fail_json(msg=stale_attempt_message(node.url, attempt), **result)
-    required = attempt.get('required') or seal_status.get('t') or 0
     if len(keys) < required:
         module.fail_json(msg='keys: %d current key(s) given, the current threshold of the %s keys is %d' % (
             len(keys), target, required), **result)

@@ -217,7 +217,7 @@ from ansible_collections.trustroot.ops.plugins.module_utils._material import (
 from ansible_collections.trustroot.ops.plugins.module_utils._vault import (
     VaultError, VaultNode, connection_argument_spec, ensure_connection)
 from ansible_collections.trustroot.ops.plugins.module_utils._vault_rekey import (
-    OperationError, find_active_node)
+    OperationError, find_active_node, open_attempt)
 from ansible_collections.trustroot.ops.plugins.module_utils._vault_root_token import (
     REVOKE_SETTLE_SECONDS, DecodeError, GenerateRootRun, choose_api, confirm_revoked, decode_token, lookup_state, material_from_root_token, revoke,
     stale_attempt_message)
@@ -273,13 +273,10 @@ def ensure_present(module, result):
                              'sys/generate-root-token endpoints (set token or VAULT_TOKEN)', **result)
     run = GenerateRootRun(node, api, flavour, version_tuple, version, register_secret=module.no_log_values.add)
     try:
-        attempt = run.status()
+        _attempt, stale, required = open_attempt(run, node.url, seal_status, params['cancel_stale'],
+                                                 stale_attempt_message)
     except OperationError as exc:
         module.fail_json(msg=str(exc), **result)
-    stale = bool(attempt.get('started'))
-    if stale and not params['cancel_stale']:
-        module.fail_json(msg=stale_attempt_message(node.url, attempt), **result)
-    required = attempt.get('required') or seal_status.get('t') or 0
     if len(keys) < required:
         module.fail_json(msg='keys: %d %s key(s) given, the threshold is %d' % (
             len(keys), 'recovery' if recovery else 'unseal', required), **result)

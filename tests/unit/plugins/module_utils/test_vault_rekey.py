@@ -344,3 +344,28 @@ def test_the_status_of_no_attempt_is_readable():
     """OpenBao 2.7.2's GET sys/rotate/root/init with no attempt under way: no progress, no nonce."""
     from ansible_collections.trustroot.ops.plugins.module_utils._vault_rekey import ATTEMPT_STATUS
     assert shape_problem({'n': 0, 'required': 1, 'started': False, 't': 0}, ATTEMPT_STATUS) is None
+
+
+class _Run(object):
+    def __init__(self, status):
+        self._status = status
+
+    def status(self):
+        return self._status
+
+
+def test_open_attempt_gives_the_attempt_and_the_shares_it_needs():
+    from ansible_collections.trustroot.ops.plugins.module_utils._vault_rekey import open_attempt
+    attempt = {'started': False, 'required': 0}
+    assert open_attempt(_Run(attempt), 'https://a', {'t': 3}, False) == (attempt, False, 3)
+    assert open_attempt(_Run({'started': False, 'required': 2}), 'https://a', {'t': 3}, False)[2] == 2
+
+
+def test_open_attempt_refuses_a_stale_attempt_unless_told_to_cancel_it():
+    from ansible_collections.trustroot.ops.plugins.module_utils._vault_rekey import OperationError, open_attempt
+    stale = {'started': True, 'nonce': 'n1', 'progress': 1, 'required': 3}
+    with pytest.raises(OperationError, match='https://a: a rekey attempt is already in progress .nonce n1'):
+        open_attempt(_Run(stale), 'https://a', {'t': 3}, False)
+    assert open_attempt(_Run(stale), 'https://a', {'t': 3}, True) == (stale, True, 3)
+    with pytest.raises(OperationError, match='other'):
+        open_attempt(_Run(stale), 'https://a', {}, False, lambda url, status: 'other %s' % url)
