@@ -143,10 +143,10 @@ token_expires_at:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
+from ansible_collections.trustroot.ops.plugins.module_utils._errors import run_module
 from ansible_collections.trustroot.ops.plugins.module_utils._kubernetes import (
-    HAS_KUBERNETES, KUBERNETES_IMPORT_ERROR, KubernetesError, connection_options)
-from ansible_collections.trustroot.ops.plugins.module_utils._kubernetes_access import (
-    AccessInputError, ensure_access)
+    HAS_KUBERNETES, KUBERNETES_IMPORT_ERROR, connection_options)
+from ansible_collections.trustroot.ops.plugins.module_utils._kubernetes_access import ensure_access
 
 
 def main():
@@ -170,15 +170,7 @@ def main():
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     if not HAS_KUBERNETES:
         module.fail_json(msg=missing_required_lib('kubernetes'), exception=KUBERNETES_IMPORT_ERROR)
-    try:
-        result = ensure_access(module.params, module.check_mode)
-    except AccessInputError as exc:
-        module.fail_json(msg=str(exc), changed=False)
-    except KubernetesError as exc:
-        module.fail_json(msg=str(exc), changed=getattr(exc, 'changed', False))
-    except (IOError, OSError) as exc:
-        module.fail_json(msg='%s: %s' % (getattr(exc, 'filename', None) or 'file', exc.strerror or exc), changed=False)
-    module.exit_json(**result)
+    run_module(module, lambda module: ensure_access(module.params, module.check_mode))
 
 
 if __name__ == '__main__':

@@ -115,11 +115,36 @@ agent:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.trustroot.ops.plugins.module_utils._errors import run_module
 from ansible_collections.trustroot.ops.plugins.module_utils._spire import (
     SpireError, SpireServerCLI, server_argument_spec)
 from ansible_collections.trustroot.ops.plugins.module_utils._spire_agents import (
     MATCH_MODES, agent_view, agents_view, check_agent_id, list_args)
 from ansible_collections.trustroot.ops.plugins.module_utils._spire_federation import InputError
+
+
+def read_one(cli, spiffe_id):
+    """The agent, or None when the server does not know it."""
+    try:
+        return agent_view(cli.run_json(['agent', 'show', '-spiffeID', spiffe_id]))
+    except SpireError as exc:
+        if exc.grpc_code == 'InvalidArgument':
+            raise InputError('spiffe_id %s was refused by the server: %s' % (spiffe_id, exc.stderr or exc.message))
+        if exc.grpc_code != 'NotFound':
+            raise
+        return None
+
+
+def run(module):
+    params = module.params
+    if params['spiffe_id']:
+        check_agent_id(params['spiffe_id'])
+        agent = read_one(SpireServerCLI(module), params['spiffe_id'])
+        agents = [agent] if agent else []
+        return dict(changed=False, agents=agents, count=len(agents), agent=agent)
+    args = list_args(params)
+    agents = agents_view(SpireServerCLI(module).run_json(args))
+    return dict(changed=False, agents=agents, count=len(agents))
 
 
 def main():
@@ -137,34 +162,7 @@ def main():
         argument_spec=argument_spec, supports_check_mode=True,
         mutually_exclusive=[('spiffe_id', name) for name in
                             ('selectors', 'attestation_type', 'can_reattest', 'banned', 'expires_before')])
-    params = module.params
-    try:
-        if params['spiffe_id']:
-            check_agent_id(params['spiffe_id'])
-            args = None
-        else:
-            args = list_args(params)
-    except InputError as exc:
-        module.fail_json(msg=str(exc))
-
-    cli = SpireServerCLI(module)
-    try:
-        if args is None:
-            try:
-                agent = agent_view(cli.run_json(['agent', 'show', '-spiffeID', params['spiffe_id']]))
-            except SpireError as exc:
-                if exc.grpc_code == 'InvalidArgument':
-                    module.fail_json(msg='spiffe_id %s was refused by the server: %s'
-                                     % (params['spiffe_id'], exc.stderr or exc.message))
-                if exc.grpc_code != 'NotFound':
-                    raise
-                agent = None
-            agents = [agent] if agent else []
-            module.exit_json(changed=False, agents=agents, count=len(agents), agent=agent)
-        agents = agents_view(cli.run_json(args))
-    except SpireError as exc:
-        module.fail_json(msg=exc.message)
-    module.exit_json(changed=False, agents=agents, count=len(agents))
+    run_module(module, run)
 
 
 if __name__ == '__main__':

@@ -155,7 +155,8 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.trustroot.ops.plugins.module_utils._commands import module_runner
+from ansible_collections.trustroot.ops.plugins.module_utils import _runner
+from ansible_collections.trustroot.ops.plugins.module_utils._runner import module_runner
 from ansible_collections.trustroot.ops.plugins.module_utils._spire import server_argument_spec
 from ansible_collections.trustroot.ops.plugins.module_utils._spire_backup import (
     SpireBackupError, SpireCLI, find_spire_server, parse_connection_string)
@@ -178,9 +179,7 @@ def read_config(path):
 
 
 def systemctl(module, action, unit):
-    rc, _out, err = module.run_command([module.get_bin_path('systemctl', required=True), action, unit])
-    if rc != 0:
-        raise DatastoreMigrationError('systemctl %s %s failed: %s' % (action, unit, err.strip()))
+    _runner.systemctl(module_runner(module), action, unit, error=DatastoreMigrationError)
 
 
 def wait_healthy(cli, timeout):

@@ -126,6 +126,7 @@ trust_domain:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.trustroot.ops.plugins.module_utils._errors import run_module
 from ansible_collections.trustroot.ops.plugins.module_utils._spire import (
     SpireError, SpireServerCLI, server_argument_spec)
 from ansible_collections.trustroot.ops.plugins.module_utils._spire_entries import (
@@ -188,6 +189,41 @@ def entry_view(raw):
     return entry, view
 
 
+def read_entries(cli, params, selectors, federates):
+    """(sort key, entry ID, view) of every entry the query finds (an unknown entry_id finds none)."""
+    if params['entry_id'] is not None:
+        try:
+            raws = cli.run_json(show_args(params, selectors, federates)).get('entries') or []
+        except SpireError as err:
+            if err.grpc_code != 'NotFound':
+                raise
+            raws = []
+    else:
+        raws = cli.stream_json_array(show_args(params, selectors, federates), 'entries')
+    found = []
+    for raw in raws:
+        entry, view = entry_view(raw)
+        if params['entry_id_prefix'] and not owned(entry.id, params['entry_id_prefix']):
+            continue
+        found.append((key_of(entry), entry.id, view))
+    return found
+
+
+def run(module):
+    params = module.params
+    selectors, federates = validate(params)
+    cli = SpireServerCLI(module)
+    trust_domain = cli.run_json(['bundle', 'show']).get('trust_domain')
+    for name in ('spiffe_id', 'parent_id'):
+        if params[name] is not None:
+            check_spiffe_id(params[name], name, trust_domain=trust_domain)
+    if trust_domain in federates:
+        raise SpiffeError('federates_with: %s is the server\'s own trust domain' % trust_domain)
+    found = sorted(read_entries(cli, params, selectors, federates), key=lambda item: (item[0], item[1]))
+    entries = [view for key, entry_id, view in found]
+    return dict(changed=False, entries=entries, count=len(entries), trust_domain=trust_domain)
+
+
 def main():
     argument_spec = server_argument_spec()
     argument_spec.update(
@@ -206,46 +242,7 @@ def main():
                            mutually_exclusive=[('entry_id', 'spiffe_id'), ('entry_id', 'parent_id'),
                                                ('entry_id', 'selectors'), ('entry_id', 'federates_with'),
                                                ('entry_id', 'hint')])
-    params = module.params
-    try:
-        selectors, federates = validate(params)
-    except EntryInputError as err:
-        module.fail_json(msg=str(err))
-
-    cli = SpireServerCLI(module)
-    try:
-        trust_domain = cli.run_json(['bundle', 'show']).get('trust_domain')
-        for name in ('spiffe_id', 'parent_id'):
-            if params[name] is not None:
-                check_spiffe_id(params[name], name, trust_domain=trust_domain)
-        if trust_domain in federates:
-            raise SpiffeError('federates_with: %s is the server\'s own trust domain' % trust_domain)
-    except SpiffeError as err:
-        module.fail_json(msg=str(err))
-    except SpireError as err:
-        module.fail_json(msg=err.message)
-
-    found = []
-    try:
-        if params['entry_id'] is not None:
-            try:
-                raws = cli.run_json(show_args(params, selectors, federates)).get('entries') or []
-            except SpireError as err:
-                if err.grpc_code != 'NotFound':
-                    raise
-                raws = []
-        else:
-            raws = cli.stream_json_array(show_args(params, selectors, federates), 'entries')
-        for raw in raws:
-            entry, view = entry_view(raw)
-            if params['entry_id_prefix'] and not owned(entry.id, params['entry_id_prefix']):
-                continue
-            found.append((key_of(entry), entry.id, view))
-    except SpireError as err:
-        module.fail_json(msg=err.message)
-    found.sort(key=lambda item: (item[0], item[1]))
-    entries = [view for key, entry_id, view in found]
-    module.exit_json(changed=False, entries=entries, count=len(entries), trust_domain=trust_domain)
+    run_module(module, run)
 
 
 if __name__ == '__main__':

@@ -108,12 +108,51 @@ output_path:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.trustroot.ops.plugins.module_utils._errors import TrustrootError, run_module
 from ansible_collections.trustroot.ops.plugins.module_utils._files import atomic_write, check_writable_target
 from ansible_collections.trustroot.ops.plugins.module_utils._spire import (
     SpireError, SpireServerCLI, server_argument_spec)
 from ansible_collections.trustroot.ops.plugins.module_utils._spire_agents import (
     check_token_spiffe_id, check_token_ttl, token_view)
 from ansible_collections.trustroot.ops.plugins.module_utils._spire_federation import InputError, iso_time
+
+
+def run(module):
+    params = module.params
+    check_token_ttl(params['ttl'])
+    if params['spiffe_id']:
+        check_token_spiffe_id(params['spiffe_id'])
+    if params['output_path']:
+        reason = check_writable_target(params['output_path'])
+        if reason:
+            raise InputError('output_path cannot be written: %s' % reason)
+
+    result = dict(changed=True, token=None, expires_at=0, expires_at_iso=None, spiffe_id=params['spiffe_id'],
+                  output_path=None)
+    cli = SpireServerCLI(module)
+    if params['spiffe_id']:
+        trust_domain = cli.run_json(['bundle', 'show']).get('trust_domain')
+        check_token_spiffe_id(params['spiffe_id'], trust_domain)
+    if module.check_mode:
+        return result
+    args = ['token', 'generate', '-ttl', str(params['ttl'])]
+    if params['spiffe_id']:
+        args += ['-spiffeID', params['spiffe_id']]
+    token, expires_at = token_view(cli.run_json(args))
+    if not token:
+        raise SpireError('spire-server token generate returned no token')
+    result.update(expires_at=expires_at, expires_at_iso=iso_time(expires_at))
+    if params['output_path']:
+        try:
+            atomic_write(params['output_path'], (token + '\n').encode('ascii'))
+        except (IOError, OSError) as exc:
+            raise TrustrootError('output_path %s could not be written (%s); the token generated is unused and '
+                                 'expires at %s' % (params['output_path'], exc.strerror or exc, iso_time(expires_at)),
+                                 results=result)
+        result['output_path'] = params['output_path']
+    else:
+        result['token'] = token
+    return result
 
 
 def main():
@@ -124,49 +163,7 @@ def main():
         output_path=dict(type='path'),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    params = module.params
-    try:
-        check_token_ttl(params['ttl'])
-        if params['spiffe_id']:
-            check_token_spiffe_id(params['spiffe_id'])
-        if params['output_path']:
-            reason = check_writable_target(params['output_path'])
-            if reason:
-                raise InputError('output_path cannot be written: %s' % reason)
-    except InputError as exc:
-        module.fail_json(msg=str(exc))
-
-    result = dict(changed=True, token=None, expires_at=0, expires_at_iso=None, spiffe_id=params['spiffe_id'],
-                  output_path=None)
-    cli = SpireServerCLI(module)
-    try:
-        if params['spiffe_id']:
-            trust_domain = cli.run_json(['bundle', 'show']).get('trust_domain')
-            check_token_spiffe_id(params['spiffe_id'], trust_domain)
-        if module.check_mode:
-            module.exit_json(**result)
-        args = ['token', 'generate', '-ttl', str(params['ttl'])]
-        if params['spiffe_id']:
-            args += ['-spiffeID', params['spiffe_id']]
-        token, expires_at = token_view(cli.run_json(args))
-    except InputError as exc:
-        module.fail_json(msg=str(exc))
-    except SpireError as exc:
-        module.fail_json(msg=exc.message)
-    if not token:
-        module.fail_json(msg='spire-server token generate returned no token')
-    result.update(expires_at=expires_at, expires_at_iso=iso_time(expires_at))
-    if params['output_path']:
-        try:
-            atomic_write(params['output_path'], (token + '\n').encode('ascii'))
-        except (IOError, OSError) as exc:
-            module.fail_json(msg='output_path %s could not be written (%s); the token generated is unused and '
-                                 'expires at %s' % (params['output_path'], exc.strerror or exc, iso_time(expires_at)),
-                             **result)
-        result['output_path'] = params['output_path']
-    else:
-        result['token'] = token
-    module.exit_json(**result)
+    run_module(module, run)
 
 
 if __name__ == '__main__':

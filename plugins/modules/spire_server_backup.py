@@ -221,7 +221,6 @@ import grp
 import os
 import pwd
 import shutil
-import subprocess
 import tempfile
 import time
 
@@ -229,7 +228,8 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.trustroot.ops.plugins.module_utils._backup import (
     BackupError, backup_argument_spec, backup_option_errors, latest_backup, verify_archive)
-from ansible_collections.trustroot.ops.plugins.module_utils._commands import module_runner
+from ansible_collections.trustroot.ops.plugins.module_utils import _runner
+from ansible_collections.trustroot.ops.plugins.module_utils._runner import module_runner
 from ansible_collections.trustroot.ops.plugins.module_utils._errors import run_module
 from ansible_collections.trustroot.ops.plugins.module_utils._files import sha256_file
 from ansible_collections.trustroot.ops.plugins.module_utils._spire import server_argument_spec
@@ -241,21 +241,6 @@ from ansible_collections.trustroot.ops.plugins.module_utils._spire_backup import
 SAVED_ONLY = ('age_recipients', 'keep_count', 'max_age', 'metric_textfile_dir', 's3')
 RESTORED_ONLY = ('path', 'age_identity', 'force', 'force_key_mismatch')
 
-
-def make_timed_run(timeout):
-    """run(argv, data=None) for spire-server commands, each bounded by the module's ``timeout``."""
-    env = dict(os.environ, LANG='C', LC_ALL='C')
-
-    def run(argv, data=None):
-        try:
-            proc = subprocess.run(argv, input=data, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-                                  timeout=timeout, check=False)
-        except subprocess.TimeoutExpired:
-            return 124, b'', ('%s timed out after %ss' % (os.path.basename(argv[0]), timeout)).encode()
-        except OSError as exc:
-            return 127, b'', ('%s: %s' % (argv[0], exc.strerror or exc)).encode()
-        return proc.returncode, proc.stdout, proc.stderr
-    return run
 
 
 def option_errors(params):
@@ -310,7 +295,7 @@ def option_errors(params):
 
 def spire_cli(module):
     return SpireCLI(find_spire_server(module.params['spire_server_path']), module.params['socket_path'],
-                    make_timed_run(module.params['timeout']))
+                    _runner.subprocess_runner(module.params['timeout']))
 
 
 # --- saved ---
@@ -349,9 +334,7 @@ def current_state(cli, params):
 
 
 def systemctl(module, action, unit):
-    rc, _out, err = module.run_command([module.get_bin_path('systemctl', required=True), action, unit])
-    if rc != 0:
-        raise SpireBackupError('systemctl %s %s failed: %s' % (action, unit, err.strip()))
+    _runner.systemctl(module_runner(module), action, unit, error=SpireBackupError)
 
 
 def wait_healthy(cli, timeout):

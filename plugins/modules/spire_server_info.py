@@ -132,6 +132,7 @@ agent_count:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.trustroot.ops.plugins.module_utils._errors import TrustrootError, run_module
 from ansible_collections.trustroot.ops.plugins.module_utils._spire import (
     SpireError, SpireServerCLI, bundle_summary, clean_stderr, local_authority_summary, looks_unreachable,
     server_argument_spec)
@@ -172,14 +173,18 @@ def read_server(cli):
     return result
 
 
+def run(module):
+    result = read_server(SpireServerCLI(module))
+    if module.params['fail_on_unhealthy'] and not result['healthy']:
+        raise TrustrootError(result['error'] or 'the SPIRE server is not healthy', results=result)
+    return dict(changed=False, **result)
+
+
 def main():
     argument_spec = server_argument_spec()
     argument_spec.update(fail_on_unhealthy=dict(type='bool', default=False))
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    result = read_server(SpireServerCLI(module))
-    if module.params['fail_on_unhealthy'] and not result['healthy']:
-        module.fail_json(msg=result['error'] or 'the SPIRE server is not healthy', changed=False, **result)
-    module.exit_json(changed=False, **result)
+    run_module(module, run)
 
 
 if __name__ == '__main__':

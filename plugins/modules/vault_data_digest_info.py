@@ -131,11 +131,11 @@ skipped_nodes:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.trustroot.ops.plugins.module_utils._errors import InputError, TrustrootError, run_module
 from ansible_collections.trustroot.ops.plugins.module_utils._vault import (
-    VaultError, VaultNode, connection_argument_spec, ensure_connection, nodes_from_params)
-from ansible_collections.trustroot.ops.plugins.module_utils._vault_digest import (
-    DigestError, cluster_digest, node_callables)
-from ansible_collections.trustroot.ops.plugins.module_utils._vault_raft import RaftError, find_leader
+    VaultNode, connection_argument_spec, ensure_connection, nodes_from_params)
+from ansible_collections.trustroot.ops.plugins.module_utils._vault_digest import cluster_digest, node_callables
+from ansible_collections.trustroot.ops.plugins.module_utils._vault_raft import find_leader
 
 
 def option_errors(params):
@@ -150,17 +150,11 @@ def option_errors(params):
     return errors
 
 
-def main():
-    argument_spec = connection_argument_spec()
-    argument_spec.update(
-        nodes=dict(type='list', elements='str'),
-        kv_mounts=dict(type='list', elements='str'),
-    )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+def run(module):
     ensure_connection(module)
     errors = option_errors(module.params)
     if errors:
-        module.fail_json(msg='; '.join(errors))
+        raise InputError('; '.join(errors))
     result = dict(changed=False)
     try:
         if module.params['nodes']:
@@ -171,10 +165,20 @@ def main():
             node = VaultNode.from_params(module.params)
         list_keys, read = node_callables(node)
         result.update(cluster_digest(list_keys, read, module.params['kv_mounts']))
-    except (VaultError, RaftError, DigestError) as exc:
-        module.fail_json(msg=str(exc), **result)
+    except TrustrootError as exc:
+        raise TrustrootError(exc.user_message, results=result)
     result['leader'] = node.url
-    module.exit_json(**result)
+    return result
+
+
+def main():
+    argument_spec = connection_argument_spec()
+    argument_spec.update(
+        nodes=dict(type='list', elements='str'),
+        kv_mounts=dict(type='list', elements='str'),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    run_module(module, run)
 
 
 if __name__ == '__main__':

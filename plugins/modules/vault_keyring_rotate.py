@@ -71,6 +71,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.trustroot.ops.plugins.module_utils._errors import InputError, TrustrootError, run_module
 from ansible_collections.trustroot.ops.plugins.module_utils._vault import (
     VaultError, VaultNode, connection_argument_spec, ensure_connection, require_url, keyring_rotate_path, require_token)
 from ansible_collections.trustroot.ops.plugins.module_utils._vault_keyring import (
@@ -80,10 +81,17 @@ from ansible_collections.trustroot.ops.plugins.module_utils._vault_keyring impor
 SEEN_TIMEOUT_S = 15
 
 
-def main():
-    argument_spec = connection_argument_spec()
-    argument_spec.update(min_age=dict(type='str'))
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+def wait_for_new_term(node, before):
+    """sys/key-status once the rotation shows (a standby forwarding it can lag for a moment)."""
+    after = node.call('GET', 'sys/key-status', expect=KEY_STATUS)
+    deadline = time.monotonic() + SEEN_TIMEOUT_S
+    while not rotation_seen(before, after) and time.monotonic() < deadline:
+        time.sleep(0.2)
+        after = node.call('GET', 'sys/key-status', expect=KEY_STATUS)
+    return after
+
+
+def run(module):
     ensure_connection(module)
     require_url(module)
     min_age = None
@@ -91,39 +99,39 @@ def main():
         try:
             min_age = parse_duration(module.params['min_age'])
         except ValueError as exc:
-            module.fail_json(msg='min_age %s' % exc)
+            raise InputError('min_age %s' % exc)
     node = VaultNode.from_params(module.params)
     require_token(module, node, 'rotate the encryption key')
 
-    try:
-        flavour = node.flavour()[0]
-        before = node.call('GET', 'sys/key-status', expect=KEY_STATUS)
-    except VaultError as exc:
-        module.fail_json(msg=str(exc))
+    flavour = node.flavour()[0]
+    before = node.call('GET', 'sys/key-status', expect=KEY_STATUS)
     result = dict(changed=False, rotated=False, term_before=before['term'], term=before['term'],
                   install_time=before['install_time'], key_age_seconds=int(key_age_seconds(before['install_time'])))
     if not rotation_due(before, min_age):
-        module.exit_json(**result)
+        return result
 
     result['changed'] = True
     if not module.check_mode:
         try:
             node.call('PUT', keyring_rotate_path(flavour))
-            after = node.call('GET', 'sys/key-status', expect=KEY_STATUS)
-            deadline = time.monotonic() + SEEN_TIMEOUT_S
-            while not rotation_seen(before, after) and time.monotonic() < deadline:
-                time.sleep(0.2)
-                after = node.call('GET', 'sys/key-status', expect=KEY_STATUS)
+            after = wait_for_new_term(node, before)
         except VaultError as exc:
-            module.fail_json(msg=str(exc), **result)
+            raise TrustrootError(str(exc), results=result)
         if not rotation_seen(before, after):
-            module.fail_json(msg='%s: %s answered, but sys/key-status still reports term %s after %d s' % (
-                node.url, keyring_rotate_path(flavour), after['term'], SEEN_TIMEOUT_S), **result)
+            raise TrustrootError('%s: %s answered, but sys/key-status still reports term %s after %d s' % (
+                node.url, keyring_rotate_path(flavour), after['term'], SEEN_TIMEOUT_S), results=result)
         result.update(rotated=True, term=after['term'], install_time=after['install_time'])
     if module._diff:
         result['diff'] = {'before': {'term': before['term']},
                           'after': {'term': result['term'] if result['rotated'] else before['term'] + 1}}
-    module.exit_json(**result)
+    return result
+
+
+def main():
+    argument_spec = connection_argument_spec()
+    argument_spec.update(min_age=dict(type='str'))
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    run_module(module, run)
 
 
 if __name__ == '__main__':

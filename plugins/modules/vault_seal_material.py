@@ -76,10 +76,51 @@ import shutil
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.trustroot.ops.plugins.module_utils._errors import InputError, TrustrootError, run_module
 from ansible_collections.trustroot.ops.plugins.module_utils._material import (
     MaterialError, read_material, secrets_in, write_material)
 from ansible_collections.trustroot.ops.plugins.module_utils._vault_seal_migration import (
     SealMigrationError, archive_name, key_layout, material_for_seal)
+
+
+def keep_a_copy(path):
+    """The material as it was, beside it: created 0600 (never readable by others, not even for a moment), never
+    over an existing file. Returns its path."""
+    backup_file = archive_name(path, exists=os.path.exists)
+    try:
+        fd = os.open(backup_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, 'wb') as target, open(path, 'rb') as source:
+            shutil.copyfileobj(source, target)
+    except (IOError, OSError) as exc:
+        raise TrustrootError('backup of %s failed: %s' % (path, exc))
+    return backup_file
+
+
+def run(module):
+    params = module.params
+    try:
+        material = read_material(module, params['path'], params['age_identity'])
+    except MaterialError as exc:
+        raise InputError('path: %s' % exc)
+    module.no_log_values.update(secrets_in(material))
+    keys_before = 'recovery' if params['keys_as'] == 'unseal' else 'unseal'
+    try:
+        new, changed = material_for_seal(material, params['keys_as'])
+    except SealMigrationError as exc:
+        raise InputError('path: %s' % exc)
+    result = dict(changed=changed, keys_as=params['keys_as'], backup_file='', **key_layout(new, params['keys_as']))
+    if module._diff:
+        result['diff'] = {'before': {'keys_as': keys_before if changed else params['keys_as']},
+                          'after': {'keys_as': params['keys_as']}}
+    if not changed or module.check_mode:
+        return result
+    if params['backup']:
+        result['backup_file'] = keep_a_copy(params['path'])
+    try:
+        write_material(module, params['path'], new, params['age_recipients'])
+    except MaterialError as exc:
+        raise TrustrootError('path: %s' % exc, results=result)
+    return result
 
 
 def main():
@@ -93,37 +134,7 @@ def main():
         ),
         supports_check_mode=True,
     )
-    params = module.params
-    try:
-        material = read_material(module, params['path'], params['age_identity'])
-    except MaterialError as exc:
-        module.fail_json(msg='path: %s' % exc)
-    module.no_log_values.update(secrets_in(material))
-    keys_before = 'recovery' if params['keys_as'] == 'unseal' else 'unseal'
-    try:
-        new, changed = material_for_seal(material, params['keys_as'])
-    except SealMigrationError as exc:
-        module.fail_json(msg='path: %s' % exc)
-    result = dict(changed=changed, keys_as=params['keys_as'], backup_file='', **key_layout(new, params['keys_as']))
-    if module._diff:
-        result['diff'] = {'before': {'keys_as': keys_before if changed else params['keys_as']},
-                          'after': {'keys_as': params['keys_as']}}
-    if not changed or module.check_mode:
-        module.exit_json(**result)
-    if params['backup']:
-        result['backup_file'] = archive_name(params['path'], exists=os.path.exists)
-        try:
-            # Created 0600 (never readable by others, not even for a moment), never over an existing file.
-            fd = os.open(result['backup_file'], os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, 'wb') as target, open(params['path'], 'rb') as source:
-                shutil.copyfileobj(source, target)
-        except (IOError, OSError) as exc:
-            module.fail_json(msg='backup of %s failed: %s' % (params['path'], exc))
-    try:
-        write_material(module, params['path'], new, params['age_recipients'])
-    except MaterialError as exc:
-        module.fail_json(msg='path: %s' % exc, **result)
-    module.exit_json(**result)
+    run_module(module, run)
 
 
 if __name__ == '__main__':

@@ -98,9 +98,21 @@ leader: {description: URL of the node that reports itself active., type: str, re
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.trustroot.ops.plugins.module_utils._errors import TrustrootError, run_module
 from ansible_collections.trustroot.ops.plugins.module_utils._vault import (
     VaultNode, connection_argument_spec, ensure_connection, nodes_from_params)
 from ansible_collections.trustroot.ops.plugins.module_utils._vault_status import read_node, summarize
+
+
+def run(module):
+    ensure_connection(module)
+    states = [read_node(VaultNode.from_params(module.params, url), with_raft=module.params['raft_peers'])
+              for url in nodes_from_params(module.params)]
+    result = dict(changed=False, nodes=states, **summarize(states))
+    if module.params['fail_on_unreachable'] and result['unreachable_nodes']:
+        raise TrustrootError('unreachable: %s' % '; '.join(n['error'] for n in states if not n['reachable']),
+                             results=result)
+    return result
 
 
 def main():
@@ -112,15 +124,7 @@ def main():
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
                            required_one_of=[('url', 'nodes')])
-    ensure_connection(module)
-
-    states = [read_node(VaultNode.from_params(module.params, url), with_raft=module.params['raft_peers'])
-              for url in nodes_from_params(module.params)]
-    result = dict(changed=False, nodes=states, **summarize(states))
-    if module.params['fail_on_unreachable'] and result['unreachable_nodes']:
-        module.fail_json(msg='unreachable: %s' % '; '.join(n['error'] for n in states if not n['reachable']),
-                         **result)
-    module.exit_json(**result)
+    run_module(module, run)
 
 
 if __name__ == '__main__':

@@ -136,6 +136,7 @@ failed_nodes: {description: URLs of nodes that failed., type: list, elements: st
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.trustroot.ops.plugins.module_utils._errors import InputError, TrustrootError, run_module
 from ansible_collections.trustroot.ops.plugins.module_utils._material import load_key_shares
 from ansible_collections.trustroot.ops.plugins.module_utils._material_secret import (
     load_key_shares_from_secret, secret_option)
@@ -145,24 +146,10 @@ from ansible_collections.trustroot.ops.plugins.module_utils._vault_unseal import
     UnsealClient, UnsealRun, summarize_unseal)
 
 
-def main():
-    argument_spec = connection_argument_spec()
-    argument_spec.update(
-        nodes=dict(type='list', elements='str'),
-        keys=dict(type='list', elements='str', no_log=True),
-        key_material_path=dict(type='path', no_log=False),
-        material_secret=secret_option(),
-        age_identity=dict(type='path'),
-        use_recovery_keys=dict(type='bool', default=False),
-        migrate=dict(type='bool', default=False),
-        wait_timeout=dict(type='int', default=120),
-    )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
-                           required_one_of=[('url', 'nodes'), ('keys', 'key_material_path', 'material_secret')],
-                           mutually_exclusive=[('keys', 'key_material_path', 'material_secret')])
+def run(module):
     ensure_connection(module)
     if module.params['wait_timeout'] < 0:
-        module.fail_json(msg='wait_timeout must be 0 or more seconds')
+        raise InputError('wait_timeout must be 0 or more seconds')
 
     if module.params['material_secret']:
         keys = load_key_shares_from_secret(module, 'material_secret', recovery=module.params['use_recovery_keys'])
@@ -182,9 +169,27 @@ def main():
                       for r in results},
         }
     if summary['failed_nodes']:
-        module.fail_json(msg='vault_unseal failed on %d node(s): %s' % (len(summary['failed_nodes']),
-                                                                        summary['message']), **result)
-    module.exit_json(**result)
+        raise TrustrootError('vault_unseal failed on %d node(s): %s' % (len(summary['failed_nodes']),
+                                                                        summary['message']), results=result)
+    return result
+
+
+def main():
+    argument_spec = connection_argument_spec()
+    argument_spec.update(
+        nodes=dict(type='list', elements='str'),
+        keys=dict(type='list', elements='str', no_log=True),
+        key_material_path=dict(type='path', no_log=False),
+        material_secret=secret_option(),
+        age_identity=dict(type='path'),
+        use_recovery_keys=dict(type='bool', default=False),
+        migrate=dict(type='bool', default=False),
+        wait_timeout=dict(type='int', default=120),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
+                           required_one_of=[('url', 'nodes'), ('keys', 'key_material_path', 'material_secret')],
+                           mutually_exclusive=[('keys', 'key_material_path', 'material_secret')])
+    run_module(module, run)
 
 
 if __name__ == '__main__':
