@@ -17,6 +17,7 @@ import tempfile
 import threading
 
 from ansible_collections.trustroot.ops.plugins.module_utils._errors import TrustrootError
+from ansible_collections.trustroot.ops.plugins.module_utils._runner import module_runner
 
 CHUNK = 1024 * 1024
 AGE_ARMOR_HEADER = b'-----BEGIN AGE ENCRYPTED FILE-----'
@@ -257,7 +258,7 @@ def age_encrypt(module, data, recipients):
     argv = [age, '--armor']
     for recipient in recipients:
         argv += ['--recipient', recipient]
-    rc, out, err = module.run_command(argv, data=data, binary_data=True, encoding=None)
+    rc, out, err = module_runner(module)(argv, data)
     if rc != 0:
         raise FileError('age could not encrypt to age_recipients: %s' % _text(err).strip())
     return out
@@ -267,8 +268,7 @@ def age_decrypt(module, data, identity_file):
     age = module.get_bin_path('age')
     if not age:
         raise FileError('decrypting needs the age command on the host that runs the module')
-    rc, out, err = module.run_command([age, '--decrypt', '--identity', identity_file], data=data,
-                                      binary_data=True, encoding=None)
+    rc, out, err = module_runner(module)([age, '--decrypt', '--identity', identity_file], data)
     if rc != 0:
         raise FileError('age could not decrypt with age_identity %s: %s' % (identity_file, _text(err).strip()))
     return out

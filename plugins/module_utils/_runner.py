@@ -78,22 +78,36 @@ def subprocess_run(argv, data=None):
     return proc.returncode, proc.stdout, proc.stderr
 
 
+class CommandTimeout(CommandError):
+    """The command ran longer than its timeout and was killed."""
+
+
+def run_once(argv, data=None, timeout=None, env=None):
+    """Run ``argv`` once in the C locale: (rc, stdout bytes, stderr bytes). A program that cannot start raises
+    CommandError, one that outlives ``timeout`` seconds is killed and raises CommandTimeout (both name it)."""
+    name = os.path.basename(argv[0])
+    try:
+        proc = subprocess.run(list(argv), input=_bytes(data), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              env=c_env(env), timeout=timeout, check=False, close_fds=True)
+    except subprocess.TimeoutExpired:
+        raise CommandTimeout('%s timed out after %ss' % (name, timeout))
+    except OSError as exc:
+        raise CommandError('%s: %s' % (argv[0], exc.strerror or exc))
+    return proc.returncode, proc.stdout, proc.stderr
+
+
 def subprocess_runner(timeout=None, env=None):
     """A run callable over ``subprocess``: C locale, program looked up on PATH, ``timeout`` seconds per call
     (rc 124 and a message naming the program when it expires), a missing program rc 127."""
-    environ = c_env(env)
-
     def run(argv, data=None):
         argv = list(argv)
         argv[0] = which(argv[0]) or argv[0]
         try:
-            proc = subprocess.run(argv, input=_bytes(data), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                  env=environ, timeout=timeout, check=False, close_fds=True)
-        except subprocess.TimeoutExpired:
-            return TIMED_OUT, b'', ('%s timed out after %ss' % (os.path.basename(argv[0]), timeout)).encode()
-        except OSError as exc:
-            return NOT_FOUND, b'', ('%s: %s' % (argv[0], exc.strerror or exc)).encode('utf-8')
-        return proc.returncode, proc.stdout, proc.stderr
+            return run_once(argv, data, timeout, env)
+        except CommandTimeout as exc:
+            return TIMED_OUT, b'', str(exc).encode('utf-8')
+        except CommandError as exc:
+            return NOT_FOUND, b'', str(exc).encode('utf-8')
     return run
 
 

@@ -17,15 +17,13 @@ import codecs
 import json
 import os
 import re
-import subprocess
-import tempfile
-import threading
 
 from ansible.module_utils.basic import env_fallback
-from ansible.module_utils.common.text.converters import to_bytes, to_text
+from ansible.module_utils.common.text.converters import to_text
 
 from ansible_collections.trustroot.ops.plugins.module_utils._der import DERError, der_children, der_read
 from ansible_collections.trustroot.ops.plugins.module_utils._errors import TrustrootError
+from ansible_collections.trustroot.ops.plugins.module_utils._runner import CommandError, CommandTimeout, run_once, stream
 
 DEFAULT_SERVER_SOCKET = '/tmp/spire-server/private/api.sock'
 MAX_BATCH = 50            # create/update per CLI call (spire-controller-manager's sizes)
@@ -47,7 +45,6 @@ NOT_FOUND = 5
 _RPC_ERROR = re.compile(r'rpc error: code = (\w+) desc = (.*)', re.S)
 _UNREACHABLE_HINTS = ('connection error', 'error while dialing', 'no such file or directory',
                       'connection refused', 'permission denied', 'unable to determine health')
-_READ_SIZE = 1 << 20
 
 
 class SpireError(TrustrootError):
@@ -129,11 +126,6 @@ class SpireServerCLI(object):
             argv += ['-output', 'json']
         return argv
 
-    def _env(self):
-        env = dict(os.environ)
-        env.update(LANG='C', LC_ALL='C')
-        return env
-
     def _error(self, args, rc, stderr, stdout=''):
         text = clean_stderr(stderr) or clean_stderr(stdout) or 'exit status %s' % rc
         code, desc = grpc_error(text)
@@ -144,25 +136,15 @@ class SpireServerCLI(object):
             message = '%s failed (socket_path %s): %s' % (describe_command(args), self.socket_path, text)
         return SpireError(message, grpc_code=code, stderr=text)
 
-    # -- runs
+    # -- runs (all through _runner)
     def _run(self, args, data, output_json):
-        argv = self._argv(args, output_json)
-        if data is not None and not isinstance(data, bytes):
-            data = to_bytes(data)
         try:
-            proc = subprocess.Popen(argv, stdin=subprocess.PIPE if data is not None else subprocess.DEVNULL,
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=self._env(),
-                                    close_fds=True)
-        except OSError as err:
-            raise SpireError('%s could not start: %s' % (describe_command(args), err))
-        try:
-            out, err = proc.communicate(input=data, timeout=self.timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
+            return run_once(self._argv(args, output_json), data, self.timeout)
+        except CommandTimeout:
             raise SpireError('%s timed out after %ss (socket_path %s)' % (
                 describe_command(args), self.timeout, self.socket_path))
-        return proc.returncode, out, err
+        except CommandError as err:
+            raise SpireError('%s could not start: %s' % (describe_command(args), err))
 
     def run_json(self, args, data=None):
         """Run ``spire-server <args> -socketPath <socket_path> -output json`` and return the parsed JSON.
@@ -191,77 +173,50 @@ class SpireServerCLI(object):
     def run_bare(self, args):
         """Run ``spire-server <args>`` with no added flags (for ``--version``): (rc, stdout, stderr)."""
         try:
-            proc = subprocess.Popen([self.binary] + list(args), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, env=self._env(), close_fds=True)
-            out, err = proc.communicate(timeout=self.timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
+            rc, out, err = run_once([self.binary] + list(args), None, self.timeout)
+        except CommandTimeout:
             raise SpireError('%s timed out after %ss' % (describe_command(args), self.timeout))
-        except OSError as err:
+        except CommandError as err:
             raise SpireError('%s could not start: %s' % (describe_command(args), err))
-        return proc.returncode, to_text(out, errors='surrogate_or_replace'), to_text(err, errors='surrogate_or_replace')
+        return rc, to_text(out, errors='surrogate_or_replace'), to_text(err, errors='surrogate_or_replace')
 
     def stream_json_array(self, args, key, data=None):
         """Run like run_json and yield the elements of the top-level array ``key`` one at a time while
         stdout is read, so a large answer (``entry show`` of 100,000 entries) is never held whole.
         Raises SpireError when the command fails (after any elements already yielded)."""
-        argv = self._argv(args, output_json=True)
-        errfile = tempfile.TemporaryFile()
-        proc = watchdog = None
+        exit_status = []
+        chunks = stream(self._argv(args, output_json=True), data, self.timeout,
+                        on_exit=lambda rc, err, fired: exit_status.append((rc, err, fired)))
+        parse_error = None
         try:
             try:
-                proc = subprocess.Popen(argv, stdin=subprocess.PIPE if data is not None else subprocess.DEVNULL,
-                                        stdout=subprocess.PIPE, stderr=errfile, env=self._env(), close_fds=True)
-            except OSError as err:
-                raise SpireError('%s could not start: %s' % (describe_command(args), err))
-            fired = []
-
-            def expire():
-                fired.append(True)
-                proc.kill()
-            watchdog = threading.Timer(self.timeout, expire)
-            watchdog.daemon = True
-            watchdog.start()
-            if data is not None:
-                proc.stdin.write(data if isinstance(data, bytes) else to_bytes(data))
-                proc.stdin.close()
-            parse_error = None
-            try:
-                yield from iter_json_array(_reader(proc.stdout), key)
+                yield from iter_json_array(_decoded(chunks), key)
             except ValueError as err:
                 parse_error = err
-            proc.stdout.close()
-            rc = proc.wait()
-            watchdog.cancel()
-            if fired:
-                raise SpireError('%s timed out after %ss (socket_path %s)' % (
-                    describe_command(args), self.timeout, self.socket_path))
-            if rc != 0:
-                errfile.seek(0)
-                raise self._error(args, rc, to_text(errfile.read(), errors='surrogate_or_replace'))
-            if parse_error is not None:
-                raise SpireError('%s did not print the expected JSON (socket_path %s): %s' % (
-                    describe_command(args), self.socket_path, parse_error))
+            for _chunk in chunks:  # read to the end for the exit status
+                pass
+        except CommandError as err:
+            raise SpireError('%s could not start: %s' % (describe_command(args), err))
         finally:
-            if watchdog is not None:
-                watchdog.cancel()
-            if proc is not None and proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            errfile.close()
+            chunks.close()  # a consumer that stops early ends the process here
+        rc, err, fired = exit_status[0]
+        if fired:
+            raise SpireError('%s timed out after %ss (socket_path %s)' % (
+                describe_command(args), self.timeout, self.socket_path))
+        if rc != 0:
+            raise self._error(args, rc, to_text(err, errors='surrogate_or_replace'))
+        if parse_error is not None:
+            raise SpireError('%s did not print the expected JSON (socket_path %s): %s' % (
+                describe_command(args), self.socket_path, parse_error))
 
 
-def _reader(stream):
+def _decoded(chunks):
     decoder = codecs.getincrementaldecoder('utf-8')()
-    while True:
-        chunk = stream.read(_READ_SIZE)
-        if not chunk:
-            tail = decoder.decode(b'', final=True)
-            if tail:
-                yield tail
-            return
+    for chunk in chunks:
         yield decoder.decode(chunk)
+    tail = decoder.decode(b'', final=True)
+    if tail:
+        yield tail
 
 
 _WS = ' \t\r\n'

@@ -22,9 +22,10 @@ import tempfile
 import time
 
 from ansible_collections.trustroot.ops.plugins.module_utils._backup import (
-    finish_backup, subprocess_run, write_archive)
+    finish_backup, write_archive)
 from ansible_collections.trustroot.ops.plugins.module_utils._der import der_read
 from ansible_collections.trustroot.ops.plugins.module_utils._errors import TrustrootError
+from ansible_collections.trustroot.ops.plugins.module_utils._runner import subprocess_run
 
 
 class SpireBackupError(TrustrootError):

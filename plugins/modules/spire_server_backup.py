@@ -242,7 +242,6 @@ SAVED_ONLY = ('age_recipients', 'keep_count', 'max_age', 'metric_textfile_dir', 
 RESTORED_ONLY = ('path', 'age_identity', 'force', 'force_key_mismatch')
 
 
-
 def option_errors(params):
     errors = []
     state = params['state']

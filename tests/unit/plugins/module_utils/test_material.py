@@ -182,8 +182,8 @@ class AgeModule(object):
     def get_bin_path(self, name):
         return shutil.which(name)
 
-    def run_command(self, argv, data=None, binary_data=False, encoding=None):
-        proc = subprocess.run(argv, input=data, capture_output=True, check=False)
+    def run_command(self, argv, data=None, binary_data=False, encoding=None, environ_update=None):
+        proc = subprocess.run(argv, input=data, capture_output=True, check=False, env=dict(os.environ, **(environ_update or {})))
         return proc.returncode, proc.stdout, proc.stderr
 
 
