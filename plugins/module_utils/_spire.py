@@ -13,51 +13,17 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import codecs
 import json
 import os
-import re
 
 from ansible.module_utils.basic import env_fallback
 from ansible.module_utils.common.text.converters import to_text
 
 from ansible_collections.trustroot.ops.plugins.module_utils._der import DERError, der_children, der_read
-from ansible_collections.trustroot.ops.plugins.module_utils._errors import TrustrootError
 from ansible_collections.trustroot.ops.plugins.module_utils._runner import CommandError, CommandTimeout, run_once, stream
-
-DEFAULT_SERVER_SOCKET = '/tmp/spire-server/private/api.sock'
-MAX_BATCH = 50            # create/update per CLI call (spire-controller-manager's sizes)
-MAX_DELETE_BATCH = 200
-
-# Places spire-server is commonly installed when it is not on PATH.
-BINARY_DIRS = ['/opt/spire/bin', '/usr/local/bin', '/usr/bin']
-
-# gRPC status codes that batch results carry.
-CODE_NAMES = {
-    0: 'OK', 1: 'CANCELED', 2: 'UNKNOWN', 3: 'INVALID_ARGUMENT', 4: 'DEADLINE_EXCEEDED', 5: 'NOT_FOUND',
-    6: 'ALREADY_EXISTS', 7: 'PERMISSION_DENIED', 8: 'RESOURCE_EXHAUSTED', 9: 'FAILED_PRECONDITION',
-    10: 'ABORTED', 11: 'OUT_OF_RANGE', 12: 'UNIMPLEMENTED', 13: 'INTERNAL', 14: 'UNAVAILABLE',
-    15: 'DATA_LOSS', 16: 'UNAUTHENTICATED',
-}
-ALREADY_EXISTS = 6
-NOT_FOUND = 5
-
-_RPC_ERROR = re.compile(r'rpc error: code = (\w+) desc = (.*)', re.S)
-_UNREACHABLE_HINTS = ('connection error', 'error while dialing', 'no such file or directory',
-                      'connection refused', 'permission denied', 'unable to determine health')
-
-
-class SpireError(TrustrootError):
-    """A failed spire-server call. ``message`` is safe to show (no secrets, no stdin data);
-    ``failures`` lists failed batch results ({'item', 'code', 'message'}); ``grpc_code`` is the gRPC
-    status name parsed from the CLI's error text when there is one (for example ``NotFound``)."""
-
-    def __init__(self, message, failures=None, grpc_code=None, stderr=None):
-        super(SpireError, self).__init__(message)
-        self.message = message
-        self.failures = list(failures or [])
-        self.grpc_code = grpc_code
-        self.stderr = stderr
+from ansible_collections.trustroot.ops.plugins.module_utils._spire_cli import (  # noqa: F401 pylint: disable=unused-import
+    ALREADY_EXISTS, BINARY_DIRS, CODE_NAMES, DEFAULT_SERVER_SOCKET, MAX_BATCH, MAX_DELETE_BATCH, NOT_FOUND, SpireError, check_results,
+    chunked, clean_stderr, describe_command, format_failures, grpc_error, iter_json_array, looks_unreachable, result_failures, _decoded)
 
 
 def server_argument_spec():
@@ -68,37 +34,6 @@ def server_argument_spec():
         spire_server_path=dict(type='path'),
         timeout=dict(type='int', default=60),
     )
-
-
-def grpc_error(text):
-    """(code name, description) from a CLI error text such as 'rpc error: code = NotFound desc = ...',
-    or (None, None)."""
-    match = _RPC_ERROR.search(text or '')
-    if not match:
-        return None, None
-    return match.group(1), match.group(2).strip()
-
-
-def looks_unreachable(text):
-    lowered = (text or '').lower()
-    return any(hint in lowered for hint in _UNREACHABLE_HINTS)
-
-
-def describe_command(args):
-    """The command for messages: ``spire-server`` and its arguments (stdin data is never shown)."""
-    return 'spire-server ' + ' '.join(to_text(a) for a in args)
-
-
-def clean_stderr(text):
-    """The CLI's error text without its 'Error: ' prefix and usage dump, on one line."""
-    text = to_text(text or '').strip()
-    lines = []
-    for line in text.splitlines():
-        if line.startswith('Usage of '):
-            break
-        lines.append(line.strip())
-    text = ' '.join(line for line in lines if line)
-    return text[len('Error: '):] if text.startswith('Error: ') else text
 
 
 class SpireServerCLI(object):
@@ -208,153 +143,6 @@ class SpireServerCLI(object):
         if parse_error is not None:
             raise SpireError('%s did not print the expected JSON (socket_path %s): %s' % (
                 describe_command(args), self.socket_path, parse_error))
-
-
-def _decoded(chunks):
-    decoder = codecs.getincrementaldecoder('utf-8')()
-    for chunk in chunks:
-        yield decoder.decode(chunk)
-    tail = decoder.decode(b'', final=True)
-    if tail:
-        yield tail
-
-
-_WS = ' \t\r\n'
-
-
-def iter_json_array(chunks, key):
-    """Pure. Yield the elements of the array under ``key`` in a JSON object that arrives as text
-    ``chunks`` (any split). Other members are skipped; a missing or null ``key`` yields nothing.
-    With ``key=None`` the document itself is the array. Raises ValueError on malformed or truncated
-    input."""
-    decoder = json.JSONDecoder()
-    state = {'buf': '', 'pos': 0, 'eof': False}
-    source = iter(chunks)
-
-    def more():
-        if state['eof']:
-            return False
-        try:
-            chunk = next(source)
-        except StopIteration:
-            state['eof'] = True
-            return False
-        state['buf'] = state['buf'][state['pos']:] + chunk
-        state['pos'] = 0
-        return True
-
-    def skip_ws():
-        while True:
-            buf, pos = state['buf'], state['pos']
-            while pos < len(buf) and buf[pos] in _WS:
-                pos += 1
-            state['pos'] = pos
-            if pos < len(buf):
-                return buf[pos]
-            if not more():
-                return None
-
-    def expect(char):
-        found = skip_ws()
-        if found != char:
-            raise ValueError('expected %r, found %r' % (char, found))
-        state['pos'] += 1
-
-    def value():
-        while True:
-            skip_ws()
-            try:
-                obj, end = decoder.raw_decode(state['buf'], state['pos'])
-            except ValueError:
-                if more():
-                    continue
-                raise
-            if end >= len(state['buf']) and not state['eof'] and not isinstance(obj, (dict, list, str)):
-                # A number or literal that touches the end of the buffer may continue in the next chunk.
-                if more():
-                    continue
-            state['pos'] = end
-            return obj
-
-    def items(where):
-        state['pos'] += 1
-        if skip_ws() == ']':
-            state['pos'] += 1
-            return
-        while True:
-            yield value()
-            sep = skip_ws()
-            state['pos'] += 1
-            if sep == ']':
-                return
-            if sep != ',':
-                raise ValueError('expected , or ] in %s, found %r' % (where, sep))
-
-    if key is None:
-        if skip_ws() != '[':
-            raise ValueError('expected a JSON array')
-        yield from items('the array')
-        if skip_ws() is not None:
-            raise ValueError('unexpected data after the array')
-        return
-    expect('{')
-    if skip_ws() == '}':
-        return
-    while True:
-        name = value()
-        if not isinstance(name, str):
-            raise ValueError('expected a member name')
-        expect(':')
-        if name == key and skip_ws() == '[':
-            yield from items(key)
-        else:
-            value()
-        sep = skip_ws()
-        state['pos'] += 1
-        if sep == '}':
-            return
-        if sep != ',':
-            raise ValueError('expected , or } found %r' % sep)
-
-
-def result_failures(results, describe):
-    """Pure. ``results`` is the ``results`` list of a batch answer; returns a list of
-    {'item': describe(result), 'code': int, 'message': str} for every result whose status.code != 0."""
-    failures = []
-    for result in results or []:
-        status = result.get('status') or {}
-        code = int(status.get('code') or 0)
-        if code != 0:
-            failures.append({'item': describe(result), 'code': code,
-                             'message': to_text(status.get('message') or CODE_NAMES.get(code, 'failed'))})
-    return failures
-
-
-def format_failures(failures):
-    return '; '.join('%s: %s (%s)' % (f['item'], f['message'], CODE_NAMES.get(f['code'], f['code']))
-                     for f in failures)
-
-
-def check_results(results, describe):
-    """Raises SpireError listing every failed result (batch commands exit 0 even when some fail)."""
-    failures = result_failures(results, describe)
-    if failures:
-        raise SpireError('%d of %d results failed: %s' % (len(failures), len(results), format_failures(failures)),
-                         failures=failures)
-
-
-def chunked(items, size):
-    """Pure generator of lists of at most ``size`` items."""
-    if size < 1:
-        raise ValueError('size must be at least 1')
-    batch = []
-    for item in items:
-        batch.append(item)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 # --- reading SPIRE answers (pure) -------------------------------------------------------------------------

@@ -25,7 +25,10 @@ from ansible_collections.trustroot.ops.plugins.module_utils._backup import (
     finish_backup, write_archive)
 from ansible_collections.trustroot.ops.plugins.module_utils._der import der_read
 from ansible_collections.trustroot.ops.plugins.module_utils._errors import TrustrootError
+from ansible_collections.trustroot.ops.plugins.module_utils import _spire_cli
 from ansible_collections.trustroot.ops.plugins.module_utils._runner import subprocess_run
+from ansible_collections.trustroot.ops.plugins.module_utils._spire_cli import (  # noqa: F401 pylint: disable=unused-import
+    DEFAULT_SERVER_SOCKET, BINARY_DIRS, SpireClient, clean_stderr, cli_argv, parse_version)
 
 
 class SpireBackupError(TrustrootError):
@@ -145,8 +148,7 @@ def bundle_summary(bundle_json):
 # --- the spire-server CLI ----------------------------------------------------------------------------------
 
 SYSTEM = 'spire-server'
-DEFAULT_SOCKET = '/tmp/spire-server/private/api.sock'
-BINARY_DIRS = ('/opt/spire/bin', '/usr/local/bin', '/usr/bin')
+DEFAULT_SOCKET = DEFAULT_SERVER_SOCKET
 DATASTORES = ('sqlite3', 'postgres')
 PART_SQLITE = 'datastore.sqlite3'
 PART_PGDUMP = 'datastore.pgdump'
@@ -165,77 +167,18 @@ def _text(value):
 
 def one_line(text, limit=2000):
     """A command's error output on one line, without a usage dump."""
-    lines = []
-    for line in _text(text).strip().splitlines():
-        if line.startswith('Usage of '):
-            break
-        if line.strip():
-            lines.append(line.strip())
-    text = ' '.join(lines)
-    if text.startswith('Error: '):
-        text = text[len('Error: '):]
-    return text[:limit]
-
-
-def cli_argv(binary, socket_path, args, output_json=True):
-    """Pure. ``spire-server <args> -socketPath <socket> [-output json]`` as an argv list."""
-    argv = [binary] + [str(a) for a in args] + ['-socketPath', socket_path]
-    if output_json:
-        argv += ['-output', 'json']
-    return argv
+    return clean_stderr(text)[:limit]
 
 
 def find_spire_server(path=None):
     """The spire-server binary: ``path`` when given, else PATH, /opt/spire/bin, /usr/local/bin, /usr/bin."""
-    if path:
-        if not (os.path.isfile(path) and os.access(path, os.X_OK)):
-            raise SpireBackupError('spire_server_path: %s is not an executable file' % path)
-        return path
-    found = shutil.which('spire-server')
-    if found:
-        return found
-    for directory in BINARY_DIRS:
-        candidate = os.path.join(directory, 'spire-server')
-        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
-            return candidate
-    raise SpireBackupError('spire-server was not found on PATH nor in %s: set spire_server_path' % ', '.join(BINARY_DIRS))
+    return _spire_cli.find_spire_server(path, error=SpireBackupError)
 
 
-class SpireCLI(object):
-    """``spire-server`` commands with ``-socketPath`` and ``-output json`` through ``run``."""
+class SpireCLI(SpireClient):
+    """The SPIRE client whose failures are backup step failures."""
 
-    def __init__(self, binary, socket_path, run):
-        self.binary = binary
-        self.socket_path = socket_path or DEFAULT_SOCKET
-        self.run = run
-
-    def json(self, args):
-        rc, out, err = self.run(cli_argv(self.binary, self.socket_path, args))
-        if rc != 0:
-            raise SpireBackupError('spire-server %s failed (socket_path %s): %s' % (
-                ' '.join(args), self.socket_path, one_line(err) or one_line(out) or 'exit status %s' % rc))
-        try:
-            return json.loads(_text(out))
-        except ValueError:
-            raise SpireBackupError('spire-server %s did not print JSON (socket_path %s)' % (' '.join(args), self.socket_path))
-
-    def version(self):
-        rc, out, err = self.run([self.binary, '--version'])
-        return parse_version(out, err) if rc == 0 else None
-
-    def healthy(self):
-        rc, _out, _err = self.run(cli_argv(self.binary, self.socket_path, ['healthcheck'], output_json=False))
-        return rc == 0
-
-
-def parse_version(out, err=b''):
-    """Pure. '1.15.3' from ``spire-server --version`` (printed on stdout or stderr), or None."""
-    for text in (_text(out), _text(err)):
-        for token in text.split():
-            token = token.strip()
-            if token[:1].isdigit() and '.' in token:
-                return token
-    return None
+    error = SpireBackupError
 
 
 def server_info(bundle, entries_json, agent_count, federated_bundles, relationships, version, datastore):
