@@ -23,7 +23,7 @@ from ansible_collections.trustroot.ops.plugins.module_utils._der import DERError
 from ansible_collections.trustroot.ops.plugins.module_utils._runner import CommandError, CommandTimeout, run_once, stream
 from ansible_collections.trustroot.ops.plugins.module_utils._spire_cli import (  # noqa: F401 pylint: disable=unused-import
     ALREADY_EXISTS, BINARY_DIRS, CODE_NAMES, DEFAULT_SERVER_SOCKET, MAX_BATCH, MAX_DELETE_BATCH, NOT_FOUND, SpireError, check_results,
-    chunked, clean_stderr, describe_command, format_failures, grpc_error, iter_json_array, looks_unreachable, result_failures, _decoded)
+    chunked, clean_stderr, describe_command, find_spire_server, format_failures, grpc_error, iter_json_array, looks_unreachable, result_failures, _decoded)
 
 
 def server_argument_spec():
@@ -43,16 +43,11 @@ class SpireServerCLI(object):
         self.module = module
         self.socket_path = module.params.get('socket_path') or DEFAULT_SERVER_SOCKET
         self.timeout = module.params.get('timeout') or 60
+        # A missing binary raises SpireError naming spire_server_path (modules end through run_module).
         path = module.params.get('spire_server_path')
-        if path:
-            if not (os.path.isfile(path) and os.access(path, os.X_OK)):
-                module.fail_json(msg='spire_server_path: %s is not an executable file' % path)
-            self.binary = path
-        else:
-            self.binary = module.get_bin_path('spire-server', opt_dirs=BINARY_DIRS)
-            if not self.binary:
-                module.fail_json(msg='spire-server was not found on PATH nor in %s: set spire_server_path'
-                                 % ', '.join(BINARY_DIRS))
+        self.binary = find_spire_server(path) if path else module.get_bin_path('spire-server', opt_dirs=BINARY_DIRS)
+        if not self.binary:
+            find_spire_server(None)
 
     # -- argv
     def _argv(self, args, output_json):

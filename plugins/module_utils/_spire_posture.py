@@ -9,12 +9,17 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import http.client
 import json
+import os
 import re
+import ssl
+import urllib.parse
 
-from ansible_collections.trustroot.ops.plugins.module_utils._spire import bundle_summary
+from ansible_collections.trustroot.ops.plugins.module_utils._spire import bundle_summary, local_authority_summary
+from ansible_collections.trustroot.ops.plugins.module_utils._spire_cli import SpireError
 from ansible_collections.trustroot.ops.plugins.module_utils._spire_federation import (
-    id_from_proto, parse_spiffe_bundle)
+    bundle_pem, id_from_proto, parse_spiffe_bundle)
 
 # A name holds digits too (default_x509_svid_ttl); a value may be followed by a comment.
 _SETTING = re.compile(r'^\s*([a-z0-9_]+)\s*=\s*"?([^"#\n]*)"?\s*(?:#.*)?$', re.M)
@@ -121,3 +126,91 @@ def parse_served(url, content_type, body):
     except ValueError:
         raise ValueError('bundle endpoint %s served a body that is not valid JSON (cut off?)' % url)
     return served_keys(document, url)
+
+
+# --- reading the posture (network and datastore) ---------------------------------------------------------
+
+def fetch_served(rel, raw_bundle, timeout):
+    """The key set the peer's endpoint serves now, or raises OSError / ValueError saying why not."""
+    url = rel['bundle_endpoint_url']
+    if rel['profile'] == 'https_spiffe':
+        if not raw_bundle:
+            raise ValueError('no stored bundle to authenticate the endpoint')
+        context = ssl.create_default_context(cadata=bundle_pem(raw_bundle))
+        context.check_hostname = False     # an SVID names a SPIFFE ID, not a host name
+    else:
+        context = ssl.create_default_context()
+    # http.client rather than open_url: the https_spiffe profile needs an SSL context trusting the stored bundle
+    # and not checking a host name (open_url takes neither).
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme != 'https' or not parts.hostname:
+        raise ValueError('bundle endpoint URL %s is not https://host[:port]/...' % url)
+    connection = http.client.HTTPSConnection(parts.hostname, parts.port or 443, timeout=timeout, context=context)
+    try:
+        connection.request('GET', (parts.path or '/') + ('?' + parts.query if parts.query else ''))
+        response = connection.getresponse()
+        if response.status != 200:
+            raise ValueError('bundle endpoint %s answered HTTP %d' % (url, response.status))
+        # One byte more than allowed, so an oversized answer is refused rather than read cut off.
+        return parse_served(url, response.getheader('Content-Type'), response.read(MAX_BUNDLE + 1))
+    finally:
+        connection.close()
+
+
+def join_tokens(config):
+    """{'listable', 'reason', 'expiries'}: unused join tokens' expiries, from a sqlite3 datastore opened read-only."""
+    kind = config.get('database_type', 'sqlite3')
+    if kind != 'sqlite3':
+        return {'listable': False, 'reason': 'spire-server has no command that lists them and the %s datastore is '
+                                             'not read by this check' % kind}
+    path = config.get('connection_string') or ''
+    try:
+        import sqlite3
+    except ImportError:
+        return {'listable': False, 'reason': 'python3 sqlite3 module missing on the server host'}
+    if not os.path.isfile(path):
+        return {'listable': False, 'reason': 'datastore %s not found' % path}
+    try:
+        connection = sqlite3.connect('file:%s?mode=ro' % path, uri=True, timeout=5)
+        try:
+            # Only the expiry: token values are secrets and never leave the datastore.
+            rows = connection.execute('SELECT expiry FROM join_tokens').fetchall()
+        finally:
+            connection.close()
+    except sqlite3.Error as err:
+        return {'listable': False, 'reason': 'datastore not readable: %s' % err}
+    return {'listable': True, 'expiries': sorted(int(row[0]) for row in rows)}
+
+
+def read_posture(cli, params):
+    """The posture facts: the config file, the server's answers, every peer's served bundle, join token expiries.
+    A config or server that cannot be read gives {'error': ...} (the report judges that too)."""
+    out = {}
+    try:
+        out['config'] = read_config(params['config_path'])
+    except (IOError, OSError) as err:
+        return {'error': 'config %s: %s' % (params['config_path'], err)}
+    out['trust_domain'] = out['config'].get('trust_domain')
+    try:
+        entries = cli.run_json(['entry', 'show']).get('entries') or []
+        agents = cli.run_json(['agent', 'list']).get('agents') or []
+        rels = relationships(cli.run_json(['federation', 'list']))
+        bundles = cli.run_json(['bundle', 'list']).get('bundles') or []
+        x509 = cli.run_json(['localauthority', 'x509', 'show'])
+    except SpireError as err:
+        return {'error': err.message}
+    out['entries'] = entries_view(entries)
+    out['agents'] = agents_view(agents)
+    out['bundles'] = bundles_view(bundles)
+    raw_by_domain = dict((b.get('trust_domain'), b) for b in bundles)
+    for rel in rels:
+        raw = raw_by_domain.get(rel['trust_domain']) or {}
+        rel['stored_keys'] = stored_keys(raw)
+        try:
+            rel['served'] = fetch_served(rel, raw, params['fetch_timeout'])
+        except (OSError, ValueError, ssl.SSLError, http.client.HTTPException) as err:
+            rel['served'], rel['served_error'] = None, str(getattr(err, 'reason', None) or err)[:400]
+    out['federations'] = rels
+    out['local_authorities'] = {'x509': local_authority_summary(x509)}
+    out['join_tokens'] = join_tokens(out['config'])
+    return out

@@ -193,10 +193,10 @@ def test_run_plain(tmp_path):
 
 
 def test_binary_lookup(tmp_path):
-    with pytest.raises(FailJson) as info:
+    with pytest.raises(SpireError) as info:
         SpireServerCLI(FakeModule({'spire_server_path': str(tmp_path / 'missing'), 'socket_path': 'x'}))
     assert 'spire_server_path' in str(info.value)
-    with pytest.raises(FailJson) as info:
+    with pytest.raises(SpireError) as info:
         SpireServerCLI(FakeModule({'spire_server_path': None, 'socket_path': 'x'}, path_lookup=None))
     assert 'spire_server_path' in str(info.value)
     cli = SpireServerCLI(FakeModule({'spire_server_path': None, 'socket_path': None}, path_lookup='/bin/true'))
