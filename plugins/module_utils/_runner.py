@@ -145,8 +145,7 @@ def stream(argv, data=None, timeout=None, env=None, on_exit=None):
         if data is not None:
             proc.stdin.write(_bytes(data))
             proc.stdin.close()
-        for chunk in iter(lambda: proc.stdout.read(READ_SIZE), b''):
-            yield chunk
+        yield from iter(lambda: proc.stdout.read(READ_SIZE), b'')
         proc.stdout.close()
         rc = proc.wait()
         if watchdog is not None:
@@ -167,9 +166,8 @@ def check(run, argv, what=None, data=None):
     """Run and return stdout bytes; a non-zero exit raises CommandError naming ``what`` (default: the command)."""
     rc, out, err = run(argv, data)
     if rc != 0:
-        raise CommandError('%s failed: %s' % (what or ' '.join(os.path.basename(a) if i == 0 else a
-                                                                for i, a in enumerate(argv)),
-                                              _text(err).strip() or _text(out).strip() or 'exit status %s' % rc))
+        what = what or ' '.join([os.path.basename(argv[0])] + list(argv[1:]))
+        raise CommandError('%s failed: %s' % (what, _text(err).strip() or _text(out).strip() or 'exit status %s' % rc))
     return out
 
 

@@ -50,8 +50,8 @@ def test_module_runner_uses_run_command():
     run = _runner.module_runner(Module())
     assert run(['age', '-d'], data='x') == (0, b'out', b'')
     run(['other'])
-    assert calls[0] == (['/usr/bin/age', '-d'], dict(data=b'x', binary_data=True, encoding=None,
-                                                      environ_update={'LANG': 'C', 'LC_ALL': 'C'}))
+    expected = dict(data=b'x', binary_data=True, encoding=None, environ_update={'LANG': 'C', 'LC_ALL': 'C'})
+    assert calls[0] == (['/usr/bin/age', '-d'], expected)
     assert calls[1][0] == ['other']
 
 

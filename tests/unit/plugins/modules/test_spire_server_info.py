@@ -1,6 +1,4 @@
 """spire_server_info through main(), with a fake spire-server client at the boundary."""
-import pytest
-
 from ansible_collections.trustroot.ops.plugins.module_utils._spire import SpireError
 from ansible_collections.trustroot.ops.plugins.modules import spire_server_info
 
