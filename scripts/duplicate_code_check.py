@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Duplicate-code check over plugins/: pylint's similarity checker (duplicate-code, R0801) on the code only.
 
 A module's DOCUMENTATION, EXAMPLES and RETURN blocks repeat option descriptions on purpose (ansible-doc shows each
