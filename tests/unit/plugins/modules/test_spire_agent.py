@@ -4,34 +4,29 @@ import pytest
 from ansible_collections.trustroot.ops.plugins.module_utils._spire import SpireError
 from ansible_collections.trustroot.ops.plugins.modules import spire_agent
 
+from ._spire_fake import FakeSpireServerCLI, not_found
+
 AGENT = 'spiffe://example.org/spire/agent/join_token/t1'
 
 
-class FakeCLI(object):
-    """Answers like spire-server -output json; records every call."""
+class FakeCLI(FakeSpireServerCLI):
+    """A server knowing ``agents`` (SPIFFE ID -> raw agent)."""
 
     def __init__(self, agents, purge_answer=None):
+        super(FakeCLI, self).__init__()
         self.agents = agents
         self.purge_answer = purge_answer
-        self.calls = []
 
-    def __call__(self, module):
-        return self
-
-    def run_json(self, args):
-        self.calls.append(list(args))
+    def answer(self, args):
         if args[:2] == ['bundle', 'show']:
             return {'trust_domain': 'example.org'}
         if args[:2] == ['agent', 'show']:
-            raw = self.agents.get(args[3])
-            if raw is None:
-                raise SpireError('rpc error: code = NotFound desc = agent not found', grpc_code='NotFound')
-            return raw
+            return self.agents.get(args[3]) or not_found('agent')
         if args[:2] == ['agent', 'purge']:
             return self.purge_answer
         if args[:2] in (['agent', 'evict'], ['agent', 'ban']):
             return {}
-        raise AssertionError('unexpected call %r' % (args,))
+        return super(FakeCLI, self).answer(args)
 
     def mutations(self):
         return [c for c in self.calls if c[1] in ('evict', 'ban') or (c[1] == 'purge' and '-dryRun' not in c)]
@@ -86,8 +81,8 @@ def test_banning_an_unknown_agent_fails_naming_it(run_main, cli):
 
 def test_a_server_error_fails_with_its_message(run_main, monkeypatch):
     class Broken(FakeCLI):
-        def run_json(self, args):
-            raise SpireError('spire-server bundle show: connection refused')
+        def answer(self, args):
+            return SpireError('spire-server bundle show: connection refused')
     monkeypatch.setattr(spire_agent, 'SpireServerCLI', Broken({}))
     ended = run_main(spire_agent.main, {'state': 'evicted', 'spiffe_id': AGENT})
     assert ended.failed and ended.result['msg'] == 'spire-server bundle show: connection refused'

@@ -1,30 +1,22 @@
 """spire_agent_info through main(), with a fake spire-server client at the boundary."""
 import pytest
 
-from ansible_collections.trustroot.ops.plugins.module_utils._spire import SpireError
 from ansible_collections.trustroot.ops.plugins.modules import spire_agent_info
+
+from ._spire_fake import FakeSpireServerCLI, not_found
 
 AGENT = 'spiffe://example.org/spire/agent/join_token/t1'
 RAW = {'id': {'trust_domain': 'example.org', 'path': '/spire/agent/join_token/t1'}, 'banned': False,
        'attestation_type': 'join_token', 'x509svid_expires_at': 1900000000}
 
 
-class FakeCLI(object):
-    def __init__(self):
-        self.calls = []
-
-    def __call__(self, module):
-        return self
-
-    def run_json(self, args):
-        self.calls.append(list(args))
+class FakeCLI(FakeSpireServerCLI):
+    def answer(self, args):
         if args[:2] == ['agent', 'show']:
-            if args[3] != AGENT:
-                raise SpireError('rpc error: code = NotFound desc = agent not found', grpc_code='NotFound')
-            return RAW
+            return RAW if args[3] == AGENT else not_found('agent')
         if args[:2] == ['agent', 'list']:
             return {'agents': [RAW]}
-        raise AssertionError(args)
+        return super(FakeCLI, self).answer(args)
 
 
 @pytest.fixture

@@ -4,6 +4,8 @@ import pytest
 
 from ansible_collections.trustroot.ops.plugins.modules import spire_authority
 
+from ._spire_fake import FakeSpireServerCLI
+
 JWT_KEY = ('MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAELZpYejY72Sl8/cH1pSiw4DTLytuXGP2rPnA9Cac8vt7YHhgVG0K3VS8JyBcpCU8u6JTCBF'
            'HNVwq2u60CQNLmxg==')
 
@@ -12,19 +14,15 @@ def slot(authority_id):
     return {'authority_id': authority_id, 'expires_at': '1795433230', 'upstream_authority_subject_key_id': ''}
 
 
-class FakeServer(object):
+class FakeServer(FakeSpireServerCLI):
     """One SPIRE server's JWT authorities: ``localauthority jwt prepare`` adds k2 to the slots and the bundle."""
 
     def __init__(self):
+        super(FakeServer, self).__init__()
         self.show = {'active': slot('k1')}
         self.kids = ['k1']
-        self.calls = []
 
-    def __call__(self, module):
-        return self
-
-    def run_json(self, args):
-        self.calls.append(list(args))
+    def answer(self, args):
         if args == ['localauthority', 'jwt', 'show']:
             return dict(self.show)
         if args == ['bundle', 'show']:
@@ -35,7 +33,7 @@ class FakeServer(object):
             self.show['prepared'] = slot('k2')
             self.kids.append('k2')
             return {'prepared_authority': slot('k2')}
-        raise AssertionError('unexpected call %r' % (args,))
+        return super(FakeServer, self).answer(args)
 
     def mutations(self):
         return [c for c in self.calls if c[-1] != 'show']

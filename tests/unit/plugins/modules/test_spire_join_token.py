@@ -6,25 +6,20 @@ import pytest
 from ansible_collections.trustroot.ops.plugins.module_utils._spire import SpireError
 from ansible_collections.trustroot.ops.plugins.modules import spire_join_token
 
+from ._spire_fake import FakeSpireServerCLI
+
 from .conftest import assert_no_secret
 
 TOKEN = 'c0ffee00-1111-2222-3333-444455556666'
 
 
-class FakeCLI(object):
+class FakeCLI(FakeSpireServerCLI):
     def __init__(self, answers):
+        super(FakeCLI, self).__init__()
         self.answers = answers
-        self.calls = []
 
-    def __call__(self, module):
-        return self
-
-    def run_json(self, args):
-        self.calls.append(list(args))
-        answer = self.answers[' '.join(args[:2])]
-        if isinstance(answer, Exception):
-            raise answer
-        return answer
+    def answer(self, args):
+        return self.answers[' '.join(args[:2])]
 
 
 @pytest.fixture

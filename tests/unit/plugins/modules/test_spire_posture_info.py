@@ -4,6 +4,8 @@ import pytest
 from ansible_collections.trustroot.ops.plugins.module_utils._spire import SpireError
 from ansible_collections.trustroot.ops.plugins.modules import spire_posture_info
 
+from ._spire_fake import FakeSpireServerCLI
+
 CONF = '''server {
   trust_domain = "example.org"
   default_x509_svid_ttl = "1h"
@@ -19,18 +21,14 @@ plugins {
 '''
 
 
-class FakeCLI(object):
+class FakeCLI(FakeSpireServerCLI):
     def __init__(self, fail=False):
-        self.calls = []
+        super(FakeCLI, self).__init__()
         self.fail = fail
 
-    def __call__(self, module):
-        return self
-
-    def run_json(self, args):
-        self.calls.append(list(args))
+    def answer(self, args):
         if self.fail:
-            raise SpireError('SPIRE server not reachable on socket_path /x (spire-server entry show): refused')
+            return SpireError('SPIRE server not reachable on socket_path /x (spire-server entry show): refused')
         return {('entry', 'show'): {'entries': []}, ('agent', 'list'): {'agents': []},
                 ('federation', 'list'): {}, ('bundle', 'list'): {'bundles': []},
                 ('localauthority', 'x509', 'show'): {}}[tuple(args)]

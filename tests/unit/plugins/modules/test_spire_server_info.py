@@ -2,17 +2,16 @@
 from ansible_collections.trustroot.ops.plugins.module_utils._spire import SpireError
 from ansible_collections.trustroot.ops.plugins.modules import spire_server_info
 
+from ._spire_fake import FakeSpireServerCLI
 
-class FakeCLI(object):
+
+class FakeCLI(FakeSpireServerCLI):
     socket_path = '/run/spire/api.sock'
 
     def __init__(self, health=(0, '', ''), fail=None):
-        self.calls = []
+        super(FakeCLI, self).__init__()
         self.health = health
         self.fail = fail
-
-    def __call__(self, module):
-        return self
 
     def run_bare(self, args):
         self.calls.append(list(args))
@@ -22,10 +21,9 @@ class FakeCLI(object):
         self.calls.append(list(args))
         return self.health
 
-    def run_json(self, args):
-        self.calls.append(list(args))
+    def answer(self, args):
         if self.fail:
-            raise SpireError(self.fail)
+            return SpireError(self.fail)
         return {('bundle', 'show'): {'trust_domain': 'example.org'}, ('entry', 'count'): {'count': 3},
                 ('agent', 'count'): {'count': 2}}.get(tuple(args), {})
 
