@@ -315,6 +315,19 @@ def parse_connection_string(text):
     return params
 
 
+def connection_string_problem(text, required_with):
+    """Pure. What is wrong with the ``connection_string`` option (None when nothing is): missing although
+    ``required_with`` (for example ``state=copied``) needs it, or not a libpq string. The message names the option
+    and never quotes the string (it holds a password)."""
+    if not text:
+        return 'connection_string is required with %s' % required_with
+    try:
+        parse_connection_string(text)
+    except ValueError as err:
+        return str(err) if str(err).startswith('connection_string') else 'connection_string: %s' % err
+    return None
+
+
 def _quote_conninfo(value):
     return "'%s'" % value.replace('\\', '\\\\').replace("'", "\\'")
 

@@ -17,7 +17,8 @@ import time
 
 from ansible_collections.trustroot.ops.plugins.module_utils import _runner
 from ansible_collections.trustroot.ops.plugins.module_utils._runner import module_runner
-from ansible_collections.trustroot.ops.plugins.module_utils._spire_backup import parse_connection_string
+from ansible_collections.trustroot.ops.plugins.module_utils._spire_backup import (
+    connection_string_problem, parse_connection_string)
 from ansible_collections.trustroot.ops.plugins.module_utils._spire_datastore import (
     MIGRATIONS_TABLE, DatastoreMigrationError, PostgresTarget, SqliteSource, column_plan, count_problems,
     create_schema, kept_name, parse_datastore_config, parse_trust_domain, server_summary, summary_problems,
@@ -184,13 +185,9 @@ def run_verified(module, cli, result):
 def option_errors(params):
     errors = []
     if params['state'] == 'copied':
-        if not params['connection_string']:
-            errors.append('connection_string is required with state=copied')
-        else:
-            try:
-                parse_connection_string(params['connection_string'])
-            except ValueError as err:
-                errors.append(str(err) if str(err).startswith('connection_string') else 'connection_string: %s' % err)
+        problem = connection_string_problem(params['connection_string'], 'state=copied')
+        if problem:
+            errors.append(problem)
         if params['expected']:
             errors.append('expected applies only to state=verified')
     else:

@@ -24,9 +24,9 @@ from ansible_collections.trustroot.ops.plugins.module_utils._errors import Input
 from ansible_collections.trustroot.ops.plugins.module_utils._files import sha256_file
 from ansible_collections.trustroot.ops.plugins.module_utils._runner import module_runner
 from ansible_collections.trustroot.ops.plugins.module_utils._spire_backup import (
-    DATASTORE_PART, PART_KEYS, SYSTEM, SpireBackupError, SpireCLI, bundle_summary, check_restored, entries_digest,
-    find_spire_server, parse_connection_string, parts_pair_problems, restore_files, restore_plan, save_spire_backup,
-    state_view)
+    DATASTORE_PART, PART_KEYS, SYSTEM, SpireBackupError, SpireCLI, bundle_summary, check_restored,
+    connection_string_problem, entries_digest, find_spire_server, parts_pair_problems, restore_files, restore_plan,
+    save_spire_backup, state_view)
 
 SAVED_ONLY = ('age_recipients', 'keep_count', 'max_age', 'metric_textfile_dir', 's3')
 RESTORED_ONLY = ('path', 'age_identity', 'force', 'force_key_mismatch')
@@ -36,13 +36,9 @@ def option_errors(params):
     errors = []
     state = params['state']
     if params['datastore'] == 'postgres':
-        if not params['connection_string']:
-            errors.append('connection_string is required with datastore=postgres')
-        else:
-            try:
-                parse_connection_string(params['connection_string'])
-            except ValueError as err:
-                errors.append(str(err) if str(err).startswith('connection_string') else 'connection_string: %s' % err)
+        problem = connection_string_problem(params['connection_string'], 'datastore=postgres')
+        if problem:
+            errors.append(problem)
     elif params['connection_string']:
         errors.append('connection_string applies only to datastore=postgres')
     if state == 'saved':

@@ -979,3 +979,12 @@ def test_save_spire_backup_refuses_a_keys_file_of_another_server(tmp_path):
                                      'the datastore\'s CA journal active X.509 CA slot A' % (
                                          data / 'keys.json', data / 'datastore.sqlite3'))
     assert os.listdir(str(dest)) == []
+
+
+def test_connection_string_problem_names_the_option_and_never_quotes_it():
+    from ansible_collections.trustroot.ops.plugins.module_utils._spire_backup import connection_string_problem
+    assert connection_string_problem(None, 'state=copied') == 'connection_string is required with state=copied'
+    assert connection_string_problem('', 'datastore=postgres') == 'connection_string is required with datastore=postgres'
+    assert connection_string_problem('host=db user=spire password=s3cret dbname=spire', 'x') is None
+    problem = connection_string_problem('host=db password=s3cret bogus=1', 'x')
+    assert problem == 'connection_string has parameters libpq does not know: bogus' and 's3cret' not in problem
