@@ -202,7 +202,7 @@ import re
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.trustroot.ops.plugins.module_utils._commands import module_runner
+from ansible_collections.trustroot.ops.plugins.module_utils._runner import module_runner
 from ansible_collections.trustroot.ops.plugins.module_utils._errors import run_module
 from ansible_collections.trustroot.ops.plugins.module_utils._backup import (
     BackupError, archive_name, backup_argument_spec, backup_option_errors, check_system,

@@ -154,7 +154,7 @@ import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.trustroot.ops.plugins.module_utils._commands import module_runner
+from ansible_collections.trustroot.ops.plugins.module_utils._runner import module_runner
 from ansible_collections.trustroot.ops.plugins.module_utils._backup import (
     BackupError, Terminated, latest_backup, sigterm_raises, verify_archive)
 from ansible_collections.trustroot.ops.plugins.module_utils._material import MaterialError, read_material, secrets_in
