@@ -22,7 +22,7 @@ from ansible_collections.trustroot.ops.plugins.module_utils._der import DERError
 from ansible_collections.trustroot.ops.plugins.module_utils._runner import CommandError, CommandTimeout, run_once, stream
 from ansible_collections.trustroot.ops.plugins.module_utils._spire_cli import (  # noqa: F401 pylint: disable=unused-import
     ALREADY_EXISTS, BINARY_DIRS, CODE_NAMES, DEFAULT_SERVER_SOCKET, MAX_BATCH, MAX_DELETE_BATCH, NOT_FOUND, SpireError, check_results,
-    chunked, clean_stderr, describe_command, find_spire_server, format_failures, grpc_error, iter_json_array, looks_unreachable, result_failures, _decoded)
+    BINARY_NOT_FOUND, chunked, clean_stderr, describe_command, find_spire_server, format_failures, grpc_error, iter_json_array, looks_unreachable, result_failures, _decoded)
 
 
 def server_argument_spec():
@@ -45,8 +45,8 @@ class SpireServerCLI(object):
         # A missing binary raises SpireError naming spire_server_path (modules end through run_module).
         path = module.params.get('spire_server_path')
         self.binary = find_spire_server(path) if path else module.get_bin_path('spire-server', opt_dirs=BINARY_DIRS)
-        if not self.binary:
-            find_spire_server(None)
+        if not self.binary:  # get_bin_path already searched PATH and BINARY_DIRS
+            raise SpireError(BINARY_NOT_FOUND)
 
     # -- argv
     def _argv(self, args, output_json):

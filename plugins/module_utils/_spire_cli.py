@@ -246,6 +246,9 @@ def cli_argv(binary, socket_path, args, output_json=True):
     return argv
 
 
+BINARY_NOT_FOUND = 'spire-server was not found on PATH nor in %s: set spire_server_path' % ', '.join(BINARY_DIRS)
+
+
 def find_spire_server(path=None, error=SpireError):
     """The spire-server binary: ``path`` when given, else PATH, then BINARY_DIRS; ``error`` names the option."""
     if path:
@@ -254,7 +257,7 @@ def find_spire_server(path=None, error=SpireError):
         return path
     found = which('spire-server', BINARY_DIRS)
     if not found:
-        raise error('spire-server was not found on PATH nor in %s: set spire_server_path' % ', '.join(BINARY_DIRS))
+        raise error(BINARY_NOT_FOUND)
     return found
 
 
