@@ -9,6 +9,10 @@ import pytest
 from ansible.module_utils import basic
 from ansible.module_utils.common.text.converters import to_bytes
 
+from ansible_collections.trustroot.ops.plugins.module_utils import _vault
+
+from ._vault_fake import FakeVault
+
 
 class ModuleExit(Exception):
     """How a module ended: ``kind`` is 'exit' or 'fail', ``result`` the keyword arguments it ended with."""
@@ -72,3 +76,11 @@ def assert_no_secret(result, *secrets):
     text = json.dumps(result, default=str)
     for secret in secrets:
         assert secret not in text
+
+
+@pytest.fixture
+def vault(monkeypatch):
+    """The FakeVault every VaultNode made during the test talks to; the test sets ``vault.routes``."""
+    fake = FakeVault()
+    monkeypatch.setattr(_vault, 'RawAdapter', fake.adapter())
+    return fake
