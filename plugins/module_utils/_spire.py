@@ -21,8 +21,9 @@ from ansible.module_utils.common.text.converters import to_text
 from ansible_collections.trustroot.ops.plugins.module_utils._der import DERError, der_children, der_read
 from ansible_collections.trustroot.ops.plugins.module_utils._runner import CommandError, CommandTimeout, run_once, stream
 from ansible_collections.trustroot.ops.plugins.module_utils._spire_cli import (  # noqa: F401 pylint: disable=unused-import
-    ALREADY_EXISTS, BINARY_DIRS, CODE_NAMES, DEFAULT_SERVER_SOCKET, MAX_BATCH, MAX_DELETE_BATCH, NOT_FOUND, SpireError, check_results,
-    BINARY_NOT_FOUND, chunked, clean_stderr, describe_command, find_spire_server, format_failures, grpc_error, iter_json_array, looks_unreachable, result_failures, _decoded)
+    ALREADY_EXISTS, BINARY_DIRS, BINARY_NOT_FOUND, CODE_NAMES, DEFAULT_SERVER_SOCKET, MAX_BATCH, MAX_DELETE_BATCH, NOT_FOUND,
+    SpireError, check_results, chunked, clean_stderr, describe_command, find_spire_server, format_failures, grpc_error,
+    iter_json_array, looks_unreachable, result_failures, _decoded)
 
 
 def server_argument_spec():

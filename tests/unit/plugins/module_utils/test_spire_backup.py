@@ -11,6 +11,7 @@ import sqlite3
 
 import pytest
 
+from ansible_collections.trustroot.ops.plugins.module_utils import _spire_backup
 from ansible_collections.trustroot.ops.plugins.module_utils._spire_backup import (
     PART_BUNDLE, PART_KEYS, PART_SQLITE, SpireBackupError, SpireCLI, bundle_summary, canonical_entries,
     canonical_entry, certificate_public_key, check_restored, cli_argv, collect_parts, entries_digest,
@@ -962,7 +963,10 @@ def test_copy_text_fields(field, value):
     assert _copy_text_field(field) == value
 
 
-def test_save_spire_backup_refuses_a_keys_file_of_another_server(tmp_path):
+def test_save_spire_backup_refuses_a_keys_file_of_another_server(tmp_path, monkeypatch):
+    # The recorded CAs have expired since they were recorded; an expired slot is not compared, so the clock is
+    # set to the moment of the recording.
+    monkeypatch.setattr(_spire_backup.time, 'time', lambda: RECORDED['a']['now'])
     data = tmp_path / 'data'
     data.mkdir()
     journal_db(data / 'datastore.sqlite3', 'a')
