@@ -9,15 +9,15 @@ __metaclass__ = type
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.trustroot.ops.plugins.module_utils._spire_trust_domain import (
-    TrustDomainError, migrate_entries)
+from ansible_collections.trustroot.ops.plugins.module_utils._spiffe_id import SpiffeError
+from ansible_collections.trustroot.ops.plugins.module_utils._spire_trust_domain import migrate_entries
 
 
 def spire_trust_domain_entries(entries, step, old_trust_domain, new_trust_domain):
     """Entries for one step of a trust-domain migration; an error naming the argument otherwise."""
     try:
         return migrate_entries(list(entries or []), step, old_trust_domain, new_trust_domain)
-    except TrustDomainError as err:
+    except SpiffeError as err:
         raise AnsibleFilterError('spire_trust_domain_entries: %s' % err)
 
 

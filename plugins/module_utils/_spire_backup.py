@@ -26,6 +26,7 @@ from ansible_collections.trustroot.ops.plugins.module_utils._backup import (
 from ansible_collections.trustroot.ops.plugins.module_utils._der import der_read
 from ansible_collections.trustroot.ops.plugins.module_utils._errors import TrustrootError
 from ansible_collections.trustroot.ops.plugins.module_utils import _spire_cli
+from ansible_collections.trustroot.ops.plugins.module_utils._spire_entry_model import canonical_entry
 from ansible_collections.trustroot.ops.plugins.module_utils._runner import subprocess_run
 from ansible_collections.trustroot.ops.plugins.module_utils._spire_cli import (  # noqa: F401 pylint: disable=unused-import
     DEFAULT_SERVER_SOCKET, BINARY_DIRS, SpireClient, clean_stderr, cli_argv, parse_version)
@@ -43,54 +44,6 @@ def _loads(value):
     if isinstance(value, str):
         value = json.loads(value)
     return value
-
-
-def spiffe_id_text(value):
-    """'spiffe://td/path' from the API shape {'trust_domain', 'path'} or from a string."""
-    if isinstance(value, dict):
-        return 'spiffe://%s%s' % (value.get('trust_domain') or '', value.get('path') or '')
-    return value or ''
-
-
-def _trust_domain_name(value):
-    value = value or ''
-    if value.startswith('spiffe://'):
-        value = value[len('spiffe://'):]
-    return value.rstrip('/').lower()
-
-
-def _selector_text(selector):
-    if isinstance(selector, dict):
-        return '%s:%s' % (selector.get('type') or '', selector.get('value') or '')
-    return selector
-
-
-# Entry fields that count only when set. A digest written before they counted stays valid for the entries that
-# do not use them; an entry that does use them is compared on them, as registration compares it.
-SET_ONLY_FIELDS = (('store_svid', bool), ('expires_at', int), ('disable_x509_svid_prefetch', bool),
-                   ('jwt_svid_include_jti', bool))
-
-
-def canonical_entry(entry):
-    """The fields of an entry that a restore must bring back (no IDs, revisions or timestamps): every field
-    registration compares (_spire_entries.ALL_FIELDS)."""
-    canonical = {
-        'spiffe_id': spiffe_id_text(entry.get('spiffe_id')),
-        'parent_id': spiffe_id_text(entry.get('parent_id')),
-        'selectors': sorted(_selector_text(s) for s in entry.get('selectors') or []),
-        'x509_svid_ttl': int(entry.get('x509_svid_ttl') or 0),
-        'jwt_svid_ttl': int(entry.get('jwt_svid_ttl') or 0),
-        'federates_with': sorted(_trust_domain_name(td) for td in entry.get('federates_with') or []),
-        'dns_names': sorted(entry.get('dns_names') or []),
-        'admin': bool(entry.get('admin')),
-        'downstream': bool(entry.get('downstream')),
-        'hint': entry.get('hint') or '',
-    }
-    for field, kind in SET_ONLY_FIELDS:
-        value = kind(entry.get(field) or 0)
-        if value:
-            canonical[field] = value
-    return canonical
 
 
 def _entry_list(entries_json):

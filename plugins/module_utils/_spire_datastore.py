@@ -29,7 +29,8 @@ import tempfile
 import time
 
 from ansible_collections.trustroot.ops.plugins.module_utils._spire_backup import (
-    SpireBackupError, _PgAccess, bundle_summary, entries_digest, one_line, spiffe_id_text)
+    SpireBackupError, _PgAccess, bundle_summary, entries_digest, one_line)
+from ansible_collections.trustroot.ops.plugins.module_utils._spire_entry_model import spiffe_id_text
 from ansible_collections.trustroot.ops.plugins.module_utils._errors import TrustrootError
 
 

@@ -15,46 +15,33 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import re
+from ansible_collections.trustroot.ops.plugins.module_utils._spiffe_id import (
+    SCHEME, SpiffeError, parse_spiffe_id, trust_domain_error)
+from ansible_collections.trustroot.ops.plugins.module_utils._spire_entry_model import ALL_FIELDS
 
-from ansible_collections.trustroot.ops.plugins.module_utils._errors import TrustrootError
-
-TRUST_DOMAIN_RE = re.compile(r'^[a-z0-9._-]+$')
-SPIFFE_RE = re.compile(r'^spiffe://([^/]+)(/.*)?$')
-
-# Fields of an entry that trustroot.ops.spire_entry takes (spire_entry_info adds read-only ones).
-ENTRY_FIELDS = ('spiffe_id', 'parent_id', 'selectors', 'x509_svid_ttl', 'jwt_svid_ttl', 'federates_with',
-                'dns_names', 'admin', 'downstream', 'hint', 'store_svid', 'expires_at',
-                'disable_x509_svid_prefetch', 'jwt_svid_include_jti')
 STEPS = ('mirror', 'federate_old', 'unfederate')
 
 
-class TrustDomainError(TrustrootError, ValueError):
-    pass
-
-
 def check_trust_domain(value, field):
-    if not isinstance(value, str) or not TRUST_DOMAIN_RE.match(value):
-        raise TrustDomainError('%s: %r is not a trust domain name (lowercase letters, digits, ".", "-", "_")'
-                               % (field, value))
+    error = trust_domain_error(value)
+    if error:
+        raise SpiffeError('%s: %s' % (field, error))
     return value
 
 
 def split_id(spiffe_id, field='spiffe_id'):
     """(trust domain, path) of a SPIFFE ID."""
-    match = SPIFFE_RE.match(spiffe_id or '')
-    if not match:
-        raise TrustDomainError('%s: %r is not a SPIFFE ID' % (field, spiffe_id))
-    return match.group(1), match.group(2) or ''
+    parsed = parse_spiffe_id(spiffe_id, field)
+    return parsed['trust_domain'], parsed['path']
 
 
 def rewrite_trust_domain(spiffe_id, new_trust_domain, field='spiffe_id'):
     """The same path in the new trust domain: spiffe://old/node/a -> spiffe://new/node/a."""
-    return 'spiffe://%s%s' % (new_trust_domain, split_id(spiffe_id, field)[1])
+    return SCHEME + new_trust_domain + split_id(spiffe_id, field)[1]
 
 
 def _bare(trust_domain):
-    return trust_domain[len('spiffe://'):] if trust_domain.startswith('spiffe://') else trust_domain
+    return trust_domain[len(SCHEME):] if trust_domain.startswith(SCHEME) else trust_domain
 
 
 def is_join_token_alias(entry):
@@ -68,7 +55,7 @@ def is_node_entry(entry):
 
 
 def _copy(entry):
-    return dict((key, entry[key]) for key in ENTRY_FIELDS if key in entry)
+    return dict((key, entry[key]) for key in ALL_FIELDS if key in entry)
 
 
 def _federates(entry, add=(), remove=()):
@@ -129,13 +116,13 @@ def unfederate(entries, trust_domain):
 def migrate_entries(entries, step, old_trust_domain, new_trust_domain):
     """One step (see STEPS) after checking the inputs; errors name the argument."""
     if step not in STEPS:
-        raise TrustDomainError('step: %r is not one of %s' % (step, ', '.join(STEPS)))
+        raise SpiffeError('step: %r is not one of %s' % (step, ', '.join(STEPS)))
     check_trust_domain(old_trust_domain, 'old_trust_domain')
     check_trust_domain(new_trust_domain, 'new_trust_domain')
     if old_trust_domain == new_trust_domain:
-        raise TrustDomainError('new_trust_domain: %r is the old trust domain' % new_trust_domain)
+        raise SpiffeError('new_trust_domain: %r is the old trust domain' % new_trust_domain)
     if not isinstance(entries, list) or not all(isinstance(entry, dict) for entry in entries):
-        raise TrustDomainError('entries: expected a list of entries (spire_entry_info entries)')
+        raise SpiffeError('entries: expected a list of entries (spire_entry_info entries)')
     if step == 'mirror':
         return mirror(entries, old_trust_domain, new_trust_domain)
     if step == 'federate_old':

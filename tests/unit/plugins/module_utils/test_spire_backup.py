@@ -12,9 +12,10 @@ import sqlite3
 import pytest
 
 from ansible_collections.trustroot.ops.plugins.module_utils import _spire_backup
+from ansible_collections.trustroot.ops.plugins.module_utils._spire_entry_model import canonical_entry
 from ansible_collections.trustroot.ops.plugins.module_utils._spire_backup import (
     PART_BUNDLE, PART_KEYS, PART_SQLITE, SpireBackupError, SpireCLI, bundle_summary, canonical_entries,
-    canonical_entry, certificate_public_key, check_restored, cli_argv, collect_parts, entries_digest,
+    certificate_public_key, check_restored, cli_argv, collect_parts, entries_digest,
     journal_slots, journals_from_copy_text, pair_problems, parse_ca_journal, parse_connection_string, parse_keys_json,
     parse_version, parts_pair_problems, pg_conninfo, pg_dump_argv, pg_restore_argv, pgpass_line, private_key_public_key,
     read_ca_journals, replace_file, restore_plan, save_spire_backup, server_info, spki_public_key, sqlite_check,

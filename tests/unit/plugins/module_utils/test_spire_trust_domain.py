@@ -7,8 +7,9 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.trustroot.ops.plugins.filter.spire_trust_domain import (
     FilterModule, spire_trust_domain_entries)
+from ansible_collections.trustroot.ops.plugins.module_utils._spiffe_id import SpiffeError
 from ansible_collections.trustroot.ops.plugins.module_utils._spire_trust_domain import (
-    TrustDomainError, migrate_entries, rewrite_trust_domain)
+    migrate_entries, rewrite_trust_domain)
 
 OLD, NEW = 'old.example', 'new.example'
 
@@ -31,7 +32,7 @@ NODE = entry('spiffe://old.example/node/x509', 'spiffe://old.example/spire/serve
 
 def test_rewrite_keeps_the_path():
     assert rewrite_trust_domain('spiffe://old.example/node/a/b', NEW) == 'spiffe://new.example/node/a/b'
-    with pytest.raises(TrustDomainError, match='parent_id'):
+    with pytest.raises(SpiffeError, match='parent_id'):
         rewrite_trust_domain('http://x/y', NEW, 'parent_id')
 
 
@@ -83,7 +84,7 @@ def test_unfederate_removes_the_old_trust_domain_only():
     (('x', 'mirror', OLD, NEW), 'entries'),
 ])
 def test_bad_input_names_the_argument(args, field):
-    with pytest.raises(TrustDomainError, match=field):
+    with pytest.raises(SpiffeError, match=field):
         migrate_entries(*args)
 
 
