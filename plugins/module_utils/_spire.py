@@ -13,16 +13,12 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import json
-
 from ansible.module_utils.basic import env_fallback
-from ansible.module_utils.common.text.converters import to_text
 
 from ansible_collections.trustroot.ops.plugins.module_utils._der import DERError, der_children, der_read
-from ansible_collections.trustroot.ops.plugins.module_utils._runner import CommandError, CommandTimeout, run_once, stream
 from ansible_collections.trustroot.ops.plugins.module_utils._spire_cli import (  # noqa: F401 pylint: disable=unused-import
     ALREADY_EXISTS, BINARY_DIRS, BINARY_NOT_FOUND, CODE_NAMES, DEFAULT_SERVER_SOCKET, MAX_BATCH, MAX_DELETE_BATCH, NOT_FOUND,
-    SpireError, check_results, chunked, clean_stderr, describe_command, find_spire_server, format_failures, grpc_error,
+    SpireClient, SpireError, check_results, chunked, clean_stderr, describe_command, find_spire_server, format_failures, grpc_error,
     iter_json_array, looks_unreachable, result_failures, _decoded)
 
 
@@ -36,111 +32,19 @@ def server_argument_spec():
     )
 
 
-class SpireServerCLI(object):
-    """Runs ``spire-server`` for a module: finds the binary, adds ``-socketPath`` and ``-output json``."""
+class SpireServerCLI(SpireClient):
+    """The SPIRE client of a module: the binary from spire_server_path or the module's PATH lookup, the socket and
+    timeout from its options. A missing binary raises SpireError naming spire_server_path."""
 
     def __init__(self, module):
-        self.module = module
-        self.socket_path = module.params.get('socket_path') or DEFAULT_SERVER_SOCKET
-        self.timeout = module.params.get('timeout') or 60
-        # A missing binary raises SpireError naming spire_server_path (modules end through run_module).
         path = module.params.get('spire_server_path')
-        self.binary = find_spire_server(path) if path else module.get_bin_path('spire-server', opt_dirs=BINARY_DIRS)
-        if not self.binary:  # get_bin_path already searched PATH and BINARY_DIRS
+        binary = find_spire_server(path) if path else module.get_bin_path('spire-server', opt_dirs=BINARY_DIRS)
+        if not binary:  # get_bin_path already searched PATH and BINARY_DIRS
             raise SpireError(BINARY_NOT_FOUND)
+        super(SpireServerCLI, self).__init__(binary, module.params.get('socket_path'),
+                                             timeout=module.params.get('timeout') or 60)
+        self.module = module
 
-    # -- argv
-    def _argv(self, args, output_json):
-        argv = [self.binary] + [to_text(a) for a in args] + ['-socketPath', self.socket_path]
-        if output_json:
-            argv += ['-output', 'json']
-        return argv
-
-    def _error(self, args, rc, stderr, stdout=''):
-        text = clean_stderr(stderr) or clean_stderr(stdout) or 'exit status %s' % rc
-        code, desc = grpc_error(text)
-        if code == 'Unavailable' or (code is None and looks_unreachable(text)):
-            message = 'SPIRE server not reachable on socket_path %s (%s): %s' % (
-                self.socket_path, describe_command(args), text)
-        else:
-            message = '%s failed (socket_path %s): %s' % (describe_command(args), self.socket_path, text)
-        return SpireError(message, grpc_code=code, stderr=text)
-
-    # -- runs (all through _runner)
-    def _run(self, args, data, output_json):
-        try:
-            return run_once(self._argv(args, output_json), data, self.timeout)
-        except CommandTimeout:
-            raise SpireError('%s timed out after %ss (socket_path %s)' % (
-                describe_command(args), self.timeout, self.socket_path))
-        except CommandError as err:
-            raise SpireError('%s could not start: %s' % (describe_command(args), err))
-
-    def run_json(self, args, data=None):
-        """Run ``spire-server <args> -socketPath <socket_path> -output json`` and return the parsed JSON.
-
-        ``data`` (bytes or str) is fed on stdin: put ``-data -`` or ``-file -`` in ``args``."""
-        rc, out, err = self._run(args, data, output_json=True)
-        if rc != 0:
-            raise self._error(args, rc, to_text(err, errors='surrogate_or_replace'),
-                              to_text(out, errors='surrogate_or_replace'))
-        try:
-            answer = json.loads(to_text(out, errors='surrogate_or_strict'))
-        except ValueError:
-            raise SpireError('%s did not print JSON (socket_path %s): %s' % (
-                describe_command(args), self.socket_path, clean_stderr(to_text(err)) or to_text(out)[:200]))
-        if not isinstance(answer, dict):
-            # Every -output json answer of spire-server is one object; anything else is not the answer read.
-            raise SpireError('%s printed JSON that is not an object (socket_path %s)' % (
-                describe_command(args), self.socket_path))
-        return answer
-
-    def run_plain(self, args):
-        """Run ``spire-server <args> -socketPath <socket_path>`` without ``-output``: (rc, stdout, stderr)."""
-        rc, out, err = self._run(args, None, output_json=False)
-        return rc, to_text(out, errors='surrogate_or_replace'), to_text(err, errors='surrogate_or_replace')
-
-    def run_bare(self, args):
-        """Run ``spire-server <args>`` with no added flags (for ``--version``): (rc, stdout, stderr)."""
-        try:
-            rc, out, err = run_once([self.binary] + list(args), None, self.timeout)
-        except CommandTimeout:
-            raise SpireError('%s timed out after %ss' % (describe_command(args), self.timeout))
-        except CommandError as err:
-            raise SpireError('%s could not start: %s' % (describe_command(args), err))
-        return rc, to_text(out, errors='surrogate_or_replace'), to_text(err, errors='surrogate_or_replace')
-
-    def stream_json_array(self, args, key, data=None):
-        """Run like run_json and yield the elements of the top-level array ``key`` one at a time while
-        stdout is read, so a large answer (``entry show`` of 100,000 entries) is never held whole.
-        Raises SpireError when the command fails (after any elements already yielded)."""
-        exit_status = []
-        chunks = stream(self._argv(args, output_json=True), data, self.timeout,
-                        on_exit=lambda rc, err, fired: exit_status.append((rc, err, fired)))
-        parse_error = None
-        try:
-            try:
-                yield from iter_json_array(_decoded(chunks), key)
-            except ValueError as err:
-                parse_error = err
-            for _chunk in chunks:  # read to the end for the exit status
-                pass
-        except CommandError as err:
-            raise SpireError('%s could not start: %s' % (describe_command(args), err))
-        finally:
-            chunks.close()  # a consumer that stops early ends the process here
-        rc, err, fired = exit_status[0]
-        if fired:
-            raise SpireError('%s timed out after %ss (socket_path %s)' % (
-                describe_command(args), self.timeout, self.socket_path))
-        if rc != 0:
-            raise self._error(args, rc, to_text(err, errors='surrogate_or_replace'))
-        if parse_error is not None:
-            raise SpireError('%s did not print the expected JSON (socket_path %s): %s' % (
-                describe_command(args), self.socket_path, parse_error))
-
-
-# --- reading SPIRE answers (pure) -------------------------------------------------------------------------
 
 def unix_to_iso(seconds):
     """'2026-11-23T11:30:38Z' from seconds since the epoch (int or the string protojson prints for int64)."""

@@ -16,7 +16,8 @@ import os
 import re
 
 from ansible_collections.trustroot.ops.plugins.module_utils._errors import TrustrootError
-from ansible_collections.trustroot.ops.plugins.module_utils._runner import which
+from ansible_collections.trustroot.ops.plugins.module_utils._runner import (
+    CommandError, CommandTimeout, run_once, stream, which)
 
 
 def _text(value):
@@ -26,6 +27,8 @@ def _text(value):
 
 
 DEFAULT_SERVER_SOCKET = '/tmp/spire-server/private/api.sock'
+# The CLI's error text kept in a message (a failing batch can print megabytes).
+MAX_ERROR_TEXT = 2000
 MAX_BATCH = 50            # create/update per CLI call (spire-controller-manager's sizes)
 MAX_DELETE_BATCH = 200
 
@@ -272,32 +275,108 @@ def parse_version(out, err=b''):
 
 
 class SpireClient(object):
-    """``spire-server`` commands with ``-socketPath`` and ``-output json`` through a _runner run callable;
-    failures raise ``error`` (a SpireError by default) with the gRPC code when the CLI printed one."""
+    """``spire-server`` for modules and the host program alike: ``-socketPath`` and ``-output json`` added, the
+    JSON answer parsed and checked, failures raised as ``error`` (SpireError; a subclass may name another) with
+    the gRPC code when the CLI printed one, and an unreachable socket said as such.
+
+    ``run(argv, data=None) -> (rc, stdout, stderr)`` runs one command (default: _runner.run_once with
+    ``timeout``); large answers are read with ``stream_json_array`` through _runner.stream."""
 
     error = SpireError
 
-    def __init__(self, binary, socket_path, run):
+    def __init__(self, binary, socket_path, run=None, timeout=60):
         self.binary = binary
         self.socket_path = socket_path or DEFAULT_SERVER_SOCKET
-        self.run = run
+        self.timeout = timeout
+        self.run = run or (lambda argv, data=None: run_once(argv, data, self.timeout))
 
-    def json(self, args):
-        rc, out, err = self.run(cli_argv(self.binary, self.socket_path, args))
-        if rc != 0:
-            text = clean_stderr(err)[:2000] or clean_stderr(out)[:2000] or 'exit status %s' % rc
-            exc = self.error('spire-server %s failed (socket_path %s): %s' % (' '.join(args), self.socket_path, text))
-            exc.grpc_code = grpc_error(text)[0]
-            raise exc
+    def _fail(self, message, grpc_code=None, stderr=None):
+        exc = self.error(message)
+        exc.grpc_code, exc.stderr = grpc_code, stderr
+        return exc
+
+    def _error(self, args, rc, stderr, stdout=''):
+        text = clean_stderr(stderr)[:MAX_ERROR_TEXT] or clean_stderr(stdout)[:MAX_ERROR_TEXT] or 'exit status %s' % rc
+        code = grpc_error(text)[0]
+        if code == 'Unavailable' or (code is None and looks_unreachable(text)):
+            message = 'SPIRE server not reachable on socket_path %s (%s): %s' % (
+                self.socket_path, describe_command(args), text)
+        else:
+            message = '%s failed (socket_path %s): %s' % (describe_command(args), self.socket_path, text)
+        return self._fail(message, grpc_code=code, stderr=text)
+
+    def _run(self, args, data=None, output_json=True, bare=False):
+        argv = [self.binary] + [_text(a) for a in args] if bare else cli_argv(
+            self.binary, self.socket_path, args, output_json)
+        where = '' if bare else ' (socket_path %s)' % self.socket_path
         try:
-            return json.loads(_text(out))
+            return self.run(argv, data)
+        except CommandTimeout:
+            raise self._fail('%s timed out after %ss%s' % (describe_command(args), self.timeout, where))
+        except CommandError as err:
+            raise self._fail('%s could not start: %s' % (describe_command(args), err))
+
+    def run_json(self, args, data=None):
+        """The parsed answer of ``spire-server <args> -socketPath <socket_path> -output json``: always one
+        object. ``data`` (bytes or str) is fed on stdin: put ``-data -`` or ``-file -`` in ``args``."""
+        rc, out, err = self._run(args, data)
+        if rc != 0:
+            raise self._error(args, rc, err, out)
+        try:
+            answer = json.loads(_text(out))
         except ValueError:
-            raise self.error('spire-server %s did not print JSON (socket_path %s)' % (' '.join(args), self.socket_path))
+            raise self._fail('%s did not print JSON (socket_path %s): %s' % (
+                describe_command(args), self.socket_path, clean_stderr(err)[:MAX_ERROR_TEXT] or _text(out)[:200]))
+        if not isinstance(answer, dict):
+            # Every -output json answer of spire-server is one object; anything else is not the answer read.
+            raise self._fail('%s printed JSON that is not an object (socket_path %s)' % (
+                describe_command(args), self.socket_path))
+        return answer
+
+    json = run_json
+
+    def run_plain(self, args):
+        """``spire-server <args> -socketPath <socket_path>`` without ``-output``: (rc, stdout, stderr) as text."""
+        rc, out, err = self._run(args, output_json=False)
+        return rc, _text(out), _text(err)
+
+    def run_bare(self, args):
+        """``spire-server <args>`` with no added flags (for ``--version``): (rc, stdout, stderr) as text."""
+        rc, out, err = self._run(args, bare=True)
+        return rc, _text(out), _text(err)
 
     def version(self):
-        rc, out, err = self.run([self.binary, '--version'])
+        rc, out, err = self.run_bare(['--version'])
         return parse_version(out, err) if rc == 0 else None
 
     def healthy(self):
-        rc, _out, _err = self.run(cli_argv(self.binary, self.socket_path, ['healthcheck'], output_json=False))
-        return rc == 0
+        return self.run_plain(['healthcheck'])[0] == 0
+
+    def stream_json_array(self, args, key, data=None):
+        """Run like run_json and yield the elements of the top-level array ``key`` one at a time while
+        stdout is read, so a large answer (``entry show`` of 100,000 entries) is never held whole.
+        Raises ``error`` when the command fails (after any elements already yielded)."""
+        exit_status = []
+        chunks = stream(cli_argv(self.binary, self.socket_path, args), data, self.timeout,
+                        on_exit=lambda rc, err, fired: exit_status.append((rc, err, fired)))
+        parse_error = None
+        try:
+            try:
+                yield from iter_json_array(_decoded(chunks), key)
+            except ValueError as err:
+                parse_error = err
+            for _chunk in chunks:  # read to the end for the exit status
+                pass
+        except CommandError as err:
+            raise self._fail('%s could not start: %s' % (describe_command(args), err))
+        finally:
+            chunks.close()  # a consumer that stops early ends the process here
+        rc, err, fired = exit_status[0]
+        if fired:
+            raise self._fail('%s timed out after %ss (socket_path %s)' % (
+                describe_command(args), self.timeout, self.socket_path))
+        if rc != 0:
+            raise self._error(args, rc, err)
+        if parse_error is not None:
+            raise self._fail('%s did not print the expected JSON (socket_path %s): %s' % (
+                describe_command(args), self.socket_path, parse_error))

@@ -223,8 +223,13 @@ def test_server_info_from_recorded_shapes():
 
 def test_spire_cli_errors_name_the_command_not_stdin():
     run = Recorder({('bundle', 'show'): (1, b'', b'Error: connection error: desc = "transport: dial unix"\nUsage of x')})
-    with pytest.raises(SpireBackupError, match=r'spire-server bundle show failed \(socket_path /s\): connection error'):
+    with pytest.raises(SpireBackupError, match=r'SPIRE server not reachable on socket_path /s \(spire-server bundle '
+                                               r'show\): connection error'):
         SpireCLI('spire-server', '/s', run).json(['bundle', 'show'])
+    run = Recorder({('entry', 'show'): (1, b'', b'Error: rpc error: code = PermissionDenied desc = no\nUsage')})
+    with pytest.raises(SpireBackupError, match=r'spire-server entry show failed \(socket_path /s\): rpc error') as info:
+        SpireCLI('spire-server', '/s', run).json(['entry', 'show'])
+    assert info.value.grpc_code == 'PermissionDenied'
     run = Recorder({('bundle', 'show'): (0, b'not json', b'')})
     with pytest.raises(SpireBackupError, match='did not print JSON'):
         SpireCLI('spire-server', '/s', run).json(['bundle', 'show'])
