@@ -67,4 +67,3 @@ class FakeVault(object):
             def request(self, method, url, headers=None, raise_exception=True, **kwargs):
                 return fake.respond(self, method, url, kwargs)
         return ScriptedAdapter
-
