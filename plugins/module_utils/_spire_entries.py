@@ -28,15 +28,10 @@ from ansible_collections.trustroot.ops.plugins.module_utils._spiffe_id import (
     RESERVED_PATH, SpiffeError, check_dns_name, check_spiffe_id, normalize_trust_domain, parse_selector,
     spiffe_id_error)
 from ansible_collections.trustroot.ops.plugins.module_utils._errors import TrustrootError
+# The fields compared between the desired and the current entry, and their defaults: one definition.
+from ansible_collections.trustroot.ops.plugins.module_utils._spire_entry_model import (
+    ALL_FIELDS, DEFAULTS, KEY_FIELDS, VALUE_FIELDS)
 
-# Fields compared between the desired and the current entry (the key fields come first).
-KEY_FIELDS = ('spiffe_id', 'parent_id', 'selectors')
-VALUE_FIELDS = ('x509_svid_ttl', 'jwt_svid_ttl', 'federates_with', 'dns_names', 'admin', 'downstream', 'hint',
-                'store_svid', 'expires_at', 'disable_x509_svid_prefetch', 'jwt_svid_include_jti')
-ALL_FIELDS = KEY_FIELDS + VALUE_FIELDS
-DEFAULTS = {'x509_svid_ttl': 0, 'jwt_svid_ttl': 0, 'federates_with': (), 'dns_names': (), 'admin': False,
-            'downstream': False, 'hint': '', 'store_svid': False, 'expires_at': 0,
-            'disable_x509_svid_prefetch': False, 'jwt_svid_include_jti': False}
 INPUT_FIELDS = ALL_FIELDS + ('entry_id', 'node')
 MAX_TTL = 2 ** 31 - 1
 MAX_HINT = 1024
