@@ -138,6 +138,7 @@ config_stanzas:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.trustroot.ops.plugins.module_utils._errors import InputError, TrustrootError, run_module
 from ansible_collections.trustroot.ops.plugins.module_utils._vault import (
     VaultError, VaultNode, connection_argument_spec, ensure_connection, require_url, require_token, shape_problem)
 from ansible_collections.trustroot.ops.plugins.module_utils._vault_audit import (
@@ -185,6 +186,58 @@ def apply(node, actions, current):
             raise VaultError(node.url, 'replacing audit device %s: %s; %s' % (action['path'], exc.reason, restored))
 
 
+def run(module):
+    ensure_connection(module)
+    require_url(module)
+    params = module.params
+    given = params['devices'] if params['devices'] is not None else [dict((k, params[k]) for k in DEVICE_KEYS)]
+    try:
+        desired = normalize_desired(given)
+    except AuditError as exc:
+        raise InputError(str(exc) if params['devices'] is not None else str(exc).replace('devices[0].', ''))
+    if params['exclusive'] and params['devices'] is None:
+        raise InputError('exclusive needs devices (the full list of devices to keep)')
+    node = VaultNode.from_params(module.params)
+    require_token(module, node, 'read and manage audit devices')
+
+    result = dict(changed=False, actions=[], config_stanzas=stanzas(desired), declared=[])
+    try:
+        flavour, _version, version_text = node.flavour()
+        sanitized = node.call('GET', 'sys/config/state/sanitized', expect=SANITIZED_CONFIG) \
+            if flavour == 'openbao' else {}
+        current = read_devices(node)
+    except VaultError as exc:
+        raise TrustrootError(failure(exc), results=result)
+    declared = declared_paths(sanitized)
+    allowed = api_allowed(flavour, sanitized)
+    actions = plan(desired, current, exclusive=params['exclusive'])
+    result.update(flavour=flavour, api_allowed=allowed, declared=sorted(declared), actions=actions,
+                  devices=after(current, actions) if actions else current)
+    if module._diff:
+        result['diff'] = dict(before=current, after=result['devices'])
+    if not actions:
+        return result
+    if not allowed:
+        result['devices'] = current
+        raise TrustrootError(config_path_message(node.url, version_text, actions, declared), results=result)
+    conflicts = declared_conflicts(actions, declared)
+    if conflicts:
+        result['devices'] = current
+        raise TrustrootError('%s: these devices are declared in the server configuration and OpenBao does not '
+                             'disable or change them through the API: %s. Change their audit stanzas on every node '
+                             'instead, then SIGHUP or restart.' % (node.url, describe(conflicts)), results=result)
+    result['changed'] = True
+    if not module.check_mode:
+        try:
+            apply(node, actions, current)
+            result['devices'] = read_devices(node)
+        except VaultError as exc:
+            raise TrustrootError(failure(exc), results=result)
+        if module._diff:
+            result['diff']['after'] = result['devices']
+    return result
+
+
 def main():
     argument_spec = connection_argument_spec()
     argument_spec.update(
@@ -199,55 +252,7 @@ def main():
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
                            mutually_exclusive=[('path', 'devices')], required_one_of=[('path', 'devices')])
-    ensure_connection(module)
-    require_url(module)
-    params = module.params
-    given = params['devices'] if params['devices'] is not None else [dict((k, params[k]) for k in DEVICE_KEYS)]
-    try:
-        desired = normalize_desired(given)
-    except AuditError as exc:
-        module.fail_json(msg=str(exc) if params['devices'] is not None else str(exc).replace('devices[0].', ''))
-    if params['exclusive'] and params['devices'] is None:
-        module.fail_json(msg='exclusive needs devices (the full list of devices to keep)')
-    node = VaultNode.from_params(module.params)
-    require_token(module, node, 'read and manage audit devices')
-
-    result = dict(changed=False, actions=[], config_stanzas=stanzas(desired), declared=[])
-    try:
-        flavour, _version, version_text = node.flavour()
-        sanitized = node.call('GET', 'sys/config/state/sanitized', expect=SANITIZED_CONFIG) \
-            if flavour == 'openbao' else {}
-        current = read_devices(node)
-    except VaultError as exc:
-        module.fail_json(msg=failure(exc), **result)
-    declared = declared_paths(sanitized)
-    allowed = api_allowed(flavour, sanitized)
-    actions = plan(desired, current, exclusive=params['exclusive'])
-    result.update(flavour=flavour, api_allowed=allowed, declared=sorted(declared), actions=actions,
-                  devices=after(current, actions) if actions else current)
-    if module._diff:
-        result['diff'] = dict(before=current, after=result['devices'])
-    if not actions:
-        module.exit_json(**result)
-    if not allowed:
-        result['devices'] = current
-        module.fail_json(msg=config_path_message(node.url, version_text, actions, declared), **result)
-    conflicts = declared_conflicts(actions, declared)
-    if conflicts:
-        result['devices'] = current
-        module.fail_json(msg='%s: these devices are declared in the server configuration and OpenBao does not '
-                             'disable or change them through the API: %s. Change their audit stanzas on every node '
-                             'instead, then SIGHUP or restart.' % (node.url, describe(conflicts)), **result)
-    result['changed'] = True
-    if not module.check_mode:
-        try:
-            apply(node, actions, current)
-            result['devices'] = read_devices(node)
-        except VaultError as exc:
-            module.fail_json(msg=failure(exc), **result)
-        if module._diff:
-            result['diff']['after'] = result['devices']
-    module.exit_json(**result)
+    run_module(module, run)
 
 
 if __name__ == '__main__':
