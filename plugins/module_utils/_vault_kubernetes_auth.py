@@ -16,7 +16,7 @@ __metaclass__ = type
 
 import re
 
-from ansible_collections.trustroot.ops.plugins.module_utils._vault import Optional
+from ansible_collections.trustroot.ops.plugins.module_utils._vault import Optional, VaultError, api_errors, shape_problem
 from ansible_collections.trustroot.ops.plugins.module_utils._errors import TrustrootError
 
 MOUNT = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9][A-Za-z0-9_.-]*)*$')
@@ -345,3 +345,77 @@ def state_after(state, enabled, config, roles, actions, desired_config, jwt_give
 
 def describe(actions):
     return '; '.join('%s %s (%s)' % (a['action'], a['target'], a['reason']) for a in actions)
+
+
+# --- the server side: reads checked against their shapes, the planned actions applied in order ------------
+
+def read_optional(node, path, shape, params=None):
+    """GET ``path``: its data checked against ``shape``, or None when the server says it has nothing there (404
+    without errors). A 404 naming a missing route is an error: the path is not what the module thinks it is."""
+    status, body = node.raw('GET', path, ok_statuses=(404,), params=params)
+    if status == 404:
+        errors = api_errors(body)
+        if errors:
+            raise VaultError(node.url, 'HTTP 404 from %s: %s' % (path, errors), status=404)
+        return None
+    answer = body['data'] if isinstance(body, dict) and isinstance(body.get('data'), dict) else body
+    problem = shape_problem(answer, shape)
+    if problem:
+        raise VaultError(node.url, 'GET %s answered %s' % (path, problem), status=status)
+    return answer
+
+
+def read_mount(node, mount):
+    """The type of the auth method at ``mount`` (None: nothing there)."""
+    answer = node.call('GET', 'sys/auth', expect={})
+    entry = answer.get(mount + '/')
+    if entry is None:
+        return None
+    problem = shape_problem(entry, AUTH_MOUNT, mount + '/')
+    if problem:
+        raise VaultError(node.url, 'GET sys/auth answered %s' % problem)
+    return entry['type']
+
+
+def read_roles(node, mount, names):
+    roles = {}
+    for name in names:
+        answer = read_optional(node, 'auth/%s/role/%s' % (mount, name), ROLE)
+        if answer is not None:
+            roles[name] = current_role(answer)
+    return roles
+
+
+def read_state(node, mount, desired_roles, purge):
+    """(enabled, config, roles, every role name when purge) of the method."""
+    kind = read_mount(node, mount)
+    if kind is None:
+        return False, None, {}, []
+    if kind != 'kubernetes':
+        raise KubernetesAuthError('%s: mount_point %s is a %s auth method, not kubernetes: choose another '
+                                  'mount_point (the module never replaces another method)' % (node.url, mount, kind))
+    config = current_config(read_optional(node, 'auth/%s/config' % mount, CONFIG))
+    names = []
+    if purge:
+        listed = read_optional(node, 'auth/%s/role' % mount, ROLE_LIST, params={'list': 'true'})
+        names = sorted(listed['keys']) if listed else []
+    wanted = sorted(set(names) | set(role['name'] for role in desired_roles))
+    return True, config, read_roles(node, mount, wanted), names
+
+
+def apply(node, mount, actions, desired_config, jwt, desired_roles):
+    by_name = dict((role['name'], role) for role in desired_roles)
+    for action in actions:
+        if action['action'] == 'enable':
+            node.call('POST', 'sys/auth/' + mount, json={'type': 'kubernetes'})
+        elif action['action'] == 'disable':
+            node.call('DELETE', 'sys/auth/' + mount)
+        elif action['action'] == 'configure':
+            node.call('POST', 'auth/%s/config' % mount, json=config_payload(desired_config, jwt))
+        else:
+            name = action['target'][len('role '):]
+            path = 'auth/%s/role/%s' % (mount, name)
+            if action['action'] == 'write':
+                node.call('POST', path, json=role_payload(by_name[name]))
+            else:
+                node.call('DELETE', path)

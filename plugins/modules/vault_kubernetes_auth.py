@@ -180,87 +180,60 @@ roles:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.trustroot.ops.plugins.module_utils._errors import TrustrootError, run_module
 from ansible_collections.trustroot.ops.plugins.module_utils._vault import (
-    VaultError, VaultNode, api_errors, connection_argument_spec, ensure_connection, require_url, require_token,
-    shape_problem)
+    VaultError, VaultNode, connection_argument_spec, ensure_connection, require_url, require_token)
 from ansible_collections.trustroot.ops.plugins.module_utils._vault_kubernetes_auth import (
-    AUTH_MOUNT, CONFIG, ROLE, ROLE_LIST, KubernetesAuthError, check_jwt, check_mount, config_payload, current_config,
-    current_role, describe, normalize_config, normalize_roles, plan, role_payload, state_after)
+    KubernetesAuthError, apply, check_jwt, check_mount, describe, normalize_config, normalize_roles, plan, read_state,
+    state_after)
 
 CONFIG_OPTIONS = ('kubernetes_host', 'kubernetes_ca_cert', 'issuer', 'disable_iss_validation', 'pem_keys',
                   'disable_local_ca_jwt')
 
 
-def read_optional(node, path, shape, params=None):
-    """GET ``path``: its data checked against ``shape``, or None when the server says it has nothing there (404
-    without errors). A 404 naming a missing route is an error: the path is not what the module thinks it is."""
-    status, body = node.raw('GET', path, ok_statuses=(404,), params=params)
-    if status == 404:
-        errors = api_errors(body)
-        if errors:
-            raise VaultError(node.url, 'HTTP 404 from %s: %s' % (path, errors), status=404)
-        return None
-    answer = body['data'] if isinstance(body, dict) and isinstance(body.get('data'), dict) else body
-    problem = shape_problem(answer, shape)
-    if problem:
-        raise VaultError(node.url, 'GET %s answered %s' % (path, problem), status=status)
-    return answer
+def run(module):
+    ensure_connection(module)
+    require_url(module)
+    params = module.params
+    present = params['state'] == 'present'
+    mount = check_mount(params['mount_point'])
+    desired_roles = normalize_roles(params['roles']) if present else []
+    desired_config = normalize_config(dict((k, params[k]) for k in CONFIG_OPTIONS)) if present else None
+    jwt = check_jwt(params['token_reviewer_jwt']) if present else None
+    node = VaultNode.from_params(params)
+    require_token(module, node, 'manage the Kubernetes auth method')
 
-
-def read_mount(node, mount):
-    """The type of the auth method at ``mount`` (None: nothing there)."""
-    answer = node.call('GET', 'sys/auth', expect={})
-    entry = answer.get(mount + '/')
-    if entry is None:
-        return None
-    problem = shape_problem(entry, AUTH_MOUNT, mount + '/')
-    if problem:
-        raise VaultError(node.url, 'GET sys/auth answered %s' % problem)
-    return entry['type']
-
-
-def read_roles(node, mount, names):
-    roles = {}
-    for name in names:
-        answer = read_optional(node, 'auth/%s/role/%s' % (mount, name), ROLE)
-        if answer is not None:
-            roles[name] = current_role(answer)
-    return roles
-
-
-def read_state(node, mount, desired_roles, purge):
-    """(enabled, config, roles, every role name when purge) of the method."""
-    kind = read_mount(node, mount)
-    if kind is None:
-        return False, None, {}, []
-    if kind != 'kubernetes':
-        raise KubernetesAuthError('%s: mount_point %s is a %s auth method, not kubernetes: choose another '
-                                  'mount_point (the module never replaces another method)' % (node.url, mount, kind))
-    config = current_config(read_optional(node, 'auth/%s/config' % mount, CONFIG))
-    names = []
-    if purge:
-        listed = read_optional(node, 'auth/%s/role' % mount, ROLE_LIST, params={'list': 'true'})
-        names = sorted(listed['keys']) if listed else []
-    wanted = sorted(set(names) | set(role['name'] for role in desired_roles))
-    return True, config, read_roles(node, mount, wanted), names
-
-
-def apply(node, mount, actions, desired_config, jwt, desired_roles):
-    by_name = dict((role['name'], role) for role in desired_roles)
-    for action in actions:
-        if action['action'] == 'enable':
-            node.call('POST', 'sys/auth/' + mount, json={'type': 'kubernetes'})
-        elif action['action'] == 'disable':
-            node.call('DELETE', 'sys/auth/' + mount)
-        elif action['action'] == 'configure':
-            node.call('POST', 'auth/%s/config' % mount, json=config_payload(desired_config, jwt))
-        else:
-            name = action['target'][len('role '):]
-            path = 'auth/%s/role/%s' % (mount, name)
-            if action['action'] == 'write':
-                node.call('POST', path, json=role_payload(by_name[name]))
-            else:
-                node.call('DELETE', path)
+    result = dict(changed=False, mount_point=mount, actions=[], token_reviewer_jwt_written=False)
+    try:
+        flavour = node.flavour()[0]
+        result['flavour'] = flavour
+        enabled, config, roles, names = read_state(node, mount, desired_roles, present and params['purge_roles'])
+    except (VaultError, KubernetesAuthError) as exc:
+        raise TrustrootError(str(exc), results=result)
+    if present and flavour == 'openbao' and desired_config['disable_local_ca_jwt'] and \
+            not desired_config['kubernetes_ca_cert']:
+        raise TrustrootError('kubernetes_ca_cert is required: OpenBao refuses disable_local_ca_jwt=true without the '
+                             'CA of the API server (give its PEM)', results=result)
+    actions = plan(params['state'], enabled, desired_config, bool(jwt), params['token_reviewer_jwt_update'], config,
+                   desired_roles, roles, names, params['purge_roles'])
+    before = dict(enabled=enabled, config=config, roles=roles)
+    after = state_after(params['state'], enabled, config, roles, actions, desired_config, jwt, desired_roles)
+    result.update(actions=actions, changed=bool(actions), enabled=after['enabled'], config=after['config'],
+                  roles=after['roles'],
+                  token_reviewer_jwt_written=bool(jwt) and any(a['action'] == 'configure' for a in actions))
+    if module._diff:
+        result['diff'] = dict(before=before, after=after)
+    if actions and not module.check_mode:
+        try:
+            apply(node, mount, actions, desired_config, jwt, desired_roles)
+            if present:
+                enabled, config, roles, _names = read_state(node, mount, desired_roles, params['purge_roles'])
+                result.update(enabled=enabled, config=config, roles=roles)
+        except (VaultError, KubernetesAuthError) as exc:
+            raise TrustrootError('%s (actions: %s)' % (exc, describe(actions)), results=result)
+        if module._diff:
+            result['diff']['after'] = dict(enabled=result['enabled'], config=result['config'], roles=result['roles'])
+    return result
 
 
 def main():
@@ -280,51 +253,7 @@ def main():
         purge_roles=dict(type='bool', default=False),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    ensure_connection(module)
-    require_url(module)
-    params = module.params
-    present = params['state'] == 'present'
-    try:
-        mount = check_mount(params['mount_point'])
-        desired_roles = normalize_roles(params['roles']) if present else []
-        desired_config = normalize_config(dict((k, params[k]) for k in CONFIG_OPTIONS)) if present else None
-        jwt = check_jwt(params['token_reviewer_jwt']) if present else None
-    except KubernetesAuthError as exc:
-        module.fail_json(msg=str(exc))
-    node = VaultNode.from_params(params)
-    require_token(module, node, 'manage the Kubernetes auth method')
-
-    result = dict(changed=False, mount_point=mount, actions=[], token_reviewer_jwt_written=False)
-    try:
-        flavour = node.flavour()[0]
-        result['flavour'] = flavour
-        enabled, config, roles, names = read_state(node, mount, desired_roles, present and params['purge_roles'])
-    except (VaultError, KubernetesAuthError) as exc:
-        module.fail_json(msg=str(exc), **result)
-    if present and flavour == 'openbao' and desired_config['disable_local_ca_jwt'] and \
-            not desired_config['kubernetes_ca_cert']:
-        module.fail_json(msg='kubernetes_ca_cert is required: OpenBao refuses disable_local_ca_jwt=true without the '
-                             'CA of the API server (give its PEM)', **result)
-    actions = plan(params['state'], enabled, desired_config, bool(jwt), params['token_reviewer_jwt_update'], config,
-                   desired_roles, roles, names, params['purge_roles'])
-    before = dict(enabled=enabled, config=config, roles=roles)
-    after = state_after(params['state'], enabled, config, roles, actions, desired_config, jwt, desired_roles)
-    result.update(actions=actions, changed=bool(actions), enabled=after['enabled'], config=after['config'],
-                  roles=after['roles'],
-                  token_reviewer_jwt_written=bool(jwt) and any(a['action'] == 'configure' for a in actions))
-    if module._diff:
-        result['diff'] = dict(before=before, after=after)
-    if actions and not module.check_mode:
-        try:
-            apply(node, mount, actions, desired_config, jwt, desired_roles)
-            if present:
-                enabled, config, roles, _names = read_state(node, mount, desired_roles, params['purge_roles'])
-                result.update(enabled=enabled, config=config, roles=roles)
-        except (VaultError, KubernetesAuthError) as exc:
-            module.fail_json(msg='%s (actions: %s)' % (exc, describe(actions)), **result)
-        if module._diff:
-            result['diff']['after'] = dict(enabled=result['enabled'], config=result['config'], roles=result['roles'])
-    module.exit_json(**result)
+    run_module(module, run)
 
 
 if __name__ == '__main__':
