@@ -23,7 +23,8 @@ import time
 from ansible_collections.trustroot.ops.plugins.module_utils._files import (
     WriteBehind, atomic_write, atomic_writer, check_writable_target, sha256_and_size)
 from ansible_collections.trustroot.ops.plugins.module_utils._vault import (
-    LEADER, RAFT_CONFIGURATION, Optional, VaultError, detect_flavour, normalize_url, shape_problem, url_problem)
+    LEADER, RAFT_CONFIGURATION, Optional, VaultError, detect_flavour, nodes_from_params, normalize_url, shape_problem,
+    url_problem)
 from ansible_collections.trustroot.ops.plugins.module_utils._vault_status import shape_raft_peers
 from ansible_collections.trustroot.ops.plugins.module_utils._errors import TrustrootError
 
@@ -520,3 +521,26 @@ def restore_snapshot(node, path, force=False):
     with open(path, 'rb') as handle:
         node.raw('POST', endpoint, data=handle, headers={'Content-Type': 'application/octet-stream'})
     return endpoint
+
+
+def snapshot_option_errors(params):
+    """Pure. What is wrong with vault_raft_snapshot's options, each naming its option (empty: nothing)."""
+    errors = []
+    state = params['state']
+    if state == 'saved':
+        for name in ('sha256', 'force'):
+            if params[name]:
+                errors.append('%s applies only to state=restored' % name)
+        if params['skip_if_newer_than'] is not None and params['skip_if_newer_than'] <= 0:
+            errors.append('skip_if_newer_than must be a positive number of seconds, got %s'
+                          % params['skip_if_newer_than'])
+    else:
+        if params['skip_if_newer_than'] is not None:
+            errors.append('skip_if_newer_than applies only to state=saved')
+        if params['sha256'] is not None and not SHA256_RE.match(params['sha256']):
+            errors.append('sha256 must be 64 hexadecimal digits')
+    if not nodes_from_params(params):
+        errors.append('url or nodes is required (or set VAULT_ADDR / BAO_ADDR)')
+    if not params['token']:
+        errors.append('token is required to take or restore a raft snapshot (set token or VAULT_TOKEN)')
+    return errors

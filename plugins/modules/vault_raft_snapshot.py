@@ -163,34 +163,13 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.trustroot.ops.plugins.module_utils._errors import InputError, TrustrootError, run_module
 from ansible_collections.trustroot.ops.plugins.module_utils._snapshot_upload import upload_snapshot
 from ansible_collections.trustroot.ops.plugins.module_utils._vault import (
     VaultError, VaultNode, connection_argument_spec, ensure_connection, nodes_from_params)
 from ansible_collections.trustroot.ops.plugins.module_utils._vault_raft import (
-    SHA256_RE, RaftError, find_leader, fresh_snapshot, leader_node_id, metadata_path, read_metadata,
-    save_snapshot, snapshot_target_errors, verify_snapshot_file)
-
-
-def option_errors(params):
-    errors = []
-    state = params['state']
-    if state == 'saved':
-        for name in ('sha256', 'force'):
-            if params[name]:
-                errors.append('%s applies only to state=restored' % name)
-        if params['skip_if_newer_than'] is not None and params['skip_if_newer_than'] <= 0:
-            errors.append('skip_if_newer_than must be a positive number of seconds, got %s'
-                          % params['skip_if_newer_than'])
-    else:
-        if params['skip_if_newer_than'] is not None:
-            errors.append('skip_if_newer_than applies only to state=saved')
-        if params['sha256'] is not None and not SHA256_RE.match(params['sha256']):
-            errors.append('sha256 must be 64 hexadecimal digits')
-    if not nodes_from_params(params):
-        errors.append('url or nodes is required (or set VAULT_ADDR / BAO_ADDR)')
-    if not params['token']:
-        errors.append('token is required to take or restore a raft snapshot (set token or VAULT_TOKEN)')
-    return errors
+    RaftError, find_leader, fresh_snapshot, leader_node_id, metadata_path, read_metadata, save_snapshot,
+    snapshot_option_errors, snapshot_target_errors, verify_snapshot_file)
 
 
 def locate_leader(module):
@@ -203,7 +182,7 @@ def run_saved(module):
     path = params['path']
     errors = snapshot_target_errors(path)
     if errors:
-        module.fail_json(msg='; '.join(errors))
+        raise InputError('; '.join(errors))
     result = dict(changed=False, path=path, metadata_path=metadata_path(path), sha256=None, size=None,
                   leader=None, kept_recent=False)
     previous, _reason = read_metadata(path)
@@ -238,11 +217,11 @@ def run_restored(module):
     expected, expected_size = params['sha256'], None
     if expected is None:
         if metadata is None:
-            module.fail_json(msg='sha256 is required when the metadata file cannot be used: %s' % meta_problem)
+            raise InputError('sha256 is required when the metadata file cannot be used: %s' % meta_problem)
         expected, expected_size = metadata['sha256'], metadata['size']
     problem = verify_snapshot_file(path, expected, expected_size)
     if problem:
-        module.fail_json(msg=problem, path=path, changed=False)
+        raise TrustrootError(problem, results=dict(path=path))
     # From here the file is the snapshot that was asked for.
     node, notes = locate_leader(module)
     endpoint = 'sys/storage/raft/snapshot-force' if params['force'] else 'sys/storage/raft/snapshot'
@@ -257,9 +236,9 @@ def run_restored(module):
         result['metadata'] = metadata
     if source_cluster and current.get('cluster_id') and source_cluster != current['cluster_id'] \
             and not params['force']:
-        module.fail_json(msg='the snapshot is from cluster %s, the target is cluster %s: set force=true to '
-                             'restore another cluster\'s snapshot (its unseal keys then apply)' % (
-                                 source_cluster, current['cluster_id']), **dict(result, changed=False))
+        raise TrustrootError('the snapshot is from cluster %s, the target is cluster %s: set force=true to restore '
+                             'another cluster\'s snapshot (its unseal keys then apply)' % (
+                                 source_cluster, current['cluster_id']), results=dict(result, changed=False))
     if module._diff:
         result['diff'] = {
             'before': {'cluster_id': current.get('cluster_id')},
@@ -269,6 +248,20 @@ def run_restored(module):
         return result
     upload_snapshot(node, path, force=params['force'])
     return result
+
+
+def run(module):
+    ensure_connection(module)
+    errors = snapshot_option_errors(module.params)
+    if errors:
+        raise InputError('; '.join(errors))
+    runner = run_saved if module.params['state'] == 'saved' else run_restored
+    try:
+        return runner(module)
+    except (VaultError, RaftError) as exc:
+        raise TrustrootError(str(exc), results=dict(path=module.params['path']))
+    except (IOError, OSError) as exc:
+        raise TrustrootError('path %s: %s' % (module.params['path'], exc.strerror or exc))
 
 
 def main():
@@ -282,18 +275,7 @@ def main():
         force=dict(type='bool', default=False),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    ensure_connection(module)
-    errors = option_errors(module.params)
-    if errors:
-        module.fail_json(msg='; '.join(errors))
-    runner = run_saved if module.params['state'] == 'saved' else run_restored
-    try:
-        result = runner(module)
-    except (VaultError, RaftError) as exc:
-        module.fail_json(msg=str(exc), path=module.params['path'], changed=False)
-    except (IOError, OSError) as exc:
-        module.fail_json(msg='path %s: %s' % (module.params['path'], exc.strerror or exc), changed=False)
-    module.exit_json(**result)
+    run_module(module, run)
 
 
 if __name__ == '__main__':

@@ -15,9 +15,9 @@ UNSEALED = dict(SEALED, sealed=False)
 
 class FakeVault(object):
     """Answers requests from ``routes``: {(method, path): answer} or {(url, method, path): answer}, where an
-    answer is (status, body) or a list of them served in turn (the last repeats), or an exception to raise,
-    or a callable ``(call) -> answer``. Every request is recorded in ``calls`` as a dict (url, method,
-    path, json, params, token)."""
+    answer is (status, body) - body JSON-able, bytes for a download, None for none - or a list of them served in
+    turn (the last repeats), or an exception to raise, or a callable ``(call) -> answer``. Every request is
+    recorded in ``calls`` as a dict (url, method, path, json, params, token)."""
 
     def __init__(self, routes=None):
         self.routes = dict(routes or {})
@@ -52,7 +52,10 @@ class FakeVault(object):
         response = requests.models.Response()
         response.status_code = status
         response.reason = 'scripted'
-        if body is not None:
+        if isinstance(body, bytes):  # a download (a raft snapshot): read whole or with iter_content
+            response._content, response._content_consumed = body, True
+            response.headers['Content-Type'] = 'application/octet-stream'
+        elif body is not None:
             response._content = json.dumps(body).encode()
             response.headers['Content-Type'] = 'application/json'
         else:
