@@ -185,6 +185,7 @@ join_status:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.trustroot.ops.plugins.module_utils._errors import InputError, TrustrootError, run_module
 from ansible_collections.trustroot.ops.plugins.module_utils._vault import (
     VaultError, VaultNode, connection_argument_spec, ensure_connection, require_token)
 from ansible_collections.trustroot.ops.plugins.module_utils._vault_raft import (
@@ -209,7 +210,7 @@ def run_removed(module, node):
     result = dict(changed=False, peers=peers, leader=leader_peer(peers), autopilot=autopilot,
                   autopilot_error=autopilot_error, removed=None, reason=decision['reason'])
     if decision['action'] == 'refuse':
-        module.fail_json(msg=decision['reason'], **result)
+        raise TrustrootError(decision['reason'], results=result)
     if decision['action'] == 'none':
         return result
     result.update(changed=True, removed=server_id, peers=decision['peers_after'])
@@ -223,8 +224,8 @@ def run_removed(module, node):
     if module._diff:
         result['diff'] = peers_diff(peers, after)
     if any(p['node_id'] == server_id for p in after):
-        module.fail_json(msg='remove-peer for %s returned but %s is still a peer' % (server_id, server_id),
-                         **result)
+        raise TrustrootError('remove-peer for %s returned but %s is still a peer' % (server_id, server_id),
+                             results=result)
     return result
 
 
@@ -232,7 +233,7 @@ def run_joined(module, node):
     params = module.params
     node_seal = node.seal_status()
     if node_seal.get('storage_type') and node_seal['storage_type'] != 'raft':
-        module.fail_json(msg='url %s does not use raft storage (storage_type is %s)' % (
+        raise TrustrootError('url %s does not use raft storage (storage_type is %s)' % (
             node.url, node_seal['storage_type']))
     leader_seal = None
     if params['leader_api_addr']:
@@ -244,10 +245,10 @@ def run_joined(module, node):
     before = join_status(node_seal, leader_seal)
     result = dict(changed=False, node=node.url, join_status=before)
     if before == JOIN_OTHER_CLUSTER:
-        module.fail_json(msg='url %s already belongs to cluster %s, not to the cluster of leader_api_addr '
+        raise TrustrootError('url %s already belongs to cluster %s, not to the cluster of leader_api_addr '
                              '(%s); its storage must be wiped before it can join' % (
                                  node.url, node_seal.get('cluster_id'), leader_seal.get('cluster_id')),
-                         **result)
+                             results=result)
     if before in (JOIN_PENDING_UNSEAL, JOIN_JOINED):
         return result
     result['changed'] = True
@@ -260,17 +261,29 @@ def run_joined(module, node):
         answer = join(node, join_payload(params))
     except VaultError as exc:
         target = params['leader_api_addr'] or 'auto_join'
-        module.fail_json(msg='joining %s to leader_api_addr %s failed: %s' % (node.url, target, exc.reason),
-                         **dict(result, changed=False))
+        raise TrustrootError('joining %s to leader_api_addr %s failed: %s' % (node.url, target, exc.reason),
+                             results=dict(result, changed=False))
     if not answer.get('joined'):
-        module.fail_json(msg='join of %s was not accepted: %s' % (node.url, answer), **dict(result, changed=False))
+        raise TrustrootError('join of %s was not accepted: %s' % (node.url, answer), results=dict(result, changed=False))
     after = join_status(node.seal_status(), leader_seal)
     result['join_status'] = after
     if module._diff:
         result['diff']['after']['join_status'] = after
     if after == JOIN_NOT_JOINED and not params['retry']:
-        module.fail_json(msg='join of %s returned but the node is still not initialized' % node.url, **result)
+        raise TrustrootError('join of %s returned but the node is still not initialized' % node.url, results=result)
     return result
+
+
+def run(module):
+    ensure_connection(module)
+    if not module.params['url']:
+        raise InputError('url is required (or set VAULT_ADDR / BAO_ADDR)')
+    errors = state_option_errors(module.params)
+    if errors:
+        raise InputError('; '.join(errors))
+    node = VaultNode.from_params(module.params)
+    runners = {'show': run_show, 'removed': run_removed, 'joined': run_joined}
+    return runners[module.params['state']](module, node)
 
 
 def main():
@@ -291,20 +304,7 @@ def main():
         non_voter=dict(type='bool', default=False),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    ensure_connection(module)
-    if not module.params['url']:
-        module.fail_json(msg='url is required (or set VAULT_ADDR / BAO_ADDR)')
-    errors = state_option_errors(module.params)
-    if errors:
-        module.fail_json(msg='; '.join(errors))
-
-    node = VaultNode.from_params(module.params)
-    runners = {'show': run_show, 'removed': run_removed, 'joined': run_joined}
-    try:
-        result = runners[module.params['state']](module, node)
-    except VaultError as exc:
-        module.fail_json(msg=str(exc))
-    module.exit_json(**result)
+    run_module(module, run)
 
 
 if __name__ == '__main__':
