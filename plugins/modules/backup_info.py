@@ -71,23 +71,28 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.trustroot.ops.plugins.module_utils._errors import InputError, TrustrootError, run_module
 from ansible_collections.trustroot.ops.plugins.module_utils._backup import (
     BackupError, backup_readiness, newest_verified_backups)
+
+
+def run(module):
+    backup_dir = module.params['backup_dir']
+    if not os.path.isdir(backup_dir):
+        raise InputError('backup_dir %s is not a directory' % backup_dir)
+    try:
+        newest = newest_verified_backups(backup_dir)
+        readiness = backup_readiness(newest, module.params['max_age'], time.time())
+    except BackupError as err:
+        raise TrustrootError('backup_dir %s: %s' % (backup_dir, err))
+    return dict(readiness, changed=False, newest=newest)
 
 
 def main():
     module = AnsibleModule(argument_spec=dict(backup_dir=dict(type='path', required=True),
                                               max_age=dict(type='int', default=86400)),
                            supports_check_mode=True)
-    backup_dir = module.params['backup_dir']
-    if not os.path.isdir(backup_dir):
-        module.fail_json(msg='backup_dir %s is not a directory' % backup_dir)
-    try:
-        newest = newest_verified_backups(backup_dir)
-        readiness = backup_readiness(newest, module.params['max_age'], time.time())
-    except BackupError as err:
-        module.fail_json(msg='backup_dir %s: %s' % (backup_dir, err))
-    module.exit_json(changed=False, newest=newest, **readiness)
+    run_module(module, run)
 
 
 if __name__ == '__main__':

@@ -109,25 +109,17 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.trustroot.ops.plugins.module_utils._backup import BackupError, newest_verified_backups
+from ansible_collections.trustroot.ops.plugins.module_utils._errors import InputError, TrustrootError, run_module
 from ansible_collections.trustroot.ops.plugins.module_utils._files import atomic_write
 from ansible_collections.trustroot.ops.plugins.module_utils._posture import (
-    PostureError, backup_findings, render, report, spire_findings, thresholds_with_defaults, vault_findings)
+    backup_findings, render, report, spire_findings, thresholds_with_defaults, vault_findings)
 
 
-def main():
-    module = AnsibleModule(argument_spec=dict(
-        vault=dict(type='dict'), vault_inventory=dict(type='list', elements='str', default=[]),
-        vault_audit_files=dict(type='dict', default={}), spire=dict(type='dict', default={}),
-        spire_agents=dict(type='dict', default={}), backup_dir=dict(type='path'),
-        thresholds=dict(type='dict', default={}), report_path=dict(type='path', required=True),
-        now=dict(type='float')), supports_check_mode=True)
+def run(module):
     params = module.params
-    try:
-        thresholds = thresholds_with_defaults(params['thresholds'])
-    except PostureError as err:
-        module.fail_json(msg=str(err))
+    thresholds = thresholds_with_defaults(params['thresholds'])
     if params['backup_dir'] and not os.path.isdir(params['backup_dir']):
-        module.fail_json(msg='backup_dir %s is not a directory' % params['backup_dir'])
+        raise InputError('backup_dir %s is not a directory' % params['backup_dir'])
     now = params['now'] or time.time()
     findings = []
     if params['vault'] is not None:
@@ -140,16 +132,25 @@ def main():
         backups = newest_verified_backups(params['backup_dir']) if params['backup_dir'] else None
         findings += backup_findings(backups, thresholds, now)
     except BackupError as err:
-        module.fail_json(msg='backup_dir: %s' % err)
+        raise TrustrootError('backup_dir: %s' % err)
     stamp = datetime.datetime.fromtimestamp(int(now), datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
     document = report(findings, thresholds, stamp)
     try:
         atomic_write(params['report_path'], (json.dumps(document, indent=2, sort_keys=True) + '\n').encode('utf-8'))
     except (IOError, OSError) as err:
-        module.fail_json(msg='report_path %s cannot be written: %s' % (params['report_path'], err))
-    module.exit_json(changed=False, passed=document['passed'], counts=document['counts'],
-                     findings=document['findings'], summary=render(document['findings']),
-                     report_path=params['report_path'])
+        raise TrustrootError('report_path %s cannot be written: %s' % (params['report_path'], err))
+    return dict(changed=False, passed=document['passed'], counts=document['counts'], findings=document['findings'],
+                summary=render(document['findings']), report_path=params['report_path'])
+
+
+def main():
+    module = AnsibleModule(argument_spec=dict(
+        vault=dict(type='dict'), vault_inventory=dict(type='list', elements='str', default=[]),
+        vault_audit_files=dict(type='dict', default={}), spire=dict(type='dict', default={}),
+        spire_agents=dict(type='dict', default={}), backup_dir=dict(type='path'),
+        thresholds=dict(type='dict', default={}), report_path=dict(type='path', required=True),
+        now=dict(type='float')), supports_check_mode=True)
+    run_module(module, run)
 
 
 if __name__ == '__main__':
