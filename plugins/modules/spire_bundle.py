@@ -142,59 +142,38 @@ sequence_number:
   type: int
 '''
 
-import json
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.trustroot.ops.plugins.module_utils._spire import (
-    SpireError, SpireServerCLI, check_results, server_argument_spec)
+from ansible_collections.trustroot.ops.plugins.module_utils._errors import TrustrootError, run_module
+from ansible_collections.trustroot.ops.plugins.module_utils._spire import SpireError, SpireServerCLI, server_argument_spec
+from ansible_collections.trustroot.ops.plugins.module_utils._spire_bundle import bundle_text, converge_bundle, show_bundle
 from ansible_collections.trustroot.ops.plugins.module_utils._spire_federation import (
-    DERError, InputError, authorities_from_input, authorities_from_proto, authorities_summary, bundle_pem, bundle_spiffe,
-    bundle_view, normalize_trust_domain, same_authorities)
+    DERError, InputError, authorities_from_input, normalize_trust_domain)
 
 
-def read_foreign(cli, trust_domain):
-    try:
-        return cli.run_json(['bundle', 'list', '-id', 'spiffe://%s' % trust_domain])
-    except SpireError as exc:
-        if exc.grpc_code == 'NotFound':
-            return None
-        raise
-
-
-def describe(result):
-    return (result.get('bundle') or {}).get('trust_domain') or result.get('trust_domain') or 'bundle'
-
-
-def bundle_text(module):
-    """The desired bundle as text, loaded from O(bundle) or O(bundle_path); raises InputError."""
+def run(module):
     params = module.params
-    if params['bundle_path']:
-        try:
-            with open(params['bundle_path'], 'rb') as handle:
-                return handle.read().decode('utf-8')
-        except (IOError, OSError) as exc:
-            raise InputError('bundle_path %s cannot be read: %s' % (params['bundle_path'], exc.strerror or exc))
-        except UnicodeDecodeError:
-            raise InputError('bundle_path %s is not UTF-8 text' % params['bundle_path'])
-    value = params['bundle']
-    if isinstance(value, (dict, list)):
-        if params['format'] != 'spiffe':
-            raise InputError('bundle is a dictionary, which only format=spiffe accepts')
-        return json.dumps(value)
-    if not isinstance(value, str) or not value.strip():
-        raise InputError('bundle must be non-empty text (or a dictionary for format=spiffe)')
-    return value
-
-
-def view_result(proto):
-    view = bundle_view(proto or {})
-    return dict(x509_authorities=view['x509_authorities'], jwt_authorities=view['jwt_authorities'],
-                sequence_number=view['sequence_number'])
-
-
-def empty_view():
-    return dict(x509_authorities=[], jwt_authorities=[], sequence_number=0)
+    state = params['state']
+    trust_domain = normalize_trust_domain(params['trust_domain'], 'trust_domain') if params['trust_domain'] else None
+    if state != 'present' and (params['bundle'] is not None or params['bundle_path']):
+        raise InputError('bundle and bundle_path are only used with state=present')
+    try:
+        desired = authorities_from_input(bundle_text(params), params['format'],
+                                         'bundle_path' if params['bundle_path'] else 'bundle') \
+            if state == 'present' else None
+        cli = SpireServerCLI(module)
+        own = cli.run_json(['bundle', 'show'])
+        if state == 'show':
+            return show_bundle(cli, own, trust_domain, params['format'])
+        if trust_domain == own.get('trust_domain'):
+            raise InputError('trust_domain %s is the server\'s own trust domain; spire_bundle sets and deletes '
+                             'foreign bundles only (the own bundle changes through CA rotation)' % trust_domain)
+        return converge_bundle(cli, params, trust_domain, desired, module.check_mode, module._diff)
+    except DERError as exc:
+        raise TrustrootError('the bundle holds a certificate or key this module cannot read: %s' % exc)
+    except SpireError as exc:
+        raise TrustrootError(exc.message, results=dict(failures=exc.failures))
 
 
 def main():
@@ -212,71 +191,7 @@ def main():
         mutually_exclusive=[('bundle', 'bundle_path')],
         required_if=[('state', 'present', ['trust_domain']), ('state', 'present', ['bundle', 'bundle_path'], True),
                      ('state', 'absent', ['trust_domain'])])
-    params = module.params
-    state = params['state']
-    desired = None
-    try:
-        trust_domain = normalize_trust_domain(params['trust_domain'], 'trust_domain') if params['trust_domain'] else None
-        if state != 'present' and (params['bundle'] is not None or params['bundle_path']):
-            raise InputError('bundle and bundle_path are only used with state=present')
-        if state == 'present':
-            desired = authorities_from_input(bundle_text(module), params['format'],
-                                             'bundle_path' if params['bundle_path'] else 'bundle')
-    except InputError as exc:
-        module.fail_json(msg=str(exc))
-
-    cli = SpireServerCLI(module)
-    try:
-        own = cli.run_json(['bundle', 'show'])
-        own_td = own.get('trust_domain')
-        if state == 'show':
-            if trust_domain is None or trust_domain == own_td:
-                proto = own
-            else:
-                proto = read_foreign(cli, trust_domain)
-            result = dict(changed=False, trust_domain=trust_domain or own_td, found=proto is not None,
-                          bundle=None, **(view_result(proto) if proto else empty_view()))
-            if proto is not None:
-                result['bundle'] = bundle_pem(proto) if params['format'] == 'pem' else json.dumps(
-                    bundle_spiffe(proto), indent=4, sort_keys=False)
-            module.exit_json(**result)
-
-        if trust_domain == own_td:
-            module.fail_json(msg='trust_domain %s is the server\'s own trust domain; spire_bundle sets and deletes '
-                                 'foreign bundles only (the own bundle changes through CA rotation)' % trust_domain)
-        current = read_foreign(cli, trust_domain)
-        before = authorities_from_proto(current) if current is not None else None
-        result = dict(changed=False, trust_domain=trust_domain, found=current is not None)
-        if state == 'present':
-            changed = not same_authorities(before, desired)
-            after = desired
-        else:
-            changed = current is not None
-            after = None
-        result['changed'] = changed
-        if module._diff:
-            result['diff'] = {'before': {'trust_domain': trust_domain, 'authorities': authorities_summary(before)},
-                              'after': {'trust_domain': trust_domain, 'authorities': authorities_summary(after)}}
-        final = current
-        if changed and not module.check_mode:
-            if state == 'present':
-                answer = cli.run_json(['bundle', 'set', '-id', 'spiffe://%s' % trust_domain,
-                                       '-format', params['format']], data=bundle_text(module))
-                check_results(answer.get('results') or [], describe)
-                final = read_foreign(cli, trust_domain)
-            else:
-                answer = cli.run_json(['bundle', 'delete', '-id', 'spiffe://%s' % trust_domain,
-                                       '-mode', params['mode']])
-                check_results(answer.get('results') or [], describe)
-                final = None
-        result.update(view_result(final) if final is not None else empty_view())
-    except InputError as exc:
-        module.fail_json(msg=str(exc))
-    except DERError as exc:
-        module.fail_json(msg='the bundle holds a certificate or key this module cannot read: %s' % exc)
-    except SpireError as exc:
-        module.fail_json(msg=exc.message, failures=exc.failures)
-    module.exit_json(**result)
+    run_module(module, run)
 
 
 if __name__ == '__main__':

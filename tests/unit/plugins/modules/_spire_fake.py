@@ -1,6 +1,7 @@
 """The stand-in for SpireServerCLI that the SPIRE module tests share: the module builds it (the instance itself is
-returned), every argv it runs is recorded in ``calls``, and a test's subclass gives the ``-output json`` reply in
-``answer(args)`` (an exception instance is raised instead, as the real client raises SpireError)."""
+returned), every argv it runs is recorded in ``calls`` (what it feeds on stdin in ``stdin``), and a test's subclass
+gives the ``-output json`` reply in ``answer(args)`` (an exception instance is raised instead, as the real client
+raises SpireError)."""
 from ansible_collections.trustroot.ops.plugins.module_utils._spire import SpireError
 
 
@@ -9,12 +10,15 @@ class FakeSpireServerCLI(object):
 
     def __init__(self):
         self.calls = []
+        self.stdin = []
 
     def __call__(self, module):
         return self
 
-    def run_json(self, args):
+    def run_json(self, args, data=None):
         self.calls.append(list(args))
+        if data is not None:
+            self.stdin.append(data)
         reply = self.answer(list(args))
         if isinstance(reply, Exception):
             raise reply
