@@ -176,53 +176,25 @@ refreshed:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.trustroot.ops.plugins.module_utils._spire import (
-    MAX_BATCH, SpireError, SpireServerCLI, check_results, chunked, server_argument_spec)
+from ansible_collections.trustroot.ops.plugins.module_utils._errors import run_module
+from ansible_collections.trustroot.ops.plugins.module_utils._spire import SpireServerCLI, server_argument_spec
 from ansible_collections.trustroot.ops.plugins.module_utils._spire_federation import (
-    InputError, authorities_from_proto, current_relationships, desired_relationships, federation_diff,
-    normalize_trust_domain, plan_federation, relationships_after, relationships_data, same_authorities)
+    InputError, desired_relationships, normalize_trust_domain)
+from ansible_collections.trustroot.ops.plugins.module_utils._spire_federation_flows import (
+    converge_federation, load_bundles)
 
 
-def load_bundles(items):
-    """Relationship dicts with trust_domain_bundle loaded from trust_domain_bundle_path; raises InputError."""
-    out = []
-    for index, item in enumerate(items):
-        item = dict(item)
-        if item.get('trust_domain_bundle') is not None and item.get('trust_domain_bundle_path'):
-            raise InputError('relationships[%d]: trust_domain_bundle and trust_domain_bundle_path are mutually '
-                             'exclusive' % index)
-        path = item.pop('trust_domain_bundle_path', None)
-        if path:
-            try:
-                with open(path, 'rb') as handle:
-                    item['trust_domain_bundle'] = handle.read().decode('utf-8')
-            except (IOError, OSError) as exc:
-                raise InputError('relationships[%d].trust_domain_bundle_path %s cannot be read: %s'
-                                 % (index, path, exc.strerror or exc))
-            except UnicodeDecodeError:
-                raise InputError('relationships[%d].trust_domain_bundle_path %s is not UTF-8 text' % (index, path))
-        bundle = item.get('trust_domain_bundle')
-        if isinstance(bundle, (dict, list)) and item.get('trust_domain_bundle_format', 'spiffe') == 'pem':
-            raise InputError('relationships[%d].trust_domain_bundle is a dictionary, which only '
-                             'trust_domain_bundle_format=spiffe accepts' % index)
-        if bundle is not None and not isinstance(bundle, (dict, list, str)):
-            raise InputError('relationships[%d].trust_domain_bundle must be text or a dictionary' % index)
-        out.append(item)
-    return out
-
-
-def read_bundle(cli, trust_domain):
-    try:
-        return cli.run_json(['bundle', 'list', '-id', 'spiffe://%s' % trust_domain])
-    except SpireError as exc:
-        if exc.grpc_code == 'NotFound':
-            return None
-        raise
-
-
-def describe(result):
-    rel = result.get('federation_relationship') or {}
-    return rel.get('trust_domain') or result.get('trust_domain') or 'relationship'
+def run(module):
+    params = module.params
+    items = load_bundles(params['relationships'])
+    desired_relationships(items)  # every relationship checked, naming its field, before any call
+    managed = [normalize_trust_domain(td, 'managed_trust_domains[%d]' % i)
+               for i, td in enumerate(params['managed_trust_domains'])]
+    if params['prune'] and not managed:
+        raise InputError('managed_trust_domains is required with prune=true: it names the trust domains whose '
+                         'relationships this task may delete')
+    return converge_federation(SpireServerCLI(module), items, managed, prune=params['prune'], refresh=params['refresh'],
+                               check_mode=module.check_mode, diff=module._diff)
 
 
 def main():
@@ -242,58 +214,7 @@ def main():
         refresh=dict(type='bool', default=False),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    params = module.params
-    try:
-        items = load_bundles(params['relationships'])
-        desired = desired_relationships(items)
-        managed = [normalize_trust_domain(td, 'managed_trust_domains[%d]' % i)
-                   for i, td in enumerate(params['managed_trust_domains'])]
-        if params['prune'] and not managed:
-            raise InputError('managed_trust_domains is required with prune=true: it names the trust domains whose '
-                             'relationships this task may delete')
-    except InputError as exc:
-        module.fail_json(msg=str(exc))
-
-    cli = SpireServerCLI(module)
-    result = dict(changed=False, created=[], updated=[], deleted=[], bootstrapped=[], refreshed=[])
-    try:
-        own_td = cli.run_json(['bundle', 'show']).get('trust_domain')
-        desired = desired_relationships(items, own_trust_domain=own_td)
-        current = current_relationships(cli.run_json(['federation', 'list']))
-        plan = plan_federation(desired, current, prune=params['prune'], managed=managed)
-        after = relationships_after(current, plan)
-        result.update(created=[r['trust_domain'] for r in plan['create']],
-                      updated=[r['trust_domain'] for r in plan['update']],
-                      deleted=list(plan['delete']), bootstrapped=list(plan['bootstrap']), relationships=after)
-        result['changed'] = bool(plan['create'] or plan['update'] or plan['delete'])
-        if module._diff:
-            result['diff'] = federation_diff(current, after)
-        if not module.check_mode:
-            for batch in chunked(plan['create'], MAX_BATCH):
-                answer = cli.run_json(['federation', 'create', '-data', '-'], data=relationships_data(batch))
-                check_results(answer.get('results') or [], describe)
-            for batch in chunked(plan['update'], MAX_BATCH):
-                answer = cli.run_json(['federation', 'update', '-data', '-'], data=relationships_data(batch))
-                check_results(answer.get('results') or [], describe)
-            for td in plan['delete']:
-                answer = cli.run_json(['federation', 'delete', '-id', td])
-                check_results(answer.get('results') or [], describe)
-            if params['refresh']:
-                for rel in desired:
-                    before = read_bundle(cli, rel['trust_domain'])
-                    cli.run_json(['federation', 'refresh', '-id', rel['trust_domain']])
-                    fetched = read_bundle(cli, rel['trust_domain'])
-                    if before is None or fetched is None:
-                        changed = (before is None) != (fetched is None)
-                    else:
-                        changed = not same_authorities(authorities_from_proto(before), authorities_from_proto(fetched))
-                    result['refreshed'].append({'trust_domain': rel['trust_domain'], 'bundle_changed': changed})
-                    result['changed'] = result['changed'] or changed
-    except InputError as exc:
-        module.fail_json(msg=str(exc))
-    except SpireError as exc:
-        module.fail_json(msg=exc.message, failures=exc.failures, **result)
-    module.exit_json(**result)
+    run_module(module, run)
 
 
 if __name__ == '__main__':
