@@ -7,7 +7,8 @@ TOKEN = 's.digest-reader'
 SECRET = {'password': 'hunter2-do-not-show'}
 
 
-def content(secret=SECRET):
+def content(secret=None):
+    secret = secret or SECRET
     return {('GET', 'sys/mounts'): (200, {'data': {'secret/': {'type': 'kv', 'options': {'version': '2'}},
                                                    'sys/': {'type': 'system'}}}),
             ('GET', 'sys/auth'): (200, {'data': {'token/': {'type': 'token'}}}),
