@@ -24,6 +24,10 @@ class FakeSpireServerCLI(object):
             raise reply
         return reply
 
+    def stream_json_array(self, args, key, data=None):
+        """The elements of ``key`` in the reply to ``args``, one at a time, as the real client streams them."""
+        yield from self.run_json(args, data).get(key) or []
+
     def answer(self, args):
         raise AssertionError('unexpected spire-server call %r' % (args,))
 
