@@ -880,6 +880,56 @@ def backup_option_errors(params):
     return errors
 
 
+# The options of backup_archive that belong to one state only.
+PRESENT_ONLY = ('parts',)
+VERIFIED_ONLY = ('path', 'age_identity', 'extract_to')
+
+
+def archive_option_errors(params, age_available):
+    """Pure. Field-named problems of backup_archive's options (``age_available``: the age command is on PATH)."""
+    errors = []
+    if params['state'] == 'present':
+        for name in VERIFIED_ONLY:
+            if params[name]:
+                errors.append('%s applies only to state=verified' % name)
+        if params['mark_verified']:
+            errors.append('mark_verified applies only to state=verified')
+        if not params['system']:
+            errors.append('system is required with state=present')
+        else:
+            try:
+                check_system(params['system'])
+            except BackupError as exc:
+                errors.append(str(exc))
+        if not params['parts']:
+            errors.append('parts must list at least one file with state=present')
+        else:
+            errors += part_errors([(p['name'], p['path']) for p in params['parts']])
+        errors += backup_option_errors(params)
+        if params['age_recipients'] and not age_available:
+            errors.append('age_recipients needs the age command on the host that runs the module')
+    else:
+        for name in PRESENT_ONLY:
+            if params[name]:
+                errors.append('%s applies only to state=present' % name)
+        if not params['path'] and not (params['dest_dir'] and params['system']):
+            errors.append('state=verified needs path, or dest_dir and system (the latest backup there)')
+        if params['path'] and params['dest_dir']:
+            errors.append('path and dest_dir are mutually exclusive with state=verified')
+        if params['system']:
+            try:
+                check_system(params['system'])
+            except BackupError as exc:
+                errors.append(str(exc))
+        if params['extract_to'] and not os.path.isdir(params['extract_to']):
+            errors.append('extract_to %s does not exist or is not a directory' % params['extract_to'])
+        if not re.match(r'^[a-z0-9_-]+$', params['verified_how'] or ''):
+            errors.append('verified_how must match [a-z0-9_-]+, got %r' % (params['verified_how'],))
+        if params['age_identity'] and not os.path.isfile(params['age_identity']):
+            errors.append('age_identity %s is not a file' % params['age_identity'])
+    return errors
+
+
 def s3_store(s3):
     return S3Store(s3['endpoint'], s3['bucket'], s3['access_key'], s3['secret_key'],
                    region=s3.get('region') or 'us-east-1', prefix=s3.get('prefix') or '', ca_file=s3.get('ca_file'))

@@ -198,65 +198,16 @@ extracted:
 '''
 
 import os
-import re
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.trustroot.ops.plugins.module_utils._runner import module_runner
-from ansible_collections.trustroot.ops.plugins.module_utils._errors import run_module
+from ansible_collections.trustroot.ops.plugins.module_utils._errors import InputError, TrustrootError, run_module
 from ansible_collections.trustroot.ops.plugins.module_utils._backup import (
-    BackupError, archive_name, backup_argument_spec, backup_option_errors, check_system,
-    extraction_changes, finish_backup, iso, latest_backup, list_backups, mark_verified, metric_path, part_errors,
-    read_sidecar, retention_plan, s3_backups, s3_store, utcnow, verify_archive, write_archive)
+    BackupError, archive_name, archive_option_errors, backup_argument_spec, extraction_changes, finish_backup, iso,
+    latest_backup, list_backups, mark_verified, metric_path, read_sidecar, retention_plan, s3_backups, s3_store, utcnow,
+    verify_archive, write_archive)
 from ansible_collections.trustroot.ops.plugins.module_utils._s3 import S3Error
-
-PRESENT_ONLY = ('parts',)
-VERIFIED_ONLY = ('path', 'age_identity', 'extract_to')
-
-
-def option_errors(module):
-    params = module.params
-    errors = []
-    if params['state'] == 'present':
-        for name in VERIFIED_ONLY:
-            if params[name]:
-                errors.append('%s applies only to state=verified' % name)
-        if params['mark_verified']:
-            errors.append('mark_verified applies only to state=verified')
-        if not params['system']:
-            errors.append('system is required with state=present')
-        else:
-            try:
-                check_system(params['system'])
-            except BackupError as exc:
-                errors.append(str(exc))
-        if not params['parts']:
-            errors.append('parts must list at least one file with state=present')
-        else:
-            errors += part_errors([(p['name'], p['path']) for p in params['parts']])
-        errors += backup_option_errors(params)
-        if params['age_recipients'] and not module.get_bin_path('age'):
-            errors.append('age_recipients needs the age command on the host that runs the module')
-    else:
-        for name in PRESENT_ONLY:
-            if params[name]:
-                errors.append('%s applies only to state=present' % name)
-        if not params['path'] and not (params['dest_dir'] and params['system']):
-            errors.append('state=verified needs path, or dest_dir and system (the latest backup there)')
-        if params['path'] and params['dest_dir']:
-            errors.append('path and dest_dir are mutually exclusive with state=verified')
-        if params['system']:
-            try:
-                check_system(params['system'])
-            except BackupError as exc:
-                errors.append(str(exc))
-        if params['extract_to'] and not os.path.isdir(params['extract_to']):
-            errors.append('extract_to %s does not exist or is not a directory' % params['extract_to'])
-        if not re.match(r'^[a-z0-9_-]+$', params['verified_how'] or ''):
-            errors.append('verified_how must match [a-z0-9_-]+, got %r' % (params['verified_how'],))
-        if params['age_identity'] and not os.path.isfile(params['age_identity']):
-            errors.append('age_identity %s is not a file' % params['age_identity'])
-    return errors
 
 
 def run_present(module):
@@ -294,7 +245,7 @@ def run_present(module):
         try:
             result.update(finish_backup(params, sidecar, run=module_runner(module), now=now))
         except (BackupError, S3Error, IOError, OSError) as exc:
-            module.fail_json(msg='the archive %s was written, then: %s' % (result['path'], exc), **result)
+            raise TrustrootError('the archive %s was written, then: %s' % (result['path'], exc), results=result)
     if module._diff:
         gone = set(os.path.basename(p) for p in result['deleted'])
         after = [b for b in before if b not in gone] + [archive]
@@ -336,6 +287,13 @@ def run_verified(module):
     return result
 
 
+def run(module):
+    errors = archive_option_errors(module.params, bool(module.get_bin_path('age')))
+    if errors:
+        raise InputError('; '.join(errors))
+    return run_present(module) if module.params['state'] == 'present' else run_verified(module)
+
+
 def main():
     argument_spec = backup_argument_spec()
     argument_spec.update(
@@ -353,11 +311,7 @@ def main():
         verified_how=dict(type='str', default='verified'),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    errors = option_errors(module)
-    if errors:
-        module.fail_json(msg='; '.join(errors), changed=False)
-    runner = run_present if module.params['state'] == 'present' else run_verified
-    run_module(module, runner)
+    run_module(module, run)
 
 
 if __name__ == '__main__':
