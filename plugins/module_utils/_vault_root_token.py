@@ -15,6 +15,8 @@ Without a PGP key the server makes a one-time password (OTP) and returns it on t
 the last update returns ``encoded_token``: the token's bytes XOR the OTP's bytes, base64 without padding
 (OpenBao 2.7.2, and HashiCorp Vault since 1.10, where ``otp_length`` is non-zero). With a PGP key it returns
 the token encrypted to that key, base64.
+
+``manage_root_token`` is vault_root_token's whole run (state present: generate and save; absent: revoke).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -25,12 +27,15 @@ import base64
 import binascii
 import time
 
-from ansible_collections.trustroot.ops.plugins.module_utils._material import FORMAT, utc_now
-from ansible_collections.trustroot.ops.plugins.module_utils._vault import VaultError, shape_problem
+from ansible_collections.trustroot.ops.plugins.module_utils._errors import InputError, TrustrootError
+from ansible_collections.trustroot.ops.plugins.module_utils._material import (
+    FORMAT, MaterialError, check_material_output, load_key_shares, read_material, utc_now, validate_key_shares,
+    write_material)
+from ansible_collections.trustroot.ops.plugins.module_utils._vault import (
+    VaultError, VaultNode, ensure_connection, shape_problem)
 from ansible_collections.trustroot.ops.plugins.module_utils._vault_rekey import (
-    ATTEMPT_STARTED, ATTEMPT_STATUS, OperationError, clean_server_message, is_permission_denied, is_unsupported,
-    step_answer_problem)
-from ansible_collections.trustroot.ops.plugins.module_utils._errors import TrustrootError
+    ATTEMPT_STARTED, ATTEMPT_STATUS, OperationError, clean_server_message, find_active_node, is_permission_denied,
+    is_unsupported, open_attempt, step_answer_problem)
 
 # First OpenBao release with the token-authenticated sys/generate-root-token endpoints.
 OPENBAO_GENERATE_ROOT_TOKEN_SINCE = (2, 6, 0)
@@ -268,3 +273,200 @@ def revoke(node, token_to_revoke, self_revoke):
         if exc.status == 403 and not self_revoke:
             raise OperationError('token: permission denied on auth/token/revoke: %s' % clean_server_message(exc))
         raise OperationError(clean_server_message(exc))
+
+
+# --- the flow ----------------------------------------------------------------------------------------
+
+def manage_root_token(module):
+    """vault_root_token's run: a new root token saved to output_path (present), or one revoked (absent)."""
+    ensure_connection(module)
+    if not module.params['url']:
+        raise InputError('url is required (or set VAULT_ADDR or BAO_ADDR)')
+    result = dict(changed=False, state=module.params['state'])
+    if module.params['state'] == 'present':
+        return ensure_present(module, result)
+    return ensure_absent(module, result)
+
+
+def check_present_inputs(module):
+    params = module.params
+    check_material_output(module)
+    if params['pgp_key'] is not None:
+        try:
+            decoded = base64.b64decode(params['pgp_key'].strip(), validate=True)
+        except (binascii.Error, ValueError):
+            decoded = b''
+        if not decoded:
+            raise InputError('pgp_key: is not a base64-encoded PGP public key (binary export, base64)')
+    if params['keys'] is not None:
+        problem = validate_key_shares(params['keys'])
+        if problem:
+            raise InputError(problem)
+
+
+def node_with_token(params, token):
+    return VaultNode.from_params(dict(params, token=token))
+
+
+def ensure_present(module, result):
+    params = module.params
+    check_present_inputs(module)
+    node = VaultNode.from_params(params)
+    try:
+        seal_status = node.seal_status()
+        flavour, version_tuple, version = node.flavour()
+    except VaultError as exc:
+        raise OperationError(str(exc), results=result)
+    result.update(flavour=flavour, version=version)
+    if not seal_status.get('initialized'):
+        raise OperationError('%s: the server is not initialized' % node.url, results=result)
+    if seal_status.get('sealed'):
+        raise OperationError('%s: the server is sealed: unseal it before generating a root token' % node.url,
+                             results=result)
+    recovery = bool(seal_status.get('recovery_seal'))
+    keys = load_key_shares(module, recovery)
+    try:
+        node = find_active_node(node, lambda url: VaultNode.from_params(params, url))
+    except OperationError as exc:
+        raise OperationError(str(exc), results=result)
+    result['active_node'] = node.url
+
+    api = choose_api(params['api'], flavour, version_tuple, node.has_token)
+    result['api'] = api
+    if api == 'generate_root_token' and not node.has_token:
+        raise InputError('token is required: api=generate_root_token uses the token-authenticated '
+                         'sys/generate-root-token endpoints (set token or VAULT_TOKEN)', results=result)
+    run = GenerateRootRun(node, api, flavour, version_tuple, version, register_secret=module.no_log_values.add)
+    try:
+        _attempt, stale, required = open_attempt(run, node.url, seal_status, params['cancel_stale'],
+                                                 stale_attempt_message)
+    except OperationError as exc:
+        raise OperationError(str(exc), results=result)
+    if len(keys) < required:
+        raise InputError('keys: %d %s key(s) given, the threshold is %d' % (
+            len(keys), 'recovery' if recovery else 'unseal', required), results=result)
+
+    result.update(changed=True, output_path=None, nonce=None, pgp_fingerprint=None, verified=False,
+                  stale_cancelled=stale, recovery_keys=recovery)
+    if module._diff:
+        result['diff'] = {'before': {'new_root_token': False},
+                          'after': {'new_root_token': True, 'output_path': params['output_path']}}
+    if module.check_mode:
+        return result
+    new_token = generate(module, run, keys, required, stale, result)
+    save_token(module, node, new_token, flavour, version, result)
+    result['output_path'] = params['output_path']
+    return result
+
+
+def generate(module, run, keys, required, stale, result):
+    """Cancel the stale attempt when asked, start one, send the keys; the new token (decoded and looked up as a
+    root token when no PGP key encrypts it)."""
+    node = run.node
+    if stale:
+        problem = run.cancel()
+        if problem:
+            result['changed'] = False
+            raise OperationError('cancel_stale: the attempt in progress could not be cancelled: %s' % problem,
+                                 results=result)
+    try:
+        run.start(module.params['pgp_key'])
+        result['nonce'] = run.nonce
+        encoded, fingerprint = run.submit_keys(keys, required)
+    except OperationError as exc:
+        result['changed'] = stale
+        raise OperationError(str(exc), results=result)
+    result['pgp_fingerprint'] = fingerprint
+    if module.params['pgp_key']:
+        return encoded
+    try:
+        new_token = decode_token(encoded, run.otp)
+    except DecodeError as exc:
+        raise OperationError('%s: a root token was generated but could not be decoded (%s): revoke it by its '
+                             'accessor (auth/token/accessors)' % (node.url, exc), results=result)
+    module.no_log_values.add(new_token)
+    try:
+        valid, policies = lookup_state(node_with_token(module.params, new_token), new_token, self_lookup=True)
+    except OperationError:
+        valid, policies = False, []
+    if not valid or 'root' not in policies:
+        raise OperationError('%s: the decoded token does not look up as a root token' % node.url, results=result)
+    result['verified'] = True
+    return new_token
+
+
+def save_token(module, node, new_token, flavour, version, result):
+    """The token to output_path; when it cannot be written, the token is revoked (unless PGP-encrypted)."""
+    params = module.params
+    material = material_from_root_token(new_token, bool(params['pgp_key']), node.url, flavour, version)
+    try:
+        write_material(module, params['output_path'], material, params['age_recipients'])
+    except MaterialError as exc:
+        message = 'output_path: the new root token could not be written (%s)' % exc
+        if params['pgp_key']:
+            message += '; it is PGP-encrypted and cannot be revoked here: revoke it by its accessor'
+        else:
+            try:
+                revoke(node_with_token(params, new_token), new_token, self_revoke=True)
+                message += '; it was revoked'
+            except OperationError as revoke_exc:
+                message += '; revoking it failed too (%s)' % revoke_exc
+        raise MaterialError(message, results=result)
+
+
+def load_token_to_revoke(module):
+    params = module.params
+    if params['token_to_revoke'] is not None:
+        token = params['token_to_revoke'].strip()
+        if not token:
+            raise InputError('token_to_revoke: is empty')
+        return token
+    try:
+        material = read_material(module, params['token_material_path'], params['age_identity'])
+    except MaterialError as exc:
+        raise InputError('token_material_path: %s' % exc)
+    token = material.get('root_token')
+    if not token:
+        raise InputError('token_material_path: %s holds no root_token' % params['token_material_path'])
+    module.no_log_values.add(token)
+    if material.get('root_token_pgp_encrypted'):
+        raise InputError('token_material_path: the root token in %s is PGP-encrypted: decrypt it and pass it as '
+                         'token_to_revoke' % params['token_material_path'])
+    return token
+
+
+def ensure_absent(module, result):
+    params = module.params
+    token_to_revoke = load_token_to_revoke(module)
+    # Revoke through the caller's token when it is another one; else the token revokes itself.
+    self_revoke = not params['token'] or params['token'] == token_to_revoke
+    node = node_with_token(params, token_to_revoke) if self_revoke else VaultNode.from_params(params)
+    result['method'] = 'auth/token/revoke-self' if self_revoke else 'auth/token/revoke'
+    try:
+        valid, policies = lookup_state(node, token_to_revoke, self_lookup=self_revoke)
+    except (OperationError, VaultError) as exc:
+        raise OperationError(str(exc), results=result)
+    result.update(revoked=False)
+    if not valid:
+        if module._diff:
+            result['diff'] = {'before': {'token_valid': False}, 'after': {'token_valid': False}}
+        return result
+    if 'root' not in policies:
+        raise InputError('token_to_revoke: is not a root token (policies: %s): this module revokes root tokens '
+                         'only' % ', '.join(policies), results=result)
+    result['changed'] = True
+    if module._diff:
+        result['diff'] = {'before': {'token_valid': True}, 'after': {'token_valid': False}}
+    if module.check_mode:
+        return result
+    try:
+        revoke(node, token_to_revoke, self_revoke)
+        checker = node if not self_revoke else node_with_token(params, token_to_revoke)
+        gone = confirm_revoked(lambda: lookup_state(checker, token_to_revoke, self_lookup=self_revoke))
+    except OperationError as exc:
+        raise OperationError(str(exc), results=result)
+    if not gone:
+        raise OperationError('%s: the token still looks up as valid %d s after its revocation'
+                             % (node.url, REVOKE_SETTLE_SECONDS), results=result)
+    result['revoked'] = True
+    return result

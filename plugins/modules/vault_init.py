@@ -203,18 +203,10 @@ version:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.trustroot.ops.plugins.module_utils._material import (
-    AnswerError, check_material_output, init_call_failure_message, init_material_bound, initialized_state,
-    material_from_init, partial_path, reserve_material_output, save_failure_message, save_material, secrets_in,
-    utc_stamp)
-from ansible_collections.trustroot.ops.plugins.module_utils._material_secret import (
-    prepare_output_secret, secret_option, store_material)
-from ansible_collections.trustroot.ops.plugins.module_utils._vault import (
-    VaultError, VaultNode, connection_argument_spec, ensure_connection, require_url)
-from ansible_collections.trustroot.ops.plugins.module_utils._vault_init import (
-    InitInputError, build_init_request, is_auto_unseal)
-
-LOST_ADVICE = 'wipe the server\'s storage and initialize it again'
+from ansible_collections.trustroot.ops.plugins.module_utils._errors import run_module
+from ansible_collections.trustroot.ops.plugins.module_utils._material_secret import secret_option
+from ansible_collections.trustroot.ops.plugins.module_utils._vault import connection_argument_spec
+from ansible_collections.trustroot.ops.plugins.module_utils._vault_init import initialize
 
 
 def main():
@@ -235,100 +227,7 @@ def main():
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
                            required_one_of=[('output_path', 'output_secret')],
                            mutually_exclusive=[('output_path', 'output_secret')])
-    ensure_connection(module)
-    require_url(module)
-    params = module.params
-    node = VaultNode.from_params(params)
-
-    try:
-        status = node.seal_status()
-        flavour, _version, version = node.flavour()
-    except VaultError as exc:
-        module.fail_json(msg=str(exc))
-    auto_unseal = is_auto_unseal(status)
-    try:
-        request = build_init_request(params, auto_unseal)
-    except InitInputError as exc:
-        module.fail_json(msg=str(exc))
-
-    layout_key = 'recovery' if auto_unseal else 'secret'
-    result = dict(changed=False, initialized=bool(status.get('initialized')), output_path=None,
-                  seal_type=status.get('type'), flavour=flavour, version=version,
-                  shares=request['%s_shares' % layout_key], threshold=request['%s_threshold' % layout_key])
-    if status.get('initialized'):
-        # Report the layout the server has, not the one asked for.
-        result.update(shares=status.get('n'), threshold=status.get('t'))
-        module.exit_json(**result)
-
-    result['changed'] = True
-    if module._diff:
-        result['diff'] = {'before': {'initialized': False},
-                          'after': {'initialized': True, 'shares': result['shares'], 'threshold': result['threshold']}}
-    needed = init_material_bound(request, node.url, flavour, version, params['age_recipients'])
-    if params['output_secret']:
-        # Write-ahead: the Secret is written (a reservation, no key) before the server makes the keys.
-        store = prepare_output_secret(module, 'init', needed)
-        try:
-            if module.check_mode:
-                module.exit_json(**result)
-            init(module, node, request, flavour, version, None, store)
-        finally:
-            store.release()
-        ref = store.ref
-        result.update(initialized=True, output_secret=dict(namespace=ref.namespace, name=ref.name, key=ref.key))
-        module.exit_json(**result)
-    check_material_output(module)
-    # Write-ahead: the material's space is proven with real bytes before the server makes the keys (in check
-    # mode too, so it predicts this failure; the placeholder is removed).
-    reservation = reserve_material_output(module, needed)
-    try:
-        if module.check_mode:
-            module.exit_json(**result)
-        init(module, node, request, flavour, version, reservation)
-    finally:
-        reservation.release()
-    result.update(initialized=True, output_path=params['output_path'])
-    module.exit_json(**result)
-
-
-def init(module, node, request, flavour, version, reservation, store=None):
-    """sys/init, then the material into the reservation (or the Secret ``store``); fails the module saying where
-    any key material is."""
-    params = module.params
-    try:
-        response = node.call('PUT', 'sys/init', auth=False, json=request)
-    except VaultError as exc:
-        module.fail_json(msg=init_call_failure_message(exc, *initialized_state(node, VaultError)))
-    try:
-        material = material_from_init(response, request, node.url, flavour, version)
-    except AnswerError as exc:
-        # The server may be initialized all the same: keep what the answer held, beside output_path.
-        event = '%s; the server may be initialized now' % exc
-        if exc.partial:
-            module.no_log_values.update(secrets_in(exc.partial))
-            if store:
-                label = 'what the answer held (incomplete)'
-                key = store_material(module, store, exc.partial, event, 'if the server is initialized, ' + LOST_ADVICE,
-                                     partial=True, label=label)
-                module.fail_json(msg='%s; %s is in %s key %s' % (event, label, store.ref.path, key))
-            outcome = save_material(module, reservation, exc.partial, partial_path(params['output_path'], utc_stamp()),
-                                    overwrite=False, age_recipients=params['age_recipients'])
-            module.fail_json(msg=save_failure_message(event, outcome, 'if the server is initialized, ' + LOST_ADVICE,
-                                                      label='what the answer held (incomplete)'))
-        initialized, _problem = initialized_state(node, VaultError)
-        if initialized is False:
-            module.fail_json(msg='%s; it reports not initialized: nothing was written' % exc)
-        module.fail_json(msg='%s; the answer held no usable key material: if the server is initialized (%s), its '
-                             'keys are lost: %s' % (event, 'it reports so' if initialized else 'check sys/seal-status',
-                                                    LOST_ADVICE))
-    module.no_log_values.update(secrets_in(material))
-    if store:
-        store_material(module, store, material, 'the server was initialized', LOST_ADVICE)
-        return
-    outcome = save_material(module, reservation, material, params['output_path'],
-                            overwrite=params['overwrite_output'], age_recipients=params['age_recipients'])
-    if not outcome.at_target or outcome.age_problem:
-        module.fail_json(msg=save_failure_message('the server was initialized', outcome, LOST_ADVICE))
+    run_module(module, initialize)
 
 
 if __name__ == '__main__':

@@ -147,7 +147,7 @@ def test_content_that_differs_from_the_manifest_fails(ansible, vault_backup, tmp
     result = ansible.module('backup_restore_check', check_args(vault_backup, vault_archive=archive))
     assert result['failed'] is True and result['passed'] is False
     failed = sorted(c['check'] for c in result['checks'] if not c['ok'])
-    assert failed == ['kv[apps]', 'kv_sha256']
+    assert failed == ['kv[apps]', 'kv_sha256'], result['checks']
     assert 'vault kv_sha256' in result['msg'] and 'vault kv[apps]' in result['msg']
     assert processes_mentioning(vault_backup['scratch_parent']) == []
 

@@ -15,7 +15,7 @@ from ansible_collections.trustroot.ops.plugins.module_utils._material import (
     private_temp_bases, rescue_plan, reservation_failure_message, reserve_material_output, save_failure_message,
     save_material, secrets_in, serialize, validate_key_shares)
 from ansible_collections.trustroot.ops.plugins.module_utils._vault import VaultError
-from ansible_collections.trustroot.ops.plugins.modules import vault_init
+from ansible_collections.trustroot.ops.plugins.module_utils import _vault_init
 
 INIT = {'keys': ['aa', 'bb', 'cc'], 'keys_base64': ['qg==', 'uw==', 'zA=='], 'root_token': 's.root'}
 
@@ -444,8 +444,8 @@ def run_init(tmp_path, node):
     reservation = Reservation(output, reserve_space(output, 8192), 8192)
     try:
         try:
-            vault_init.init(module, node, SHAMIR, 'openbao', '2.7.2', reservation)
-        except AssertionError as exc:
+            _vault_init.send_init(module, node, SHAMIR, 'openbao', '2.7.2', reservation)
+        except MaterialError as exc:
             return str(exc), module
         return None, module
     finally:
