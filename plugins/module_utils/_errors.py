@@ -31,6 +31,11 @@ class InputError(TrustrootError, ValueError):
     """Bad module input, found before any call; the message names the option."""
 
 
+class DependencyError(TrustrootError):
+    """A Python library the module needs is missing on the host that runs it (``results['exception']`` holds
+    the import traceback, as ``fail_json`` shows it)."""
+
+
 def file_error_message(exc):
     """``path: reason`` for an OSError, without the errno noise."""
     return '%s: %s' % (getattr(exc, 'filename', None) or 'file', exc.strerror or exc)

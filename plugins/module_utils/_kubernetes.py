@@ -21,8 +21,8 @@ import binascii
 import json
 import traceback
 
-from ansible.module_utils.basic import env_fallback
-from ansible_collections.trustroot.ops.plugins.module_utils._errors import TrustrootError
+from ansible.module_utils.basic import env_fallback, missing_required_lib
+from ansible_collections.trustroot.ops.plugins.module_utils._errors import DependencyError, TrustrootError
 
 try:
     from kubernetes import client as k8s_client
@@ -43,6 +43,11 @@ class KubernetesError(TrustrootError):
     def __init__(self, message, status=None):
         super(KubernetesError, self).__init__(message)
         self.status = status
+
+
+def ensure_kubernetes():
+    if not HAS_KUBERNETES:
+        raise DependencyError(missing_required_lib('kubernetes'), results={'exception': KUBERNETES_IMPORT_ERROR})
 
 
 def connection_options():

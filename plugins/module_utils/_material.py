@@ -28,7 +28,7 @@ import tempfile
 from ansible_collections.trustroot.ops.plugins.module_utils._files import (
     FileError, age_decrypt, age_encrypt, atomic_write, check_writable_target, commit_reserved, is_age_encrypted,
     os_error_text, remove_quietly, reserve_space, write_new_file, write_reserved)
-from ansible_collections.trustroot.ops.plugins.module_utils._errors import TrustrootError
+from ansible_collections.trustroot.ops.plugins.module_utils._errors import InputError, TrustrootError
 
 FORMAT = 'trustroot.ops/vault-init/v1'
 HEX_KEY = re.compile(r'^[0-9a-fA-F]+$')
@@ -263,40 +263,40 @@ def validate_key_shares(keys, field='keys'):
 def load_key_shares(module, recovery=False):
     """Key shares from the module's ``keys`` option or its ``key_material_path`` (+ ``age_identity``).
 
-    Fails the module with a message naming the option; keys read from a file are masked in Ansible's
+    Raises InputError naming the option; keys read from a file are masked in Ansible's
     output from the moment they are read, as if they had been a no_log parameter."""
     params = module.params
     if params.get('keys') is not None:
         keys = [key.strip() for key in params['keys']]
         problem = validate_key_shares(keys)
         if problem:
-            module.fail_json(msg=problem)
+            raise InputError(problem)
         return keys
     path = params['key_material_path']
     try:
         keys = keys_from_material(read_material(module, path, params.get('age_identity')), recovery=recovery,
                                   path=path)
     except MaterialError as exc:
-        module.fail_json(msg='key_material_path: %s' % exc)
+        raise InputError('key_material_path: %s' % exc)
     module.no_log_values.update(keys)
     problem = validate_key_shares(keys, field='the keys in key_material_path')
     if problem:
-        module.fail_json(msg='key_material_path: %s' % problem)
+        raise InputError('key_material_path: %s' % problem)
     return keys
 
 
 def check_material_output(module):
-    """Fail before any change when ``output_path`` / ``age_recipients`` could not take new material."""
+    """InputError before any change when ``output_path`` / ``age_recipients`` could not take new material."""
     params = module.params
     problem = check_writable_target(params['output_path'], overwrite=params['overwrite_output'])
     if problem:
-        module.fail_json(msg='output_path: %s%s' % (
+        raise InputError('output_path: %s%s' % (
             problem, ' (set overwrite_output=true to replace it)' if problem.endswith('already exists') else ''))
     if params.get('age_recipients'):
         try:
             age_encrypt(module, b'recipient check', params['age_recipients'])
         except FileError as exc:
-            module.fail_json(msg='age_recipients: %s' % exc)
+            raise InputError('age_recipients: %s' % exc)
 
 
 # --- Write-ahead: the space for the material is proven before the server call that makes it ---------------
@@ -401,13 +401,13 @@ def reservation_failure_message(output_path, exc, needed):
 
 
 def reserve_material_output(module, needed):
-    """Prove output_path takes ``needed`` bytes with a real placeholder; return it (a Reservation) or fail
-    the module naming output_path and the OS error, before the server call."""
+    """Prove output_path takes ``needed`` bytes with a real placeholder; return it (a Reservation), else raise
+    MaterialError naming output_path and the OS error, before the server call."""
     path = module.params['output_path']
     try:
         return Reservation(path, reserve_space(path, needed), needed)
     except OSError as exc:
-        module.fail_json(msg=reservation_failure_message(path, exc, needed))
+        raise MaterialError(reservation_failure_message(path, exc, needed))
 
 
 class Reservation(object):

@@ -29,6 +29,7 @@ import re
 import tempfile
 import time
 
+from ansible_collections.trustroot.ops.plugins.module_utils._errors import InputError
 from ansible_collections.trustroot.ops.plugins.module_utils._files import (
     FileError, age_encrypt, is_age_encrypted, os_error_text, write_new_file)
 from ansible_collections.trustroot.ops.plugins.module_utils._kubernetes import (
@@ -346,17 +347,17 @@ class SecretStore(object):
 
 def load_key_shares_from_secret(module, option='material_secret', recovery=False):
     """Key shares from the material in the Secret named by ``option`` (+ ``age_identity``): masked in Ansible's
-    output from the moment they are read; fails the module naming the option and the Secret."""
+    output from the moment they are read; raises InputError naming the option and the Secret."""
     try:
         ref = SecretRef.from_param(module.params[option], option)
         material = SecretStore.connect(ref).read_material(module, module.params.get('age_identity'))
         module.no_log_values.update(secrets_in(material))
         keys = keys_from_material(material, recovery=recovery, path=ref.label)
     except MaterialError as exc:
-        module.fail_json(msg=str(exc) if str(exc).startswith(option) else '%s: %s' % (option, exc))
+        raise InputError(str(exc) if str(exc).startswith(option) else '%s: %s' % (option, exc))
     problem = validate_key_shares(keys, field='the keys in %s' % ref.label)
     if problem:
-        module.fail_json(msg='%s: %s' % (option, problem))
+        raise InputError('%s: %s' % (option, problem))
     return keys
 
 
@@ -398,7 +399,7 @@ def rescue_locally(value, ref, bases=None):
 def prepare_output_secret(module, kind, needed, option='output_secret'):
     """Before any server call: the Secret is reachable, holds no material unless overwrite_output, has room,
     the age recipients work, and the Secret is written with a reservation (a dry run in check mode). Returns
-    the SecretStore; fails the module naming the option and the Secret otherwise."""
+    the SecretStore; raises MaterialError naming the option and the Secret otherwise."""
     params = module.params
     sent = '; nothing was sent to the server'
     try:
@@ -406,25 +407,25 @@ def prepare_output_secret(module, kind, needed, option='output_secret'):
         store = SecretStore.connect(ref)
         problem = store.output_problem(params['overwrite_output'], needed)
     except MaterialError as exc:
-        module.fail_json(msg=str(exc) + sent)
+        raise MaterialError(str(exc) + sent)
     if problem:
-        module.fail_json(msg=problem + sent)
+        raise MaterialError(problem + sent)
     if params.get('age_recipients'):
         try:
             age_encrypt(module, b'recipient check', params['age_recipients'])
         except FileError as exc:
-            module.fail_json(msg='age_recipients: %s' % exc)
+            raise InputError('age_recipients: %s' % exc)
     try:
         store.reserve(kind, check_mode=module.check_mode)
     except MaterialError as exc:
-        module.fail_json(msg='%s (the reservation of %s)%s' % (exc, ref.label, sent))
+        raise MaterialError('%s (the reservation of %s)%s' % (exc, ref.label, sent))
     return store
 
 
 def store_material(module, store, material, event, lost_advice, partial=False, pending=False,
                    label='its key material'):
     """Write material to the Secret after the server acted; when it cannot get there (or age failed), save it to
-    a local 0600 file and fail the module saying where (never the keys). Returns the key it went under."""
+    a local 0600 file and raise MaterialError saying where (never the keys). Returns the key it went under."""
     data, encrypted, age_problem = material_bytes(module, material, module.params.get('age_recipients'))
     target = None
     if partial or pending:
@@ -440,5 +441,5 @@ def store_material(module, store, material, event, lost_advice, partial=False, p
         except MaterialError as exc:
             errors.append(str(exc))
     rescued, more = rescue_locally(data, store.ref)
-    module.fail_json(msg=secret_failure_message(event, store.ref, errors + more, rescued, encrypted, age_problem,
-                                                lost_advice, label))
+    raise MaterialError(secret_failure_message(event, store.ref, errors + more, rescued, encrypted, age_problem,
+                                               lost_advice, label), changed=True)

@@ -18,7 +18,7 @@ import traceback
 from urllib.parse import urlsplit
 
 from ansible.module_utils.basic import env_fallback, missing_required_lib
-from ansible_collections.trustroot.ops.plugins.module_utils._errors import TrustrootError
+from ansible_collections.trustroot.ops.plugins.module_utils._errors import DependencyError, InputError, TrustrootError
 
 try:
     import hvac
@@ -60,17 +60,17 @@ class VaultError(TrustrootError):
         self.reason = message
 
 
-def ensure_hvac(module):
+def ensure_hvac():
     if not HAS_HVAC:
-        module.fail_json(msg=missing_required_lib('hvac'), exception=HVAC_IMPORT_ERROR)
+        raise DependencyError(missing_required_lib('hvac'), results={'exception': HVAC_IMPORT_ERROR})
 
 
 def ensure_connection(module, node_options=('url', 'nodes')):
     """Fail before any call when hvac is missing or a server address option is malformed (naming the option)."""
-    ensure_hvac(module)
+    ensure_hvac()
     problems = connection_option_errors(module.params, node_options)
     if problems:
-        module.fail_json(msg='; '.join(problems))
+        raise InputError('; '.join(problems))
 
 
 def url_problem(url):
@@ -421,12 +421,12 @@ def nodes_from_params(params, option='nodes'):
 
 def require_url(module):
     if not module.params.get('url'):
-        module.fail_json(msg='url is required (or set VAULT_ADDR or BAO_ADDR)')
+        raise InputError('url is required (or set VAULT_ADDR or BAO_ADDR)')
     problem = url_problem(module.params['url'])
     if problem:
-        module.fail_json(msg='url %s' % problem)
+        raise InputError('url %s' % problem)
 
 
-def require_token(module, node, purpose):
+def require_token(node, purpose):
     if not node.has_token:
-        module.fail_json(msg='token is required to %s (set token or VAULT_TOKEN)' % purpose)
+        raise InputError('token is required to %s (set token or VAULT_TOKEN)' % purpose)

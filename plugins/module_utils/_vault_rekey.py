@@ -15,6 +15,9 @@ Both take the same payloads and answer the same fields (the rotate family wraps 
 ``VaultNode.call`` unwraps). The sequence (``RekeyRun``) talks to a node through ``call`` only, so unit tests
 drive it with a scripted node. Whatever fails after the attempt was started cancels the attempt, so a
 failed run never leaves one in progress and the old keys stay valid.
+
+``rekey_keys`` is vault_rekey's whole run: the checks that need no server, the write-ahead reservation of the
+output, the attempt, and the new keys saved to output_path or to a Kubernetes Secret.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -24,11 +27,17 @@ __metaclass__ = type
 import base64
 import binascii
 import re
+import time
 
-from ansible_collections.trustroot.ops.plugins.module_utils._material import validate_key_shares
+from ansible_collections.trustroot.ops.plugins.module_utils._errors import InputError, TrustrootError
+from ansible_collections.trustroot.ops.plugins.module_utils._material import (
+    AnswerError, MaterialError, check_material_output, commit_filled, load_key_shares, material_bytes,
+    material_from_rekey, partial_path, rekey_material_bound, reserve_material_output, save_failure_message,
+    save_material, utc_stamp, validate_key_shares)
+from ansible_collections.trustroot.ops.plugins.module_utils._material_secret import (
+    MaterialSecretError, load_key_shares_from_secret, prepare_output_secret, store_material)
 from ansible_collections.trustroot.ops.plugins.module_utils._vault import (
-    LEADER, Optional, VaultError, shape_problem, uses_rotate_root_api)
-from ansible_collections.trustroot.ops.plugins.module_utils._errors import TrustrootError
+    LEADER, Optional, VaultError, VaultNode, ensure_connection, shape_problem, uses_rotate_root_api)
 
 TARGETS = ('unseal', 'recovery')
 APIS = ('rekey', 'rotate_root')
@@ -353,3 +362,244 @@ class RekeyRun(object):
                 return answer
         self.abort('verification did not complete after %d new key(s) (progress %s/%s)' % (
             threshold, answer.get('progress'), threshold))
+
+
+# --- the flow ----------------------------------------------------------------------------------------
+
+DONE = 'the rekey completed on %s (the old keys no longer work)'
+LOST_ADVICE = ('keep every node running and unsealed (a node that seals cannot be unsealed again) and move the '
+               'data to a newly initialized cluster')
+
+
+def rekey_keys(module):
+    """vault_rekey's run. Returns the result; raises a TrustrootError (with the partial result) saying where any
+    new key material is."""
+    ensure_connection(module)
+    params = module.params
+    if not params['url']:
+        raise InputError('url is required (or set VAULT_ADDR or BAO_ADDR)')
+    target = params['target']
+    result = dict(changed=False, target=target)
+    # Everything that needs no server, before the first call.
+    problem = validate_options(params)
+    if problem:
+        raise InputError(problem, results=result)
+    if params['output_path']:
+        check_material_output(module)
+    if params['material_secret']:
+        keys = load_key_shares_from_secret(module, 'material_secret', recovery=target == 'recovery')
+    else:
+        keys = load_key_shares(module, recovery=target == 'recovery')
+    try:
+        run, seal_status, required, stale = open_rekey(module, result, len(keys))
+    except OperationError as exc:
+        raise OperationError(str(exc), results=result)
+    shares, threshold = result['shares'], result['threshold']
+    node = run.node
+    result.update(changed=True, previous_shares=seal_status.get('n'), previous_threshold=seal_status.get('t'),
+                  verified=False, output_path=None, nonce=None, pgp_fingerprints=[], stale_cancelled=stale)
+    if module._diff:
+        result['diff'] = {'before': shape_layout(seal_status.get('n'), seal_status.get('t')),
+                          'after': shape_layout(shares, threshold)}
+    # Write-ahead: the new keys' space is proven with real bytes before the attempt starts (in check mode
+    # too, so it predicts this failure; the placeholder is removed).
+    needed = rekey_material_bound(target, shares, params['pgp_keys'] or [], node.url, result['flavour'],
+                                  result['version'], params['age_recipients'])
+    if params['output_secret']:
+        store = prepare_output_secret(module, 'rekey', needed)
+        result['output_secret'] = None
+        try:
+            if module.check_mode:
+                return result
+            previous = rekey_to_secret(module, run, result, keys, required, stale, store)
+        finally:
+            store.release()
+        ref = store.ref
+        result['output_secret'] = dict(namespace=ref.namespace, name=ref.name, key=ref.key, previous=previous)
+        return finish(module, node, result)
+    reservation = reserve_material_output(module, needed)
+    try:
+        if module.check_mode:
+            return result
+        rekey_to_file(module, run, result, keys, required, stale, reservation)
+    finally:
+        reservation.release()
+    result['output_path'] = params['output_path']
+    return finish(module, node, result)
+
+
+def open_rekey(module, result, key_count):
+    """The node's state, the API, the active node, the new layout (into ``result``) and the attempt's status:
+    (RekeyRun, seal status, key shares needed, whether a stale attempt is to be cancelled)."""
+    params = module.params
+    target = params['target']
+    node = VaultNode.from_params(params)
+    try:
+        seal_status = node.seal_status()
+        flavour, version_tuple, version = node.flavour()
+    except VaultError as exc:
+        raise OperationError(str(exc))
+    problem = check_target(target, seal_status)
+    if problem:
+        raise OperationError('%s: %s' % (node.url, problem))
+    api = choose_api(params['api'], flavour, version_tuple)
+    result.update(api=api, flavour=flavour, version=version)
+    node = find_active_node(node, lambda url: VaultNode.from_params(params, url))
+    result['active_node'] = node.url
+    if api == 'rotate_root' and not node.has_token:
+        raise OperationError('token is required: %s %s rekeys through the token-authenticated sys/rotate/%s '
+                             'endpoints (set token or VAULT_TOKEN)' % (
+                                 flavour, version, 'recovery' if target == 'recovery' else 'root'))
+    result['shares'], result['threshold'] = resolve_layout(params, seal_status)
+    run = RekeyRun(node, api, target, version=version, register_secret=module.no_log_values.add)
+    _attempt, stale, required = open_attempt(run, node.url, seal_status, params['cancel_stale'])
+    if key_count < required:
+        raise OperationError('keys: %d current key(s) given, the current threshold of the %s keys is %d' % (
+            key_count, target, required))
+    return run, seal_status, required, stale
+
+
+def start_rekey(module, run, result, keys, required, stale):
+    """Cancel the stale attempt when asked, start one, send the current keys; the last update's answer."""
+    if stale:
+        problem = run.cancel()
+        if problem:
+            result['changed'] = False
+            raise OperationError('cancel_stale: the attempt in progress could not be cancelled: %s' % problem,
+                                 results=result)
+    params = module.params
+    run.start(init_payload(result['shares'], result['threshold'], params['pgp_keys'] or [], params['backup'],
+                           params['require_verification']))
+    result['nonce'] = run.nonce
+    answer = run.submit_current_keys(keys, required)
+    result['pgp_fingerprints'] = answer.get('pgp_fingerprints') or []
+    return answer
+
+
+def new_material(module, run, result, answer):
+    """The new key material from the last update's answer (AnswerError when it is not usable)."""
+    return material_from_rekey(answer, run.target, result['shares'], result['threshold'],
+                               bool(module.params['pgp_keys']), run.node.url, result['flavour'], result['version'],
+                               call='PUT %s' % run.paths['update'])
+
+
+def verification_nonce(run, answer):
+    nonce = answer.get('verification_nonce')
+    if not nonce:
+        run.abort('%s: the server returned no verification nonce' % run.node.url)
+    return nonce
+
+
+def rekey_to_file(module, run, result, keys, required, stale, reservation):
+    """Run the attempt; the new keys go into the reservation (before the verify phase makes them the only valid
+    ones, when verifying), then onto output_path. Raises saying where any new key material is."""
+    params = module.params
+    node, verify = run.node, params['require_verification']
+    try:
+        answer = start_rekey(module, run, result, keys, required, stale)
+        try:
+            material = new_material(module, run, result, answer)
+        except AnswerError as exc:
+            if verify:
+                run.abort(str(exc))
+            # Without verification the rekey took effect on the last key: keep what the answer held.
+            outcome = save_material(module, reservation, exc.partial, partial_path(params['output_path'], utc_stamp()),
+                                    overwrite=False, age_recipients=params['age_recipients'])
+            raise MaterialError(save_failure_message('%s; %s' % (exc, DONE % node.url), outcome, LOST_ADVICE,
+                                                     label='what the answer held (incomplete)'), results=result)
+        if not verify:
+            outcome = save_material(module, reservation, material, params['output_path'],
+                                    overwrite=params['overwrite_output'], age_recipients=params['age_recipients'])
+        else:
+            nonce = verification_nonce(run, answer)
+            try:
+                data, encrypted, age_problem = material_bytes(module, material, params['age_recipients'])
+                if age_problem:
+                    run.abort('age_recipients: %s' % age_problem)
+                reservation.fill(data)
+            except OSError as exc:
+                run.abort('output_path: the new keys could not be written into the space reserved in %s (%s)' % (
+                    reservation.placeholder, exc))
+            run.verify(material['%s_keys_b64' % run.target] or material['%s_keys_hex' % run.target],
+                       result['threshold'], nonce)
+            result['verified'] = True
+            outcome = commit_filled(reservation, params['output_path'], overwrite=params['overwrite_output'],
+                                    encrypted=encrypted)
+    except OperationError as exc:
+        result['changed'] = stale
+        raise OperationError(str(exc), results=result)
+    if not outcome.at_target or outcome.age_problem:
+        raise MaterialError(save_failure_message(DONE % node.url, outcome, LOST_ADVICE), results=result)
+
+
+def rekey_to_secret(module, run, result, keys, required, stale, store):
+    """As rekey_to_file(), with the Secret ``store``: with verification the new keys are staged in the Secret (a
+    pending-<stamp>.json key) before the verify phase makes them the only valid ones, then moved onto its key
+    in one update that keeps the old material. Returns the key the old material is kept under (or None)."""
+    params = module.params
+    node, ref, verify = run.node, store.ref, params['require_verification']
+    staged = None
+    try:
+        answer = start_rekey(module, run, result, keys, required, stale)
+        try:
+            material = new_material(module, run, result, answer)
+        except AnswerError as exc:
+            if verify:
+                run.abort(str(exc))
+            # Without verification the rekey took effect on the last key: keep what the answer held.
+            event, label = '%s; %s' % (exc, DONE % node.url), 'what the answer held (incomplete)'
+            if not exc.partial:
+                raise MaterialError('%s; the answer held no usable key material: the new keys are lost: %s' % (
+                    event, LOST_ADVICE), results=result)
+            key = store_material(module, store, exc.partial, event, LOST_ADVICE, partial=True, label=label)
+            raise MaterialError('%s; %s is in %s key %s' % (event, label, ref.path, key), results=result)
+        if not verify:
+            store_material(module, store, material, DONE % node.url, LOST_ADVICE)
+            return store.previous
+        nonce = verification_nonce(run, answer)
+        data, encrypted, age_problem = material_bytes(module, material, params['age_recipients'])
+        if age_problem:
+            run.abort('age_recipients: %s' % age_problem)
+        try:
+            staged = store.stage(data, material, encrypted)
+        except MaterialSecretError as exc:
+            run.abort('output_secret: the new keys could not be staged in %s before verification (%s)' % (
+                ref.path, exc))
+        run.verify(material['%s_keys_b64' % run.target] or material['%s_keys_hex' % run.target],
+                   result['threshold'], nonce)
+        result['verified'] = True
+    except OperationError as exc:
+        result['changed'] = stale
+        message = str(exc)
+        if staged:
+            message += ('; the unverified new keys stay in %s key %s: delete that key once the current keys are '
+                        'known to work' % (ref.path, staged))
+        raise OperationError(message, results=result)
+    try:
+        return store.write(data, material, encrypted, pending_key=staged)
+    except MaterialSecretError as exc:
+        raise MaterialError('%s; the new keys are in %s key %s (written before verification), but could not be moved '
+                            'to key %s (%s): move them there, they are the only valid keys now' % (
+                                DONE % node.url, ref.path, staged, ref.key, exc), results=result)
+
+
+def wait_for_layout(node, shares, threshold, timeout=15):
+    """The seal status reflects the new layout once the rekey is stored; True when it does."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            status = node.seal_status()
+            if status.get('n') == shares and status.get('t') == threshold:
+                return True
+        except VaultError:
+            pass
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.5)
+
+
+def finish(module, node, result):
+    if not wait_for_layout(node, result['shares'], result['threshold']):
+        module.warn('the rekey completed, but %s does not report the new layout %d/%d yet' % (
+            node.url, result['threshold'], result['shares']))
+    return result

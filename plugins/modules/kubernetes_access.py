@@ -141,12 +141,16 @@ token_expires_at:
   type: str
 '''
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.trustroot.ops.plugins.module_utils._errors import run_module
-from ansible_collections.trustroot.ops.plugins.module_utils._kubernetes import (
-    HAS_KUBERNETES, KUBERNETES_IMPORT_ERROR, connection_options)
+from ansible_collections.trustroot.ops.plugins.module_utils._kubernetes import connection_options, ensure_kubernetes
 from ansible_collections.trustroot.ops.plugins.module_utils._kubernetes_access import ensure_access
+
+
+def run(module):
+    ensure_kubernetes()
+    return ensure_access(module.params, module.check_mode)
 
 
 def main():
@@ -168,9 +172,7 @@ def main():
         state=dict(type='str', choices=['present', 'absent'], default='present'),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    if not HAS_KUBERNETES:
-        module.fail_json(msg=missing_required_lib('kubernetes'), exception=KUBERNETES_IMPORT_ERROR)
-    run_module(module, lambda module: ensure_access(module.params, module.check_mode))
+    run_module(module, run)
 
 
 if __name__ == '__main__':

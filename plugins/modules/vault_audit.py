@@ -198,7 +198,7 @@ def run(module):
     if params['exclusive'] and params['devices'] is None:
         raise InputError('exclusive needs devices (the full list of devices to keep)')
     node = VaultNode.from_params(module.params)
-    require_token(module, node, 'read and manage audit devices')
+    require_token(node, 'read and manage audit devices')
 
     result = dict(changed=False, actions=[], config_stanzas=stanzas(desired), declared=[])
     try:

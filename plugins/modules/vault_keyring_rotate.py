@@ -101,7 +101,7 @@ def run(module):
         except ValueError as exc:
             raise InputError('min_age %s' % exc)
     node = VaultNode.from_params(module.params)
-    require_token(module, node, 'rotate the encryption key')
+    require_token(node, 'rotate the encryption key')
 
     flavour = node.flavour()[0]
     before = node.call('GET', 'sys/key-status', expect=KEY_STATUS)

@@ -201,7 +201,7 @@ def run(module):
     desired_config = normalize_config(dict((k, params[k]) for k in CONFIG_OPTIONS)) if present else None
     jwt = check_jwt(params['token_reviewer_jwt']) if present else None
     node = VaultNode.from_params(params)
-    require_token(module, node, 'manage the Kubernetes auth method')
+    require_token(node, 'manage the Kubernetes auth method')
 
     result = dict(changed=False, mount_point=mount, actions=[], token_reviewer_jwt_written=False)
     try:

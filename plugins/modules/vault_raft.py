@@ -194,7 +194,7 @@ from ansible_collections.trustroot.ops.plugins.module_utils._vault_raft import (
 
 
 def run_show(module, node):
-    require_token(module, node, 'read the raft configuration')
+    require_token(node, 'read the raft configuration')
     peers = read_peers(node)
     autopilot, autopilot_error = read_autopilot(node)
     return dict(changed=False, peers=peers, leader=leader_peer(peers), autopilot=autopilot,
@@ -202,7 +202,7 @@ def run_show(module, node):
 
 
 def run_removed(module, node):
-    require_token(module, node, 'remove a raft peer')
+    require_token(node, 'remove a raft peer')
     server_id = module.params['server_id']
     peers = read_peers(node)
     autopilot, autopilot_error = read_autopilot(node)

@@ -272,18 +272,15 @@ def remount_read_only(directory):
 MATERIAL = material_from_init(longest_answer(5), {'secret_shares': 5, 'secret_threshold': 3}, URL, 'openbao', '2.7.2')
 
 
-class FailingModule(object):
+class ParamsOnly(object):
     def __init__(self, **params):
         self.params = params
-
-    def fail_json(self, **kwargs):
-        raise AssertionError(kwargs['msg'])
 
 
 def test_reserved_space_survives_a_disk_filled_after_it(tmpfs):
     directory = tmpfs('out')
     output = os.path.join(directory, 'init.json')
-    reservation = reserve_material_output(FailingModule(output_path=output), 8192)
+    reservation = reserve_material_output(ParamsOnly(output_path=output), 8192)
     placeholder = reservation.placeholder
     assert os.path.dirname(placeholder) == directory and os.path.basename(placeholder).startswith('.init.json.')
     assert stat.S_IMODE(os.stat(placeholder).st_mode) == 0o600 and os.path.getsize(placeholder) == 8192
@@ -305,8 +302,8 @@ def test_full_disk_is_refused_before_anything_naming_output_path(tmpfs):
     directory = tmpfs('full')
     fill_up(directory)
     output = os.path.join(directory, 'init.json')
-    with pytest.raises(AssertionError) as caught:
-        reserve_material_output(FailingModule(output_path=output), 8192)
+    with pytest.raises(MaterialError) as caught:
+        reserve_material_output(ParamsOnly(output_path=output), 8192)
     assert str(caught.value).startswith('output_path: no space left on device in %s (needed ~8192 bytes' % directory)
     assert os.listdir(directory) == ['filler'], 'the placeholder is removed'
     assert check_writable_target(output) is None, 'what os.access says on a full disk: the reason for all this'
@@ -433,9 +430,6 @@ class InitModule(object):
     def __init__(self, output_path):
         self.params = {'output_path': output_path, 'overwrite_output': False, 'age_recipients': None}
         self.no_log_values = set()
-
-    def fail_json(self, msg):
-        raise AssertionError(msg)
 
 
 def run_init(tmp_path, node):

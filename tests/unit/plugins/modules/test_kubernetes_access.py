@@ -43,3 +43,12 @@ def test_the_result_is_what_the_plan_returns(run_main, monkeypatch):
     ended = run_main(kubernetes_access.main, BASE, check_mode=True)
     assert not ended.failed and ended.result == {'changed': False, 'token_renewed': False}
     assert seen == {'check_mode': True}
+
+
+def test_without_the_kubernetes_library_it_fails_saying_so_with_the_import_error(run_main, monkeypatch):
+    from ansible_collections.trustroot.ops.plugins.module_utils import _kubernetes
+    monkeypatch.setattr(_kubernetes, 'HAS_KUBERNETES', False)
+    monkeypatch.setattr(_kubernetes, 'KUBERNETES_IMPORT_ERROR', 'ModuleNotFoundError: kubernetes')
+    ended = run_main(kubernetes_access.main, BASE)
+    assert ended.failed and 'kubernetes' in ended.result['msg']
+    assert ended.result['exception'] == 'ModuleNotFoundError: kubernetes'

@@ -93,3 +93,13 @@ def test_a_url_with_a_path_fails_naming_url_before_any_call(run_main, vault, tmp
     ended = run_main(vault_init.main, args(tmp_path, url=URL + '/ui/'))
     assert ended.failed and ended.result['msg'].startswith('url')
     assert vault.calls == []
+
+
+def test_without_hvac_it_fails_saying_so_before_any_call(run_main, vault, tmp_path, monkeypatch):
+    from ansible_collections.trustroot.ops.plugins.module_utils import _vault
+    monkeypatch.setattr(_vault, 'HAS_HVAC', False)
+    monkeypatch.setattr(_vault, 'HVAC_IMPORT_ERROR', 'ModuleNotFoundError: hvac')
+    ended = run_main(vault_init.main, args(tmp_path))
+    assert ended.failed and 'hvac' in ended.result['msg']
+    assert ended.result['exception'] == 'ModuleNotFoundError: hvac'
+    assert vault.calls == []
