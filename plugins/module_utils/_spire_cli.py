@@ -53,10 +53,11 @@ _UNREACHABLE_HINTS = ('connection error', 'error while dialing', 'no such file o
 class SpireError(TrustrootError):
     """A failed spire-server call. ``message`` is safe to show (no secrets, no stdin data);
     ``failures`` lists failed batch results ({'item', 'code', 'message'}); ``grpc_code`` is the gRPC
-    status name parsed from the CLI's error text when there is one (for example ``NotFound``)."""
+    status name parsed from the CLI's error text when there is one (for example ``NotFound``); ``results`` and
+    ``changed`` are TrustrootError's."""
 
-    def __init__(self, message, failures=None, grpc_code=None, stderr=None):
-        super(SpireError, self).__init__(message)
+    def __init__(self, message, failures=None, grpc_code=None, stderr=None, **kwargs):
+        super(SpireError, self).__init__(message, **kwargs)
         self.message = message
         self.failures = list(failures or [])
         self.grpc_code = grpc_code
