@@ -22,7 +22,7 @@ __metaclass__ = type
 
 import re
 
-from ansible_collections.trustroot.ops.plugins.module_utils._errors import TrustrootError
+from ansible_collections.trustroot.ops.plugins.module_utils._errors import InputError
 
 SCHEME = 'spiffe://'
 MAX_ID_LENGTH = 2048
@@ -35,8 +35,8 @@ _VALID_ID = re.compile(r'spiffe://[a-z0-9._-]+(?:/(?!\.\.?(?:/|$))[A-Za-z0-9._-]
 _DNS_LABEL = re.compile(r'^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$')
 
 
-class SpiffeError(TrustrootError, ValueError):
-    """Invalid input; the text names the field and the rule."""
+class SpiffeError(InputError):
+    """An invalid SPIFFE ID, trust domain, selector or DNS name; the text names the field and the rule."""
 
 
 def _field(field):

@@ -11,8 +11,9 @@ __metaclass__ = type
 import datetime
 import re
 
-from ansible_collections.trustroot.ops.plugins.module_utils._spire_federation import (
-    InputError, check_spiffe_id, id_from_proto, iso_time, split_spiffe_id, to_int)
+from ansible_collections.trustroot.ops.plugins.module_utils._errors import InputError
+from ansible_collections.trustroot.ops.plugins.module_utils._spiffe_id import check_spiffe_id, parse_spiffe_id
+from ansible_collections.trustroot.ops.plugins.module_utils._spire_federation import id_from_proto, iso_time, to_int
 
 MATCH_MODES = ('exact', 'any', 'superset', 'subset')
 AGENT_STATES = ('evicted', 'banned', 'purged')
@@ -128,7 +129,7 @@ def agent_view(raw):
     return {
         'spiffe_id': spiffe_id,
         'trust_domain': (raw.get('id') or {}).get('trust_domain') if isinstance(raw.get('id'), dict)
-        else split_spiffe_id(spiffe_id)[0],
+        else parse_spiffe_id(spiffe_id, 'agent id')['trust_domain'],
         'attestation_type': raw.get('attestation_type') or '',
         'x509svid_serial_number': raw.get('x509svid_serial_number') or '',
         'x509svid_expires_at': expires,
@@ -174,8 +175,8 @@ def plan_agent(state, current, spiffe_id):
 
 def check_agent_id(value, field='spiffe_id', trust_domain=None):
     """An agent's SPIFFE ID (spiffe://<td>/spire/agent/...); raises InputError."""
-    check_spiffe_id(value, field)
-    td, path = split_spiffe_id(value)
+    parsed = check_spiffe_id(value, field)
+    td, path = parsed['trust_domain'], parsed['path']
     if not path.startswith('/spire/agent/'):
         raise InputError('%s must be an agent ID: spiffe://<trust domain>/spire/agent/... (got %r)' % (field, value))
     if trust_domain and td != trust_domain:
@@ -205,8 +206,8 @@ def check_token_ttl(ttl):
 def check_token_spiffe_id(value, trust_domain=None):
     """The optional SPIFFE ID a join token assigns: a workload-style ID in the server's trust domain,
     outside SPIRE's reserved /spire/ path (SPIRE's own rule)."""
-    check_spiffe_id(value, 'spiffe_id')
-    td, path = split_spiffe_id(value)
+    parsed = check_spiffe_id(value, 'spiffe_id')
+    td, path = parsed['trust_domain'], parsed['path']
     if path == '/spire' or path.startswith('/spire/'):
         raise InputError('spiffe_id must not be under the reserved /spire/ path (got %r)' % value)
     if trust_domain and td != trust_domain:

@@ -13,8 +13,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.trustroot.ops.plugins.module_utils._spire_federation import (
-    InputError, bundle_view, iso_time, to_int)
+from ansible_collections.trustroot.ops.plugins.module_utils._errors import InputError
+from ansible_collections.trustroot.ops.plugins.module_utils._spire_federation import bundle_view, iso_time, to_int
 
 KINDS = ('x509', 'jwt')
 STATES = ('show', 'prepared', 'activated', 'tainted', 'revoked')

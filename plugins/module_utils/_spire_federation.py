@@ -23,98 +23,18 @@ import json
 import re
 
 from ansible_collections.trustroot.ops.plugins.module_utils._der import DERError, der_children, der_read
-from ansible_collections.trustroot.ops.plugins.module_utils._errors import TrustrootError
+from ansible_collections.trustroot.ops.plugins.module_utils._errors import InputError
+from ansible_collections.trustroot.ops.plugins.module_utils._spiffe_id import (
+    SCHEME, check_spiffe_id, normalize_trust_domain)
 
-SPIFFE_SCHEME = 'spiffe://'
-MAX_SPIFFE_ID_LENGTH = 2048
-MAX_TRUST_DOMAIN_LENGTH = 255
 PROFILES = ('https_web', 'https_spiffe')
 BUNDLE_FORMATS = ('spiffe', 'pem')
-
-_TD_CHARS = re.compile(r'^[a-z0-9._-]+$')
-_SEGMENT_CHARS = re.compile(r'^[A-Za-z0-9._-]+$')
-
-
-class InputError(TrustrootError, ValueError):
-    """Bad user input; the message names the field and the rule."""
-
-
-# ---------------------------------------------------------------------------------------------------
-# SPIFFE IDs and trust domains
-
-def trust_domain_error(value):
-    """Why ``value`` is not a trust domain name (None when it is one)."""
-    if not isinstance(value, str) or not value:
-        return 'must be a non-empty trust domain name'
-    if len(value) > MAX_TRUST_DOMAIN_LENGTH:
-        return 'must be at most %d characters' % MAX_TRUST_DOMAIN_LENGTH
-    if not _TD_CHARS.match(value):
-        return 'may contain only lowercase letters, digits, ".", "-" and "_" (got %r)' % value
-    return None
-
-
-def spiffe_id_error(value):
-    """Why ``value`` is not a SPIFFE ID (None when it is one)."""
-    if not isinstance(value, str) or not value:
-        return 'must be a SPIFFE ID like spiffe://example.org/path'
-    if not value.startswith(SPIFFE_SCHEME):
-        return 'must start with spiffe:// (got %r)' % value
-    if len(value) > MAX_SPIFFE_ID_LENGTH:
-        return 'must be at most %d characters' % MAX_SPIFFE_ID_LENGTH
-    rest = value[len(SPIFFE_SCHEME):]
-    td, sep, path = rest.partition('/')
-    reason = trust_domain_error(td)
-    if reason:
-        return 'has an invalid trust domain: %s' % reason
-    if not sep:
-        return None
-    if path == '':
-        return 'must not end with "/" (got %r)' % value
-    for segment in path.split('/'):
-        if segment == '':
-            return 'must not contain an empty path segment (got %r)' % value
-        if segment in ('.', '..'):
-            return 'must not contain "." or ".." path segments (got %r)' % value
-        if not _SEGMENT_CHARS.match(segment):
-            return 'path segments may contain only letters, digits, ".", "-" and "_" (got %r)' % value
-    return None
-
-
-def split_spiffe_id(value):
-    """(trust domain, path) of a valid SPIFFE ID; path is '' for a trust domain ID."""
-    rest = value[len(SPIFFE_SCHEME):]
-    td, sep, path = rest.partition('/')
-    return td, (sep + path if sep else '')
-
-
-def check_spiffe_id(value, field, path_required=True):
-    reason = spiffe_id_error(value)
-    if reason is None and path_required and not split_spiffe_id(value)[1]:
-        reason = 'must have a path (got %r)' % value
-    if reason:
-        raise InputError('%s %s' % (field, reason))
-    return value
-
-
-def normalize_trust_domain(value, field):
-    """A trust domain name from ``example.org`` or ``spiffe://example.org``; raises InputError."""
-    if isinstance(value, str) and value.startswith(SPIFFE_SCHEME):
-        reason = spiffe_id_error(value)
-        if reason is None and split_spiffe_id(value)[1]:
-            reason = 'must be a trust domain, not a SPIFFE ID with a path (got %r)' % value
-        if reason:
-            raise InputError('%s %s' % (field, reason))
-        return split_spiffe_id(value)[0]
-    reason = trust_domain_error(value)
-    if reason:
-        raise InputError('%s %s' % (field, reason))
-    return value
 
 
 def id_from_proto(value):
     """``spiffe://td/path`` from protojson ``{"trust_domain", "path"}`` (or a string, returned as is)."""
     if isinstance(value, dict):
-        return '%s%s%s' % (SPIFFE_SCHEME, value.get('trust_domain') or '', value.get('path') or '')
+        return '%s%s%s' % (SCHEME, value.get('trust_domain') or '', value.get('path') or '')
     return value or ''
 
 

@@ -12,8 +12,9 @@ __metaclass__ = type
 import json
 
 from ansible_collections.trustroot.ops.plugins.module_utils._spire_cli import MAX_BATCH, SpireError, check_results, chunked
+from ansible_collections.trustroot.ops.plugins.module_utils._errors import InputError
 from ansible_collections.trustroot.ops.plugins.module_utils._spire_federation import (
-    InputError, authorities_from_proto, authorities_summary, bundle_pem, bundle_spiffe, bundle_view,
+    authorities_from_proto, authorities_summary, bundle_pem, bundle_spiffe, bundle_view,
     current_relationships, desired_relationships, federation_diff, plan_federation, relationships_after,
     relationships_data, same_authorities)
 

@@ -109,7 +109,7 @@ from ansible_collections.trustroot.ops.plugins.module_utils._spire import (
 from ansible_collections.trustroot.ops.plugins.module_utils._spire_agents import (
     agent_state, agent_view, check_agent_id, duration_seconds, go_duration, plan_agent, purge_view)
 from ansible_collections.trustroot.ops.plugins.module_utils._errors import TrustrootError, run_module
-from ansible_collections.trustroot.ops.plugins.module_utils._spire_federation import InputError
+from ansible_collections.trustroot.ops.plugins.module_utils._errors import InputError
 
 
 def read_agent(cli, spiffe_id):

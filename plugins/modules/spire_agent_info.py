@@ -120,7 +120,7 @@ from ansible_collections.trustroot.ops.plugins.module_utils._spire import (
     SpireError, SpireServerCLI, server_argument_spec)
 from ansible_collections.trustroot.ops.plugins.module_utils._spire_agents import (
     MATCH_MODES, agent_view, agents_view, check_agent_id, list_args)
-from ansible_collections.trustroot.ops.plugins.module_utils._spire_federation import InputError
+from ansible_collections.trustroot.ops.plugins.module_utils._errors import InputError
 
 
 def read_one(cli, spiffe_id):

@@ -180,7 +180,7 @@ from ansible_collections.trustroot.ops.plugins.module_utils._spire_authority imp
     authority_state, bundle_authorities, command, plan_step, plan_upstream_step, predicted_summary, step_visible,
     summary)
 from ansible_collections.trustroot.ops.plugins.module_utils._errors import run_module
-from ansible_collections.trustroot.ops.plugins.module_utils._spire_federation import InputError
+from ansible_collections.trustroot.ops.plugins.module_utils._errors import InputError
 
 STEP_OF_STATE = {'prepared': 'prepare', 'activated': 'activate', 'tainted': 'taint', 'revoked': 'revoke'}
 ANSWER_KEYS = {'prepare': 'prepared_authority', 'activate': 'activated_authority'}

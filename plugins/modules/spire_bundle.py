@@ -145,11 +145,12 @@ sequence_number:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.trustroot.ops.plugins.module_utils._errors import TrustrootError, run_module
+from ansible_collections.trustroot.ops.plugins.module_utils._errors import InputError, TrustrootError, run_module
 from ansible_collections.trustroot.ops.plugins.module_utils._spire import SpireError, SpireServerCLI, server_argument_spec
 from ansible_collections.trustroot.ops.plugins.module_utils._spire_federation_flows import bundle_text, converge_bundle, show_bundle
-from ansible_collections.trustroot.ops.plugins.module_utils._spire_federation import (
-    DERError, InputError, authorities_from_input, normalize_trust_domain)
+from ansible_collections.trustroot.ops.plugins.module_utils._spiffe_id import normalize_trust_domain
+from ansible_collections.trustroot.ops.plugins.module_utils._der import DERError
+from ansible_collections.trustroot.ops.plugins.module_utils._spire_federation import authorities_from_input
 
 
 def run(module):

@@ -176,10 +176,10 @@ refreshed:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.trustroot.ops.plugins.module_utils._errors import run_module
+from ansible_collections.trustroot.ops.plugins.module_utils._errors import InputError, run_module
 from ansible_collections.trustroot.ops.plugins.module_utils._spire import SpireServerCLI, server_argument_spec
-from ansible_collections.trustroot.ops.plugins.module_utils._spire_federation import (
-    InputError, desired_relationships, normalize_trust_domain)
+from ansible_collections.trustroot.ops.plugins.module_utils._spiffe_id import normalize_trust_domain
+from ansible_collections.trustroot.ops.plugins.module_utils._spire_federation import desired_relationships
 from ansible_collections.trustroot.ops.plugins.module_utils._spire_federation_flows import (
     converge_federation, load_bundles)
 

@@ -114,7 +114,8 @@ from ansible_collections.trustroot.ops.plugins.module_utils._spire import (
     SpireError, SpireServerCLI, server_argument_spec)
 from ansible_collections.trustroot.ops.plugins.module_utils._spire_agents import (
     check_token_spiffe_id, check_token_ttl, token_view)
-from ansible_collections.trustroot.ops.plugins.module_utils._spire_federation import InputError, iso_time
+from ansible_collections.trustroot.ops.plugins.module_utils._errors import InputError
+from ansible_collections.trustroot.ops.plugins.module_utils._spire_federation import iso_time
 
 
 def run(module):

@@ -71,7 +71,8 @@ def test_info_lists_filters_and_shows(ansible, spire_server, spire_agent):
 def test_info_bad_inputs(ansible, spire_server):
     cases = [
         ({'spiffe_id': 'spiffe://example.org/workload'}, 'spiffe_id must be an agent ID'),
-        ({'spiffe_id': 'example.org/spire/agent/x'}, 'spiffe_id must start with spiffe://'),
+        ({'spiffe_id': 'example.org/spire/agent/x'}, "spiffe_id: SPIFFE ID 'example.org/spire/agent/x' must start with "
+                                                     "spiffe://"),
         ({'spiffe_id': 'spiffe://other.example/spire/agent/x'},
          'spiffe_id spiffe://other.example/spire/agent/x was refused by the server'),
         ({'expires_before': 'next tuesday'}, 'expires_before must be an ISO 8601 time'),

@@ -169,13 +169,14 @@ def test_bad_inputs_change_nothing(ansible, spire_server, spire_server_b):
         ([dict(good, bundle_endpoint_url='https://user@127.0.0.1:1')], {}, 'must not contain user info'),
         ([dict(good, endpoint_spiffe_id=None)], {}, 'relationships[0].endpoint_spiffe_id is required'),
         ([dict(good, endpoint_spiffe_id='spiffe://other.example/a//b')], {},
-         'relationships[0].endpoint_spiffe_id must not contain an empty path segment'),
-        ([dict(good, trust_domain='Other.Example')], {}, 'relationships[0].trust_domain may contain only'),
+         "relationships[0].endpoint_spiffe_id: SPIFFE ID 'spiffe://other.example/a//b': path '/a//b' has an empty "
+         "segment"),
+        ([dict(good, trust_domain='Other.Example')], {}, "relationships[0].trust_domain: trust domain 'Other.Example' may only use"),
         ([dict(good, trust_domain=spire_server.trust_domain)], {}, "is the server's own trust domain"),
         ([dict(good, trust_domain_bundle='{"keys": "x"}')], {}, 'relationships[0].trust_domain_bundle must be a SPIFFE'),
         ([good, dict(good)], {}, 'relationships[1].trust_domain other.example is listed twice'),
         ([good], {'prune': True}, 'managed_trust_domains is required with prune=true'),
-        ([good], {'prune': True, 'managed_trust_domains': ['bad td']}, 'managed_trust_domains[0] may contain only'),
+        ([good], {'prune': True, 'managed_trust_domains': ['bad td']}, "managed_trust_domains[0]: trust domain 'bad td' may only use"),
         ([dict(good, bundle_endpoint_profile='spiffe')], {}, 'bundle_endpoint_profile'),
     ]
     results = run_each(ansible, [(spire_server, 'spire_federation', dict(extra, relationships=rels))

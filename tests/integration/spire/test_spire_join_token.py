@@ -143,8 +143,9 @@ def test_bad_inputs_generate_nothing(ansible, spire_server, tmp_path):
     cases = [
         ({'ttl': 0}, 'ttl must be a whole number of seconds between 1 and 2147483647'),
         ({'ttl': 2 ** 31}, 'ttl must be a whole number of seconds'),
-        ({'spiffe_id': 'spiffe://example.org/a/../b'}, 'spiffe_id must not contain "." or ".."'),
-        ({'spiffe_id': 'example.org/node'}, 'spiffe_id must start with spiffe://'),
+        ({'spiffe_id': 'spiffe://example.org/a/../b'},
+         "spiffe_id: SPIFFE ID 'spiffe://example.org/a/../b': path '/a/../b' has a '..' segment"),
+        ({'spiffe_id': 'example.org/node'}, "spiffe_id: SPIFFE ID 'example.org/node' must start with spiffe://"),
         ({'spiffe_id': 'spiffe://other.example/node'}, "spiffe_id spiffe://other.example/node is not in the server's "
                                                        "trust domain example.org"),
         ({'spiffe_id': 'spiffe://example.org/spire/agent/x'}, 'spiffe_id must not be under the reserved /spire/ path'),

@@ -130,9 +130,9 @@ def test_check_agent_id():
         check_agent_id('spiffe://example.org/workload')
     with pytest.raises(InputError, match="^spiffe_id spiffe://other.example/spire/agent/x is not in the server's trust domain example.org"):
         check_agent_id('spiffe://other.example/spire/agent/x', trust_domain='example.org')
-    with pytest.raises(InputError, match='^spiffe_id must start with spiffe://'):
+    with pytest.raises(InputError, match="^spiffe_id: SPIFFE ID 'example.org/spire/agent/x' must start with spiffe://"):
         check_agent_id('example.org/spire/agent/x')
-    with pytest.raises(InputError, match='^spiffe_id must not contain an empty path segment'):
+    with pytest.raises(InputError, match=r"^spiffe_id: SPIFFE ID .*: path '/spire//agent' has an empty segment"):
         check_agent_id('spiffe://example.org/spire//agent')
 
 
@@ -179,7 +179,7 @@ def test_token_spiffe_id():
         check_token_spiffe_id('spiffe://example.org/spire/agent/x')
     with pytest.raises(InputError, match="^spiffe_id spiffe://other.example/node is not in the server's trust domain"):
         check_token_spiffe_id('spiffe://other.example/node', 'example.org')
-    with pytest.raises(InputError, match='^spiffe_id must have a path'):
+    with pytest.raises(InputError, match='^spiffe_id: spiffe://example.org has no path'):
         check_token_spiffe_id('spiffe://example.org')
 
 

@@ -87,7 +87,7 @@ def test_the_own_trust_domain_is_never_set(run_main, cli):
 
 def test_a_bad_trust_domain_fails_naming_the_field_before_any_call(run_main, cli):
     ended = run_main(spire_bundle.main, present(trust_domain='Partner.Example'))
-    assert ended.failed and ended.result['msg'].startswith('trust_domain ') and cli.calls == []
+    assert ended.failed and ended.result['msg'].startswith('trust_domain: ') and cli.calls == []
 
 
 def test_a_bundle_that_is_not_one_fails_naming_the_field_before_any_call(run_main, cli):
