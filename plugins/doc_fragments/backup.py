@@ -8,7 +8,7 @@ __metaclass__ = type
 
 
 class ModuleDocFragment(object):
-    # Destination options of every module that writes backups (see module_utils/_backup.py).
+    # Destination options of every module that writes backups (see module_utils/_backup/options.py).
     DOCUMENTATION = r'''
 options:
   dest_dir:

@@ -9,7 +9,8 @@ __metaclass__ = type
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.trustroot.ops.plugins.module_utils._backup import BackupError, verified_metric_text
+from ansible_collections.trustroot.ops.plugins.module_utils._backup.format import BackupError
+from ansible_collections.trustroot.ops.plugins.module_utils._backup.metrics import verified_metric_text
 
 
 def backup_verified_metric(verified_at, system):

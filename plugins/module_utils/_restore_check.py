@@ -17,8 +17,9 @@ import tempfile
 
 from ansible_collections.trustroot.ops.plugins.module_utils._errors import InputError, TrustrootError
 from ansible_collections.trustroot.ops.plugins.module_utils._runner import module_runner
-from ansible_collections.trustroot.ops.plugins.module_utils._backup import (
-    BackupError, Terminated, latest_backup, sigterm_raises, verify_archive)
+from ansible_collections.trustroot.ops.plugins.module_utils._backup.format import (
+    BackupError, sigterm_raises, Terminated)
+from ansible_collections.trustroot.ops.plugins.module_utils._backup.verify import latest_backup, verify_archive
 from ansible_collections.trustroot.ops.plugins.module_utils._material import MaterialError, read_material, secrets_in
 from ansible_collections.trustroot.ops.plugins.module_utils._scratch import (
     SPIRE_CONFIG_PART, SPIRE_KEYS_PART, SPIRE_SYSTEM, VAULT_SNAPSHOT_PART, VAULT_SYSTEM, ScratchError,

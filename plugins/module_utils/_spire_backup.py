@@ -21,8 +21,8 @@ import shutil
 import tempfile
 import time
 
-from ansible_collections.trustroot.ops.plugins.module_utils._backup import (
-    finish_backup, write_archive)
+from ansible_collections.trustroot.ops.plugins.module_utils._backup.archive import write_archive
+from ansible_collections.trustroot.ops.plugins.module_utils._backup.finish import finish_backup
 from ansible_collections.trustroot.ops.plugins.module_utils._der import der_read
 from ansible_collections.trustroot.ops.plugins.module_utils._errors import TrustrootError
 from ansible_collections.trustroot.ops.plugins.module_utils import _spire_cli
@@ -486,8 +486,8 @@ def collect_parts(workdir, datastore, sqlite_path, connection_string, keys_path,
 # x509-CA-<slot> / JWT-Signer-<slot> / WIT-Signer-<slot> has the public key of the slot's certificate or key;
 # otherwise it prepares a new CA without a word. The readers below are hand-written (key and certificate fields
 # over _der.py's element reader, and a small protobuf wire-format reader) because this file runs on hosts with
-# only python3 (no cryptography, no protobuf), where the backup role installs it with _backup.py, _der.py,
-# _files.py and _s3.py.
+# only python3 (no cryptography, no protobuf), where the backup role installs it with the other files of
+# __backup_module_utils (roles/backup/vars/main.yml).
 
 OID_EC = bytes.fromhex('2a8648ce3d0201')           # 1.2.840.10045.2.1 id-ecPublicKey
 OID_RSA = bytes.fromhex('2a864886f70d010101')      # 1.2.840.113549.1.1.1 rsaEncryption

@@ -18,8 +18,9 @@ import tempfile
 import time
 
 from ansible_collections.trustroot.ops.plugins.module_utils import _runner
-from ansible_collections.trustroot.ops.plugins.module_utils._backup import (
-    BackupError, backup_option_errors, latest_backup, verify_archive)
+from ansible_collections.trustroot.ops.plugins.module_utils._backup.format import BackupError
+from ansible_collections.trustroot.ops.plugins.module_utils._backup.options import backup_option_errors
+from ansible_collections.trustroot.ops.plugins.module_utils._backup.verify import latest_backup, verify_archive
 from ansible_collections.trustroot.ops.plugins.module_utils._errors import InputError
 from ansible_collections.trustroot.ops.plugins.module_utils._files import sha256_file
 from ansible_collections.trustroot.ops.plugins.module_utils._runner import module_runner

@@ -203,10 +203,16 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.trustroot.ops.plugins.module_utils._runner import module_runner
 from ansible_collections.trustroot.ops.plugins.module_utils._errors import InputError, TrustrootError, run_module
-from ansible_collections.trustroot.ops.plugins.module_utils._backup import (
-    BackupError, archive_name, archive_option_errors, backup_argument_spec, extraction_changes, finish_backup, iso,
-    latest_backup, list_backups, mark_verified, metric_path, read_sidecar, retention_plan, s3_backups, s3_store, utcnow,
-    verify_archive, write_archive)
+from ansible_collections.trustroot.ops.plugins.module_utils._backup.archive import write_archive
+from ansible_collections.trustroot.ops.plugins.module_utils._backup.finish import finish_backup
+from ansible_collections.trustroot.ops.plugins.module_utils._backup.format import archive_name, BackupError, iso, utcnow
+from ansible_collections.trustroot.ops.plugins.module_utils._backup.metrics import metric_path
+from ansible_collections.trustroot.ops.plugins.module_utils._backup.options import (
+    archive_option_errors, backup_argument_spec)
+from ansible_collections.trustroot.ops.plugins.module_utils._backup.remote import s3_backups, s3_store
+from ansible_collections.trustroot.ops.plugins.module_utils._backup.retention import mark_verified, retention_plan
+from ansible_collections.trustroot.ops.plugins.module_utils._backup.verify import (
+    extraction_changes, latest_backup, list_backups, read_sidecar, verify_archive)
 from ansible_collections.trustroot.ops.plugins.module_utils._s3 import S3Error
 
 

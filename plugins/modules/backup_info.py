@@ -72,8 +72,9 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.trustroot.ops.plugins.module_utils._errors import InputError, TrustrootError, run_module
-from ansible_collections.trustroot.ops.plugins.module_utils._backup import (
-    BackupError, backup_readiness, newest_verified_backups)
+from ansible_collections.trustroot.ops.plugins.module_utils._backup.format import BackupError
+from ansible_collections.trustroot.ops.plugins.module_utils._backup.retention import (
+    backup_readiness, newest_verified_backups)
 
 
 def run(module):

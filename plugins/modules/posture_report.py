@@ -108,7 +108,8 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.trustroot.ops.plugins.module_utils._backup import BackupError, newest_verified_backups
+from ansible_collections.trustroot.ops.plugins.module_utils._backup.format import BackupError
+from ansible_collections.trustroot.ops.plugins.module_utils._backup.retention import newest_verified_backups
 from ansible_collections.trustroot.ops.plugins.module_utils._errors import InputError, TrustrootError, run_module
 from ansible_collections.trustroot.ops.plugins.module_utils._files import atomic_write
 from ansible_collections.trustroot.ops.plugins.module_utils._posture import (

@@ -219,7 +219,7 @@ key_mismatch:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.trustroot.ops.plugins.module_utils._backup import backup_argument_spec
+from ansible_collections.trustroot.ops.plugins.module_utils._backup.options import backup_argument_spec
 from ansible_collections.trustroot.ops.plugins.module_utils._errors import run_module
 from ansible_collections.trustroot.ops.plugins.module_utils._spire import server_argument_spec
 from ansible_collections.trustroot.ops.plugins.module_utils._spire_server_backup import run

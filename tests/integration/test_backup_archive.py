@@ -17,7 +17,9 @@ from tests.lab.common import COLLECTIONS_PATH
 from tests.lab.minio import MINIO_BIN, MinioServer
 
 sys.path.insert(0, COLLECTIONS_PATH)
-from ansible_collections.trustroot.ops.plugins.module_utils import _backup as backup  # noqa: E402
+from ansible_collections.trustroot.ops.plugins.module_utils._backup.remote import download_backup  # noqa: E402
+from ansible_collections.trustroot.ops.plugins.module_utils._backup.verify import (  # noqa: E402
+    list_backups, read_sidecar, verify_archive)
 
 
 @pytest.fixture
@@ -148,7 +150,7 @@ def test_encrypted_wrong_identity_extract_and_mark(ansible, parts, tmp_path, age
     assert not again.get('failed'), again
     assert again['changed'] is True and again['extracted'] == []
     assert again['sidecar']['verified']['how'] == 'restored'
-    assert backup.read_sidecar(archive)['verified']['how'] == 'restored'
+    assert read_sidecar(archive)['verified']['how'] == 'restored'
     assert not last.get('failed') and last['changed'] is False
 
 
@@ -190,7 +192,7 @@ def test_retention(ansible, parts, tmp_path):
     assert not result.get('failed'), result
     assert result['deleted'] == written[:2]
     assert result['diff']['after']['backups'] == [os.path.basename(written[2]), os.path.basename(result['path'])]
-    assert [b['path'] for b in backup.list_backups(str(out), 'spire')] == [written[2], result['path']]
+    assert [b['path'] for b in list_backups(str(out), 'spire')] == [written[2], result['path']]
 
     # Older than max_age: everything but the backup just written, which is the newest (always kept). Times have
     # one-second resolution and "older" means more than max_age: two second boundaries make the last one 2 s old.
@@ -239,11 +241,11 @@ def test_s3_upload_retention_download_and_metric(ansible, parts, tmp_path, minio
     assert [o['key'] for o in minio.store('backups').list()][0].startswith('site-a/spire/')
 
     fetched = dest(tmp_path, 'fetched')
-    path = backup.download_backup(store, archives[2], str(fetched))
-    manifest = backup.verify_archive(path)
+    path = download_backup(store, archives[2], str(fetched))
+    manifest = verify_archive(path)
     assert manifest['parts'] == results[2]['sidecar']['parts']
     assert open(path, 'rb').read() == open(results[2]['path'], 'rb').read()
-    assert backup.read_sidecar(path) == results[2]['sidecar']
+    assert read_sidecar(path) == results[2]['sidecar']
 
     metric = results[2]['metric_path']
     assert metric == str(metrics / 'trustroot_backup_spire.prom')
@@ -264,4 +266,4 @@ def test_s3_upload_retention_download_and_metric(ansible, parts, tmp_path, minio
 
 
 def test_collection_path_is_this_checkout():
-    assert os.path.realpath(backup.__file__).startswith(os.path.realpath(ROOT))
+    assert os.path.realpath(verify_archive.__code__.co_filename).startswith(os.path.realpath(ROOT))

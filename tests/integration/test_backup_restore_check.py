@@ -14,7 +14,7 @@ from tests.lab.common import COLLECTIONS_PATH
 from tests.lab.openbao import BAO_BIN, api, mount_kv
 
 sys.path.insert(0, COLLECTIONS_PATH)
-from ansible_collections.trustroot.ops.plugins.module_utils._backup import write_archive  # noqa: E402
+from ansible_collections.trustroot.ops.plugins.module_utils._backup.archive import write_archive  # noqa: E402
 
 SECRET_VALUES = ('restore-s3cr3t-db-1', 'restore-s3cr3t-api-2', 'restore-s3cr3t-legacy-3')
 
@@ -308,7 +308,7 @@ def test_spire_backup_restores_and_matches(ansible, spire_pair, tmp_path):
             'workdir': str(scratch), 'timeout': 90}
 
     # An archive whose manifest disagrees with its datastore (made now, checked below).
-    from ansible_collections.trustroot.ops.plugins.module_utils._backup import verify_archive
+    from ansible_collections.trustroot.ops.plugins.module_utils._backup.verify import verify_archive
     parts_dir = tmp_path / 'parts'
     parts_dir.mkdir()
     manifest = verify_archive(saved['archive'], extract_to=str(parts_dir))

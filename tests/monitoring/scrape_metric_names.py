@@ -155,12 +155,12 @@ def scrape_spire(workdir):
 def scrape_node(workdir):
     sys.path.insert(0, os.path.join(ROOT, '.cache', 'collections'))
     # The collection's own writer, as the backup program runs it.
-    from ansible_collections.trustroot.ops.plugins.module_utils import _backup  # pylint: disable=import-outside-toplevel
+    from ansible_collections.trustroot.ops.plugins.module_utils._backup import metrics  # pylint: disable=import-outside-toplevel
     textdir = os.path.join(workdir, 'textfile')
     os.makedirs(textdir)
     for system in ('vault', 'spire-server'):  # the backup program's system names
-        _backup.write_metric(textdir, system, {'created': '2026-11-30T23:15:00Z', 'size': 1234}, host='h1')
-        _backup.write_verified_metric(textdir, system, '2026-12-01T08:00:00Z')
+        metrics.write_metric(textdir, system, {'created': '2026-11-30T23:15:00Z', 'size': 1234}, host='h1')
+        metrics.write_verified_metric(textdir, system, '2026-12-01T08:00:00Z')
     port = free_port()
     proc = subprocess.Popen([NODE_EXPORTER, '--web.listen-address=127.0.0.1:%d' % port,
                              '--collector.textfile.directory=%s' % textdir], stdout=subprocess.DEVNULL,

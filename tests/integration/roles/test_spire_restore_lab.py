@@ -17,7 +17,8 @@ from tests.lab.common import COLLECTIONS_PATH
 from tests.lab.stack import TRUST_DOMAIN, Stack, failure_report
 
 sys.path.insert(0, COLLECTIONS_PATH)
-from ansible_collections.trustroot.ops.plugins.module_utils._backup import verify_archive, write_archive  # noqa: E402
+from ansible_collections.trustroot.ops.plugins.module_utils._backup.archive import write_archive  # noqa: E402
+from ansible_collections.trustroot.ops.plugins.module_utils._backup.verify import verify_archive  # noqa: E402
 
 LAB = 'spire-restore'
 HOST = 'spire-server1'

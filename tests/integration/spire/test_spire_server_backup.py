@@ -19,8 +19,9 @@ from tests.lab.postgres import PostgresServer, spire_server_on_postgres
 from tests.lab.spire import SpireServer, spire_server_module_args
 
 sys.path.insert(0, COLLECTIONS_PATH)
-from ansible_collections.trustroot.ops.plugins.module_utils._backup import (  # noqa: E402
-    BackupError, verify_archive, write_archive)
+from ansible_collections.trustroot.ops.plugins.module_utils._backup.archive import write_archive  # noqa: E402
+from ansible_collections.trustroot.ops.plugins.module_utils._backup.format import BackupError  # noqa: E402
+from ansible_collections.trustroot.ops.plugins.module_utils._backup.verify import verify_archive  # noqa: E402
 from ansible_collections.trustroot.ops.plugins.module_utils._spire_backup import (  # noqa: E402
     bundle_summary, entries_digest)
 

@@ -39,10 +39,27 @@ def imports_of(path):
             continue
         for name in names:
             if name.startswith(UTILS_PACKAGE + '.'):
-                utils.add(name[len(UTILS_PACKAGE) + 1:].split('.')[0] + '.py')
+                utils.update(utils_files(name[len(UTILS_PACKAGE) + 1:].split('.')))
             elif name != UTILS_PACKAGE and not name.startswith(UTILS_PACKAGE):
                 others.add(name.split('.')[0])
     return utils, others
+
+
+def utils_files(parts):
+    """The module_utils files (paths relative to module_utils) that importing ``parts`` loads: the module, and the
+    __init__.py of every package on the way; a trailing name that is not a module (an imported function) is
+    ignored."""
+    files = set()
+    for depth in range(1, len(parts) + 1):
+        relative = '/'.join(parts[:depth])
+        if os.path.isfile(os.path.join(UTILS, relative, '__init__.py')):
+            files.add(relative + '/__init__.py')
+        elif os.path.isfile(os.path.join(UTILS, relative + '.py')):
+            files.add(relative + '.py')
+            break
+        else:
+            break
+    return files
 
 
 def closure(start):
@@ -85,6 +102,7 @@ def test_the_program_runs_from_the_shipped_copy_alone(tmp_path):
     target = lib / 'ansible_collections' / 'trustroot' / 'ops' / 'plugins' / 'module_utils'
     target.mkdir(parents=True)
     for name in shipped():
+        (target / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(os.path.join(UTILS, name), str(target / name))
     shutil.copy(PROGRAM, str(lib / 'trustroot_backup.py'))
     proc = subprocess.run([shutil.which('python3'), '-I', str(lib / 'trustroot_backup.py'), '--help'],

@@ -14,8 +14,19 @@ import tarfile
 
 import pytest
 
-from ansible_collections.trustroot.ops.plugins.module_utils import _backup as backup
-from ansible_collections.trustroot.ops.plugins.module_utils._backup import BackupError
+from ansible_collections.trustroot.ops.plugins.module_utils._backup import archive as archive_writer
+from ansible_collections.trustroot.ops.plugins.module_utils._backup.archive import write_archive
+from ansible_collections.trustroot.ops.plugins.module_utils._backup.finish import finish_backup
+from ansible_collections.trustroot.ops.plugins.module_utils._backup.format import (
+    FORMAT, BackupError, Terminated, archive_name, iso, part_errors, sigterm_raises)
+from ansible_collections.trustroot.ops.plugins.module_utils._backup.metrics import (
+    metric_text, verified_metric_text, write_metric, write_verified_metric)
+from ansible_collections.trustroot.ops.plugins.module_utils._backup.options import (
+    backup_argument_spec, backup_option_errors)
+from ansible_collections.trustroot.ops.plugins.module_utils._backup.retention import (
+    apply_retention, backup_readiness, mark_verified, newest_verified_backups, retention_plan)
+from ansible_collections.trustroot.ops.plugins.module_utils._backup.verify import (
+    extraction_changes, latest_backup, list_backups, read_sidecar, verify_archive)
 
 UTC = datetime.timezone.utc
 T0 = datetime.datetime(2026, 11, 30, 23, 15, 0, tzinfo=UTC)
@@ -61,27 +72,27 @@ def age_keys(tmp_path):
 # --- names ---
 
 def test_archive_name():
-    assert backup.archive_name('spire', T0) == 'spire-20261130T231500Z'
+    assert archive_name('spire', T0) == 'spire-20261130T231500Z'
     other = datetime.datetime(2026, 12, 1, 0, 15, 0, 999, tzinfo=datetime.timezone(datetime.timedelta(hours=1)))
-    assert backup.archive_name('vault', other) == 'vault-20261130T231500Z'
+    assert archive_name('vault', other) == 'vault-20261130T231500Z'
 
 
 @pytest.mark.parametrize('system', ['', 'Spire', 'sp ire', 'a/b', None, '../x'])
 def test_archive_name_rejects_system(system):
     with pytest.raises(BackupError, match='system'):
-        backup.archive_name(system, T0)
+        archive_name(system, T0)
 
 
 def test_archive_name_needs_aware_time():
     with pytest.raises(BackupError, match='timezone-aware'):
-        backup.archive_name('spire', datetime.datetime(2026, 1, 1))
+        archive_name('spire', datetime.datetime(2026, 1, 1))
 
 
 # --- write and verify ---
 
 def test_write_and_verify_round_trip(files, tmp_path):
     src, dest = files
-    sidecar = backup.write_archive(str(dest), 'spire', parts_of(src), {'trust_domain': 'example.org'}, now=T0)
+    sidecar = write_archive(str(dest), 'spire', parts_of(src), {'trust_domain': 'example.org'}, now=T0)
     archive = dest / 'spire-20261130T231500Z.tar.gz'
     assert listing(dest) == ['spire-20261130T231500Z.tar.gz', 'spire-20261130T231500Z.tar.gz.json']
     for path in (archive, dest / 'spire-20261130T231500Z.tar.gz.json'):
@@ -95,27 +106,27 @@ def test_write_and_verify_round_trip(files, tmp_path):
     with tarfile.open(str(archive)) as tar:
         assert tar.getnames() == ['manifest.json', 'datastore.sqlite3', 'keys.json']
         assert all(m.mode == 0o600 and m.uid == 0 for m in tar.getmembers())
-    manifest = backup.verify_archive(str(archive))
-    assert manifest['info'] == {'trust_domain': 'example.org'} and manifest['format'] == backup.FORMAT
+    manifest = verify_archive(str(archive))
+    assert manifest['info'] == {'trust_domain': 'example.org'} and manifest['format'] == FORMAT
     assert manifest['parts'] == sidecar['parts'] and manifest['name'] == sidecar['name']
-    assert backup.read_sidecar(str(archive)) == sidecar
+    assert read_sidecar(str(archive)) == sidecar
 
     out = tmp_path / 'out'
     out.mkdir()
-    assert backup.extraction_changes(manifest, str(out)) == ['datastore.sqlite3', 'keys.json']
-    backup.verify_archive(str(archive), extract_to=str(out))
+    assert extraction_changes(manifest, str(out)) == ['datastore.sqlite3', 'keys.json']
+    verify_archive(str(archive), extract_to=str(out))
     assert listing(out) == ['datastore.sqlite3', 'keys.json']
     assert (out / 'keys.json').read_bytes() == (src / 'keys.json').read_bytes()
     assert (out / 'datastore.sqlite3').read_bytes() == (src / 'datastore.sqlite3').read_bytes()
     assert stat.S_IMODE(os.stat(str(out / 'keys.json')).st_mode) == 0o600
-    assert backup.extraction_changes(manifest, str(out)) == []
+    assert extraction_changes(manifest, str(out)) == []
 
 
 def test_same_second_twice_is_refused(files):
     src, dest = files
-    backup.write_archive(str(dest), 'spire', parts_of(src), {}, now=T0)
+    write_archive(str(dest), 'spire', parts_of(src), {}, now=T0)
     with pytest.raises(BackupError, match='already exists'):
-        backup.write_archive(str(dest), 'spire', parts_of(src), {}, now=T0)
+        write_archive(str(dest), 'spire', parts_of(src), {}, now=T0)
     assert len(listing(dest)) == 2
 
 
@@ -127,47 +138,47 @@ def test_bad_part_leaves_no_file(files, mutate, message):
     src, dest = files
     mutate(src)
     with pytest.raises(BackupError, match=message):
-        backup.write_archive(str(dest), 'spire', parts_of(src), {}, now=T0)
+        write_archive(str(dest), 'spire', parts_of(src), {}, now=T0)
     assert listing(dest) == []
 
 
 def test_part_errors_name_the_field(files):
     src, _dest = files
     good = str(src / 'keys.json')
-    errors = backup.part_errors([('a/b', good), ('manifest.json', good), ('x', good), ('x', good),
-                                 ('d', str(src)), ('..', good)])
+    errors = part_errors([('a/b', good), ('manifest.json', good), ('x', good), ('x', good),
+                          ('d', str(src)), ('..', good)])
     text = '; '.join(errors)
     assert "parts[0].name 'a/b' must be a plain file name" in text
     assert 'parts[1].name must not be manifest.json' in text
     assert 'parts[3].name x is used twice' in text
     assert 'parts[4].path %s is not a regular file' % src in text
     assert "parts[5].name '..'" in text
-    assert backup.part_errors([]) == ['parts must list at least one file']
+    assert part_errors([]) == ['parts must list at least one file']
 
 
 def test_write_validates_everything_first(files):
     src, dest = files
     with pytest.raises(BackupError) as exc:
-        backup.write_archive(str(dest / 'missing'), 'spire', parts_of(src), {'x': object()}, recipients=['ssh-rsa A'])
+        write_archive(str(dest / 'missing'), 'spire', parts_of(src), {'x': object()}, recipients=['ssh-rsa A'])
     text = str(exc.value)
     assert 'age_recipients[0] must be an age public key starting with age1' in text
     assert 'directory %s does not exist' % (dest / 'missing') in text
     assert 'info must be JSON-serializable' in text
 
 
-@pytest.mark.parametrize('exc_type', [KeyboardInterrupt, backup.Terminated, RuntimeError])
+@pytest.mark.parametrize('exc_type', [KeyboardInterrupt, Terminated, RuntimeError])
 def test_interrupt_leaves_nothing(files, monkeypatch, exc_type):
     src, dest = files
-    real = backup._write_tar
+    real = archive_writer.write_tar
 
     def interrupted(handle, manifest, parts, mtime):
         handle.write(b'partial data')
         raise exc_type('stop')
-    monkeypatch.setattr(backup, '_write_tar', interrupted)
+    monkeypatch.setattr(archive_writer, 'write_tar', interrupted)
     with pytest.raises(exc_type):
-        backup.write_archive(str(dest), 'spire', parts_of(src), {}, now=T0)
+        write_archive(str(dest), 'spire', parts_of(src), {}, now=T0)
     assert listing(dest) == []
-    monkeypatch.setattr(backup, '_write_tar', real)
+    monkeypatch.setattr(archive_writer, 'write_tar', real)
 
 
 @pytest.mark.parametrize('where', ['archive', 'sidecar'])
@@ -180,12 +191,12 @@ def test_full_disk_names_the_archive_and_leaves_nothing(files, monkeypatch, wher
         def full(handle, manifest, parts, mtime):
             handle.write(b'partial data')
             no_space()
-        monkeypatch.setattr(backup, '_write_tar', full)
+        monkeypatch.setattr(archive_writer, 'write_tar', full)
     else:
-        monkeypatch.setattr(backup, 'atomic_writer', no_space)
+        monkeypatch.setattr(archive_writer, 'atomic_writer', no_space)
     with pytest.raises(BackupError) as exc:
-        backup.write_archive(str(dest), 'spire', parts_of(src), {}, now=T0)
-    final = dest / (backup.archive_name('spire', T0) + '.tar.gz')
+        write_archive(str(dest), 'spire', parts_of(src), {}, now=T0)
+    final = dest / (archive_name('spire', T0) + '.tar.gz')
     assert str(exc.value) == 'cannot write the archive %s: No space left on device (nothing of it is left in %s)' % (
         final, dest)
     assert listing(dest) == []
@@ -196,55 +207,55 @@ def test_interrupt_in_sidecar_write_removes_archive(files, monkeypatch):
 
     def boom(*_args, **_kwargs):
         raise KeyboardInterrupt()
-    monkeypatch.setattr(backup, 'atomic_writer', boom)
+    monkeypatch.setattr(archive_writer, 'atomic_writer', boom)
     with pytest.raises(KeyboardInterrupt):
-        backup.write_archive(str(dest), 'spire', parts_of(src), {}, now=T0)
+        write_archive(str(dest), 'spire', parts_of(src), {}, now=T0)
     assert listing(dest) == []
 
 
 def test_sigterm_raises_terminated():
     import signal
-    with backup.sigterm_raises():
-        with pytest.raises(backup.Terminated):
+    with sigterm_raises():
+        with pytest.raises(Terminated):
             os.kill(os.getpid(), signal.SIGTERM)
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
 
 
 def test_tampered_byte_is_a_checksum_mismatch(files):
     src, dest = files
-    sidecar = backup.write_archive(str(dest), 'spire', parts_of(src), {}, now=T0)
+    sidecar = write_archive(str(dest), 'spire', parts_of(src), {}, now=T0)
     archive = dest / sidecar['archive']
     data = bytearray(archive.read_bytes())
     data[len(data) // 2] ^= 0x01
     archive.write_bytes(bytes(data))
     with pytest.raises(BackupError, match='checksum mismatch: the sidecar expected sha256 %s' % sidecar['sha256']):
-        backup.verify_archive(str(archive))
+        verify_archive(str(archive))
 
 
 def test_truncated_archive_is_a_checksum_mismatch(files):
     src, dest = files
-    sidecar = backup.write_archive(str(dest), 'spire', parts_of(src), {}, now=T0)
+    sidecar = write_archive(str(dest), 'spire', parts_of(src), {}, now=T0)
     archive = dest / sidecar['archive']
     archive.write_bytes(archive.read_bytes()[:1000])
     with pytest.raises(BackupError, match=r'checksum mismatch.*got [0-9a-f]{64} \(1000 bytes\)'):
-        backup.verify_archive(str(archive))
+        verify_archive(str(archive))
 
 
 def test_missing_or_invalid_sidecar(files):
     src, dest = files
-    sidecar = backup.write_archive(str(dest), 'spire', parts_of(src), {}, now=T0)
+    sidecar = write_archive(str(dest), 'spire', parts_of(src), {}, now=T0)
     archive = str(dest / sidecar['archive'])
     with open(archive + '.json', 'w') as handle:
         json.dump(dict(sidecar, size=0), handle)
     with pytest.raises(BackupError, match='field size must be a positive integer'):
-        backup.verify_archive(archive)
+        verify_archive(archive)
     with open(archive + '.json', 'w') as handle:
         json.dump(dict(sidecar, format='other'), handle)
     with pytest.raises(BackupError, match='format must be'):
-        backup.read_sidecar(archive)
+        read_sidecar(archive)
     os.unlink(archive + '.json')
     with pytest.raises(BackupError, match='sidecar .*json cannot be read'):
-        backup.verify_archive(archive)
+        verify_archive(archive)
 
 
 def forge(dest, members, manifest_parts=None, name='spire-20261130T231500Z', manifest_extra=None):
@@ -254,7 +265,7 @@ def forge(dest, members, manifest_parts=None, name='spire-20261130T231500Z', man
     for member in members:
         if member.get('data') is not None:
             parts[member['name']] = {'sha256': hashlib.sha256(member['data']).hexdigest(), 'size': len(member['data'])}
-    manifest = {'format': backup.FORMAT, 'system': 'spire', 'name': name, 'created': '2026-11-30T23:15:00Z',
+    manifest = {'format': FORMAT, 'system': 'spire', 'name': name, 'created': '2026-11-30T23:15:00Z',
                 'info': {}, 'parts': manifest_parts if manifest_parts is not None else parts}
     manifest.update(manifest_extra or {})
     with tarfile.open(fileobj=buf, mode='w:gz') as tar:
@@ -272,7 +283,7 @@ def forge(dest, members, manifest_parts=None, name='spire-20261130T231500Z', man
             tar.addfile(info, io.BytesIO(data) if info.type == tarfile.REGTYPE else None)
     path = dest / (name + '.tar.gz')
     path.write_bytes(buf.getvalue())
-    sidecar = {'format': backup.FORMAT, 'system': 'spire', 'name': name, 'archive': path.name,
+    sidecar = {'format': FORMAT, 'system': 'spire', 'name': name, 'archive': path.name,
                'created': '2026-11-30T23:15:00Z', 'sha256': hashlib.sha256(buf.getvalue()).hexdigest(),
                'size': len(buf.getvalue()), 'encrypted': False, 'info': {},
                'parts': manifest_parts if manifest_parts is not None else parts}
@@ -302,32 +313,32 @@ def test_inner_checks(tmp_path, members, manifest_parts, message):
     out.mkdir()
     path = forge(tmp_path, members, manifest_parts)
     with pytest.raises(BackupError, match=message):
-        backup.verify_archive(path, extract_to=str(out))
+        verify_archive(path, extract_to=str(out))
     assert listing(out) == [], 'a failed verification placed files'
 
 
 def test_manifest_must_match_sidecar(tmp_path):
     path = forge(tmp_path, [{'name': 'a', 'data': b'abc'}], manifest_extra={'system': 'vault'})
     with pytest.raises(BackupError, match="manifest's system does not match the sidecar"):
-        backup.verify_archive(path)
+        verify_archive(path)
 
 
 def test_not_a_tar(tmp_path):
     path = tmp_path / 'spire-20261130T231500Z.tar.gz'
     path.write_bytes(b'not gzip at all')
-    sidecar = {'format': backup.FORMAT, 'system': 'spire', 'name': 'spire-20261130T231500Z', 'archive': path.name,
+    sidecar = {'format': FORMAT, 'system': 'spire', 'name': 'spire-20261130T231500Z', 'archive': path.name,
                'created': '2026-11-30T23:15:00Z', 'sha256': hashlib.sha256(path.read_bytes()).hexdigest(),
                'size': path.stat().st_size, 'encrypted': False, 'info': {}, 'parts': {}}
     (tmp_path / (path.name + '.json')).write_text(json.dumps(sidecar))
     with pytest.raises(BackupError, match='not a readable tar.gz archive'):
-        backup.verify_archive(str(path))
+        verify_archive(str(path))
 
 
 def test_extract_to_must_exist(files, tmp_path):
     src, dest = files
-    sidecar = backup.write_archive(str(dest), 'spire', parts_of(src), {}, now=T0)
+    sidecar = write_archive(str(dest), 'spire', parts_of(src), {}, now=T0)
     with pytest.raises(BackupError, match='extract_to .* does not exist'):
-        backup.verify_archive(str(dest / sidecar['archive']), extract_to=str(tmp_path / 'nope'))
+        verify_archive(str(dest / sidecar['archive']), extract_to=str(tmp_path / 'nope'))
 
 
 # --- encryption with the real age CLI ---
@@ -335,20 +346,20 @@ def test_extract_to_must_exist(files, tmp_path):
 def test_encrypted_round_trip(files, age_keys, tmp_path):
     src, dest = files
     identity, recipient = age_keys['right']
-    sidecar = backup.write_archive(str(dest), 'vault', parts_of(src), {}, recipients=[recipient], now=T0)
+    sidecar = write_archive(str(dest), 'vault', parts_of(src), {}, recipients=[recipient], now=T0)
     archive = dest / 'vault-20261130T231500Z.tar.gz.age'
     assert listing(dest) == [archive.name, archive.name + '.json']
     assert sidecar['encrypted'] is True and archive.read_bytes().startswith(b'age-encryption.org/v1')
     assert stat.S_IMODE(archive.stat().st_mode) == 0o600
     assert b'SQLite format 3' not in archive.read_bytes()
     with pytest.raises(BackupError, match='identity .* is required to verify the encrypted archive'):
-        backup.verify_archive(str(archive))
+        verify_archive(str(archive))
     wrong = age_keys['wrong'][0]
     with pytest.raises(BackupError, match='could not decrypt .* with identity %s: no identity matched' % wrong):
-        backup.verify_archive(str(archive), identity=wrong)
+        verify_archive(str(archive), identity=wrong)
     out = tmp_path / 'out'
     out.mkdir()
-    manifest = backup.verify_archive(str(archive), identity=identity, extract_to=str(out))
+    manifest = verify_archive(str(archive), identity=identity, extract_to=str(out))
     assert manifest['system'] == 'vault'
     assert (out / 'keys.json').read_bytes() == (src / 'keys.json').read_bytes()
 
@@ -360,7 +371,7 @@ def test_encryption_failure_leaves_nothing(files):
         assert argv[0] == 'age' and '--recipient' in argv
         return 1, b'', b'age: error: boom'
     with pytest.raises(BackupError, match='age could not encrypt .* boom'):
-        backup.write_archive(str(dest), 'vault', parts_of(src), {}, recipients=['age1abc'], run=failing, now=T0)
+        write_archive(str(dest), 'vault', parts_of(src), {}, recipients=['age1abc'], run=failing, now=T0)
     assert listing(dest) == []
 
 
@@ -368,19 +379,19 @@ def test_encryption_failure_leaves_nothing(files):
 
 def test_list_and_latest(files):
     src, dest = files
-    backup.write_archive(str(dest), 'spire', parts_of(src), {}, now=at(60))
-    backup.write_archive(str(dest), 'spire', parts_of(src), {}, now=at(0))
-    backup.write_archive(str(dest), 'vault', parts_of(src), {}, now=at(30))
+    write_archive(str(dest), 'spire', parts_of(src), {}, now=at(60))
+    write_archive(str(dest), 'spire', parts_of(src), {}, now=at(0))
+    write_archive(str(dest), 'vault', parts_of(src), {}, now=at(30))
     (dest / '.spire-20261130T231700Z.tar.gz.abc.part').write_bytes(b'x')
     (dest / 'spire-20261130T231800Z.tar.gz.json').write_text('{}')  # sidecar without archive
     (dest / 'notes.json').write_text('{}')
-    names = [b['name'] for b in backup.list_backups(str(dest))]
+    names = [b['name'] for b in list_backups(str(dest))]
     assert names == ['spire-20261130T231500Z', 'vault-20261130T231530Z', 'spire-20261130T231600Z']
-    spire = backup.list_backups(str(dest), 'spire')
+    spire = list_backups(str(dest), 'spire')
     assert [b['name'] for b in spire] == ['spire-20261130T231500Z', 'spire-20261130T231600Z']
     assert spire[0]['path'] == str(dest / 'spire-20261130T231500Z.tar.gz')
-    assert backup.latest_backup(str(dest), 'spire')['name'] == 'spire-20261130T231600Z'
-    assert backup.latest_backup(str(dest), 'other') is None
+    assert latest_backup(str(dest), 'spire')['name'] == 'spire-20261130T231600Z'
+    assert latest_backup(str(dest), 'other') is None
 
 
 # --- retention (pure) ---
@@ -388,8 +399,8 @@ def test_list_and_latest(files):
 def sc(seconds, verified=True, name=None):
     """A sidecar; verified=True: proven by a restore after writing, False: only the write-time check."""
     created = at(seconds)
-    entry = {'name': name or backup.archive_name('spire', created), 'created': backup.iso(created),
-             'verified': {'at': backup.iso(created), 'how': 'restored' if verified else 'written'}}
+    entry = {'name': name or archive_name('spire', created), 'created': iso(created),
+             'verified': {'at': iso(created), 'how': 'restored' if verified else 'written'}}
     if verified is None:
         del entry['verified']
     return entry
@@ -429,14 +440,14 @@ DAY = 86400
     ([sc(120), sc(0), sc(60)], 2, None, 0, ['231600', '231700'], ['231500']),
 ])
 def test_retention_plan(backups, keep_count, max_age, now, kept, deleted):
-    keep, delete = backup.retention_plan(backups, keep_count, max_age, now=at(now))
+    keep, delete = retention_plan(backups, keep_count, max_age, now=at(now))
     assert names(keep) == kept and names(delete) == deleted
 
 
 def test_retention_boundary_is_strictly_older():
-    keep, delete = backup.retention_plan([sc(0), sc(60)], max_age_seconds=60, now=at(60))
+    keep, delete = retention_plan([sc(0), sc(60)], max_age_seconds=60, now=at(60))
     assert names(delete) == [] and len(keep) == 2
-    keep, delete = backup.retention_plan([sc(0), sc(60)], max_age_seconds=59, now=at(60))
+    keep, delete = retention_plan([sc(0), sc(60)], max_age_seconds=59, now=at(60))
     assert names(delete) == ['231500']
 
 
@@ -449,43 +460,43 @@ def test_retention_boundary_is_strictly_older():
 ])
 def test_retention_rejects_limits(keep_count, max_age, message):
     with pytest.raises(BackupError, match=message):
-        backup.retention_plan([sc(0)], keep_count, max_age, now=T0)
+        retention_plan([sc(0)], keep_count, max_age, now=T0)
 
 
 def test_retention_rejects_bad_created():
     with pytest.raises(BackupError, match='created of x'):
-        backup.retention_plan([{'name': 'x', 'created': 'yesterday'}], 1, now=T0)
+        retention_plan([{'name': 'x', 'created': 'yesterday'}], 1, now=T0)
 
 
 def test_apply_retention_and_mark_verified(files):
     src, dest = files
     for seconds in (0, 60, 120):
-        backup.write_archive(str(dest), 'spire', parts_of(src), {}, now=at(seconds))
-    backup.write_archive(str(dest), 'vault', parts_of(src), {}, now=at(0))
+        write_archive(str(dest), 'spire', parts_of(src), {}, now=at(seconds))
+    write_archive(str(dest), 'vault', parts_of(src), {}, now=at(0))
     newest = str(dest / 'spire-20261130T231700Z.tar.gz')
-    marked = backup.mark_verified(newest, 'restored', now=at(500))
+    marked = mark_verified(newest, 'restored', now=at(500))
     assert marked['verified'] == {'at': '2026-11-30T23:23:20Z', 'how': 'restored'}
     assert [v['how'] for v in marked['verifications']] == ['written', 'restored']
-    assert backup.read_sidecar(newest) == marked
+    assert read_sidecar(newest) == marked
     assert stat.S_IMODE(os.stat(newest + '.json').st_mode) == 0o600
     with pytest.raises(BackupError, match='how must match'):
-        backup.mark_verified(newest, 'bad how')
-    deleted = backup.apply_retention(str(dest), 'spire', keep_count=1, now=at(600))
+        mark_verified(newest, 'bad how')
+    deleted = apply_retention(str(dest), 'spire', keep_count=1, now=at(600))
     assert deleted == [str(dest / 'spire-20261130T231500Z.tar.gz'), str(dest / 'spire-20261130T231600Z.tar.gz')]
     assert listing(dest) == ['spire-20261130T231700Z.tar.gz', 'spire-20261130T231700Z.tar.gz.json',
                              'vault-20261130T231500Z.tar.gz', 'vault-20261130T231500Z.tar.gz.json']
-    assert backup.apply_retention(str(dest), 'spire', keep_count=1, now=at(600)) == []
+    assert apply_retention(str(dest), 'spire', keep_count=1, now=at(600)) == []
 
 
 # --- metrics ---
 
 def test_metric_text():
-    text = backup.metric_text('spire', {'created': '2026-11-30T23:15:00Z', 'size': 1234})
+    text = metric_text('spire', {'created': '2026-11-30T23:15:00Z', 'size': 1234})
     assert 'trustroot_backup_last_success_timestamp_seconds{system="spire"} %d\n' % int(
         (T0 - datetime.datetime(1970, 1, 1, tzinfo=UTC)).total_seconds()) in text
     assert 'trustroot_backup_last_size_bytes{system="spire"} 1234\n' in text
     assert '# TYPE trustroot_backup_last_size_bytes gauge\n' in text
-    with_host = backup.metric_text('vault', {'created': '2026-11-30T23:15:00Z', 'size': 1}, host='a"b')
+    with_host = metric_text('vault', {'created': '2026-11-30T23:15:00Z', 'size': 1}, host='a"b')
     assert '{system="vault",host="a\\"b"}' in with_host
 
 
@@ -501,15 +512,15 @@ def promtool_check_metrics(path):
 
 
 def test_metric_passes_promtool(tmp_path):
-    path = backup.write_metric(str(tmp_path), 'spire', {'created': '2026-11-30T23:15:00Z', 'size': 99})
+    path = write_metric(str(tmp_path), 'spire', {'created': '2026-11-30T23:15:00Z', 'size': 99})
     assert path == str(tmp_path / 'trustroot_backup_spire.prom')
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o644
     promtool_check_metrics(path)
 
 
 def test_verified_metric_has_its_own_file_beside_the_backup_metric(tmp_path):
-    backup.write_metric(str(tmp_path), 'spire-server', {'created': '2026-11-30T23:15:00Z', 'size': 99})
-    path = backup.write_verified_metric(str(tmp_path), 'spire-server', '2026-12-01T08:00:00Z')
+    write_metric(str(tmp_path), 'spire-server', {'created': '2026-11-30T23:15:00Z', 'size': 99})
+    path = write_verified_metric(str(tmp_path), 'spire-server', '2026-12-01T08:00:00Z')
     assert path == str(tmp_path / 'trustroot_backup_spire-server_verified.prom')
     assert sorted(os.listdir(str(tmp_path))) == ['trustroot_backup_spire-server.prom',
                                                  'trustroot_backup_spire-server_verified.prom']
@@ -523,18 +534,18 @@ def test_verified_metric_has_its_own_file_beside_the_backup_metric(tmp_path):
 
 def test_verified_metric_rejects_a_time_that_is_not_utc_iso():
     with pytest.raises(BackupError, match='verified_at must be a UTC time'):
-        backup.verified_metric_text('vault', '2026-12-01 08:00')
+        verified_metric_text('vault', '2026-12-01 08:00')
 
 
 def test_write_metric_needs_directory(tmp_path):
     with pytest.raises(BackupError, match='metric_textfile_dir .* does not exist'):
-        backup.write_metric(str(tmp_path / 'nope'), 'spire', {'created': '2026-11-30T23:15:00Z', 'size': 1})
+        write_metric(str(tmp_path / 'nope'), 'spire', {'created': '2026-11-30T23:15:00Z', 'size': 1})
 
 
 # --- shared destination options ---
 
 def test_backup_argument_spec():
-    spec = backup.backup_argument_spec()
+    spec = backup_argument_spec()
     assert sorted(spec) == ['age_recipients', 'dest_dir', 'keep_count', 'max_age', 'metric_textfile_dir', 's3']
     s3 = spec['s3']['options']
     assert s3['secret_key']['no_log'] is True and s3['region']['default'] == 'us-east-1'
@@ -549,8 +560,8 @@ def params(dest, **kwargs):
 
 
 def test_backup_option_errors(tmp_path):
-    assert backup.backup_option_errors(params(tmp_path)) == []
-    errors = backup.backup_option_errors(params(
+    assert backup_option_errors(params(tmp_path)) == []
+    errors = backup_option_errors(params(
         tmp_path / 'missing', age_recipients=['age1ok', 'AGE-SECRET-KEY-1X'], keep_count=0, max_age=-1,
         metric_textfile_dir=str(tmp_path / 'nometrics'),
         s3={'endpoint': 'ftp://x', 'bucket': 'B', 'access_key': 'a', 'secret_key': '', 'prefix': '/abs'}))
@@ -563,16 +574,16 @@ def test_backup_option_errors(tmp_path):
                      's3.bucket B is not a valid bucket name', 's3.prefix must be relative'):
         assert expected in text, text
     assert 'AGE-SECRET-KEY' not in text
-    assert backup.backup_option_errors(params(tmp_path, dest_dir=None)) == ['dest_dir is required']
+    assert backup_option_errors(params(tmp_path, dest_dir=None)) == ['dest_dir is required']
 
 
 def test_finish_backup_local(files):
     src, dest = files
     metrics = dest.parent / 'metrics'
     metrics.mkdir()
-    backup.write_archive(str(dest), 'spire', parts_of(src), {}, now=at(0))
-    sidecar = backup.write_archive(str(dest), 'spire', parts_of(src), {}, now=at(60))
-    result = backup.finish_backup(params(dest, keep_count=1, metric_textfile_dir=str(metrics)), sidecar, now=at(61))
+    write_archive(str(dest), 'spire', parts_of(src), {}, now=at(0))
+    sidecar = write_archive(str(dest), 'spire', parts_of(src), {}, now=at(60))
+    result = finish_backup(params(dest, keep_count=1, metric_textfile_dir=str(metrics)), sidecar, now=at(61))
     assert result['uploaded'] == [] and result['deleted_s3'] == []
     assert result['deleted'] == [str(dest / 'spire-20261130T231500Z.tar.gz')]
     assert result['metric_path'] == str(metrics / 'trustroot_backup_spire.prom')
@@ -587,22 +598,22 @@ def test_newest_verified_skips_unproven_and_picks_newest(files, tmp_path):
     spire_dir = tmp_path / 'backups' / 'spire-server' / 'spire-server1'
     vault_dir.mkdir(parents=True)
     spire_dir.mkdir(parents=True)
-    old = backup.write_archive(str(vault_dir), 'vault', parts_of(src), {}, now=at(0))
+    old = write_archive(str(vault_dir), 'vault', parts_of(src), {}, now=at(0))
     old_path = str(vault_dir / old['archive'])
-    backup.mark_verified(old_path, 'restored', now=at(10))
+    mark_verified(old_path, 'restored', now=at(10))
     # Newer, but only checked as it was written: it does not count.
-    backup.write_archive(str(vault_dir), 'vault', parts_of(src), {}, now=at(60))
-    assert backup.newest_verified_backups(str(tmp_path / 'backups')) == {
+    write_archive(str(vault_dir), 'vault', parts_of(src), {}, now=at(60))
+    assert newest_verified_backups(str(tmp_path / 'backups')) == {
         'vault': {'name': old['name'], 'path': old_path, 'created_unix': at(0).timestamp(),
-                  'verified_how': 'restored', 'verified_at': backup.iso(at(10))},
+                  'verified_how': 'restored', 'verified_at': iso(at(10))},
         'spire-server': None}
-    spire = backup.write_archive(str(spire_dir), 'spire-server', parts_of(src), {}, now=at(120))
-    backup.mark_verified(str(spire_dir / spire['archive']), 'restored', now=at(130))
-    assert backup.newest_verified_backups(str(tmp_path / 'backups'))['spire-server']['name'] == spire['name']
+    spire = write_archive(str(spire_dir), 'spire-server', parts_of(src), {}, now=at(120))
+    mark_verified(str(spire_dir / spire['archive']), 'restored', now=at(130))
+    assert newest_verified_backups(str(tmp_path / 'backups'))['spire-server']['name'] == spire['name']
 
 
 def test_newest_verified_of_an_empty_directory(tmp_path):
-    assert backup.newest_verified_backups(str(tmp_path)) == {'vault': None, 'spire-server': None}
+    assert newest_verified_backups(str(tmp_path)) == {'vault': None, 'spire-server': None}
 
 
 NEWEST = {'vault': {'name': 'vault-20261130T231500Z', 'created_unix': at(0).timestamp(), 'verified_how': 'restored'},
@@ -611,14 +622,14 @@ NEWEST = {'vault': {'name': 'vault-20261130T231500Z', 'created_unix': at(0).time
 
 
 def test_backup_readiness_both_recent():
-    out = backup.backup_readiness(NEWEST, 3600, at(3600).timestamp())
+    out = backup_readiness(NEWEST, 3600, at(3600).timestamp())
     assert out['ready'] is True and out['problems'] == []
     assert out['systems']['vault'] == {'ready': True, 'age_seconds': 3600, 'name': 'vault-20261130T231500Z',
                                        'why': 'vault-20261130T231500Z taken 3600 s ago and verified (restored)'}
 
 
 def test_backup_readiness_names_what_is_missing_or_old():
-    out = backup.backup_readiness(dict(NEWEST, vault=None), 3600, at(3601).timestamp())
+    out = backup_readiness(dict(NEWEST, vault=None), 3600, at(3601).timestamp())
     assert out['ready'] is False
     assert out['problems'] == ['no verified vault backup',
                                'spire-server-20261130T231500Z taken 3601 s ago and verified (restored), '
@@ -629,4 +640,4 @@ def test_backup_readiness_names_what_is_missing_or_old():
 @pytest.mark.parametrize('max_age', [0, -5, 'x', True])
 def test_backup_readiness_refuses_a_bad_max_age(max_age):
     with pytest.raises(BackupError, match='max_age must be a positive number of seconds'):
-        backup.backup_readiness(NEWEST, max_age, at(0).timestamp())
+        backup_readiness(NEWEST, max_age, at(0).timestamp())

@@ -498,7 +498,7 @@ def test_state_view():
 
 
 def test_save_spire_backup_writes_a_verified_archive(tmp_path):
-    from ansible_collections.trustroot.ops.plugins.module_utils._backup import verify_archive
+    from ansible_collections.trustroot.ops.plugins.module_utils._backup.verify import verify_archive
     data = tmp_path / 'data'
     data.mkdir()
     journal_db(data / 'datastore.sqlite3', 'a')

@@ -5,7 +5,7 @@ import json
 import os
 import tarfile
 
-from ansible_collections.trustroot.ops.plugins.module_utils._backup import write_archive
+from ansible_collections.trustroot.ops.plugins.module_utils._backup.archive import write_archive
 from ansible_collections.trustroot.ops.plugins.module_utils._material import material_from_init, serialize
 from ansible_collections.trustroot.ops.plugins.modules import backup_restore_check
 
