@@ -19,6 +19,7 @@ __metaclass__ = type
 import contextlib
 import json
 import os
+import random
 import re
 import signal
 import socket
@@ -323,8 +324,35 @@ def _short(value, limit=120):
 
 # --- processes -------------------------------------------------------------------------------------------
 
-def free_port():
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+# Scratch servers listen below the kernel's ephemeral port range: a port the kernel hands out (bind to port 0) is
+# free only for a moment, and any outgoing connection of the host may take it while a scratch server restarts
+# (backup_restore_check restarts the restored bao server on the same ports, which raft records).
+LOWEST_PORT = 10000
+EPHEMERAL_RANGE = '/proc/sys/net/ipv4/ip_local_port_range'
+
+
+def ephemeral_low(path=EPHEMERAL_RANGE, default=32768):
+    """The lowest port of the kernel's ephemeral range."""
+    try:
+        with open(path) as handle:
+            return int(handle.read().split()[0])
+    except (IOError, OSError, ValueError, IndexError):
+        return default
+
+
+def free_port(low=None, attempts=64, rng=None):
+    """A TCP port on 127.0.0.1 that nothing listens on right now, chosen at random below the ephemeral range
+    (when that range leaves room below it; else one the kernel picks)."""
+    low = ephemeral_low() if low is None else low
+    rng = rng or random.SystemRandom()
+    for _attempt in range(attempts if low > LOWEST_PORT + 1000 else 0):
+        port = rng.randrange(LOWEST_PORT, low)
+        with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
+            try:
+                sock.bind(('127.0.0.1', port))
+            except OSError:
+                continue
+            return port
     with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
         sock.bind(('127.0.0.1', 0))
         return sock.getsockname()[1]

@@ -23,7 +23,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -32,6 +31,7 @@ from ansible_collections.trustroot.ops.plugins.module_utils._spire_backup import
     SpireBackupError, _PgAccess, bundle_summary, entries_digest, one_line)
 from ansible_collections.trustroot.ops.plugins.module_utils._spire_entry_model import spiffe_id_text
 from ansible_collections.trustroot.ops.plugins.module_utils._errors import TrustrootError
+from ansible_collections.trustroot.ops.plugins.module_utils._scratch import free_port
 
 
 class DatastoreMigrationError(TrustrootError):
@@ -476,15 +476,6 @@ def write_copy_script(handle, source, plan, order):
 
 
 # --- the throw-away server that creates the schema ---------------------------------------------------------
-
-def free_port():
-    sock = socket.socket()
-    try:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
-    finally:
-        sock.close()
-
 
 def create_schema(binary, trust_domain, connection_string, parent_dir, timeout, run, secrets=()):
     """Run ``binary`` once against the target (a temporary config, memory key manager, temporary data dir and

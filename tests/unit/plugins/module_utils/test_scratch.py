@@ -1,7 +1,9 @@
 """Pure logic of backup_restore_check: options, archive choice, scratch server configuration, checks."""
 
+import contextlib
 import json
 import os
+import socket
 import sys
 import time
 
@@ -265,9 +267,44 @@ def test_wait_until_scratch_error_stops_at_once():
     assert time.time() - start < 5
 
 
-def test_free_port():
+def test_free_port_is_below_the_ephemeral_range_and_bindable():
+    low = sc.ephemeral_low()
     port = sc.free_port()
-    assert 0 < port < 65536
+    assert (sc.LOWEST_PORT <= port < low) if low > sc.LOWEST_PORT + 1000 else 0 < port < 65536
+    with contextlib.closing(socket.socket()) as sock:
+        sock.bind(('127.0.0.1', port))
+
+
+class Scripted(object):
+    """An rng whose randrange returns the given ports in turn."""
+
+    def __init__(self, ports):
+        self.ports = list(ports)
+
+    def randrange(self, start, stop):
+        port = self.ports.pop(0)
+        assert start <= port < stop
+        return port
+
+
+def test_free_port_skips_a_port_in_use():
+    with contextlib.closing(socket.socket()) as taken:
+        taken.bind(('127.0.0.1', 0))
+        busy = taken.getsockname()[1]
+        with contextlib.closing(socket.socket()) as probe:
+            probe.bind(('127.0.0.1', 0))
+            other = probe.getsockname()[1]
+        assert sc.free_port(low=65536, rng=Scripted([busy, other])) == other
+
+
+def test_free_port_falls_back_to_the_kernel_when_no_room_is_left_below_the_range(tmp_path):
+    assert 0 < sc.free_port(low=sc.LOWEST_PORT + 10, rng=Scripted([])) < 65536
+    bad = tmp_path / 'range'
+    bad.write_text('garbage')
+    assert sc.ephemeral_low(str(bad)) == 32768
+    good = tmp_path / 'good'
+    good.write_text('40000\t60999\n')
+    assert sc.ephemeral_low(str(good)) == 40000
 
 
 def test_scratch_process_start_stop_by_pid(tmp_path):
