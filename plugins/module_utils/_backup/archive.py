@@ -16,19 +16,11 @@ import os
 
 from ansible_collections.trustroot.ops.plugins.module_utils._files import (
     atomic_writer, fsync_directory, fsync_path, sha256_and_size)
+from ansible_collections.trustroot.ops.plugins.module_utils._runner import subprocess_run
 from ansible_collections.trustroot.ops.plugins.module_utils._backup.format import (
     AGE_MAGIC, BackupError, FORMAT, archive_name, aware_utc, check_system, directory_errors, epoch_seconds, iso,
-    json_bytes, part_errors, recipient_errors, sidecar_path, sigterm_raises, subprocess_run, temp_path, text_of,
-    utcnow)
+    json_bytes, part_errors, recipient_errors, sidecar_path, sigterm_raises, temp_path, text_of, utcnow)
 from ansible_collections.trustroot.ops.plugins.module_utils._backup.tar import HashingWriter, check_tar, write_tar
-
-# --- names and times ---
-
-
-# --- validation of inputs ---
-
-
-# --- writing ---
 
 
 def write_archive(directory, system, parts, info, recipients=(), run=subprocess_run, now=None):

@@ -12,7 +12,8 @@ __metaclass__ = type
 import os
 
 from ansible_collections.trustroot.ops.plugins.module_utils._s3 import S3Error
-from ansible_collections.trustroot.ops.plugins.module_utils._backup.format import BackupError, subprocess_run
+from ansible_collections.trustroot.ops.plugins.module_utils._runner import subprocess_run
+from ansible_collections.trustroot.ops.plugins.module_utils._backup.format import BackupError
 from ansible_collections.trustroot.ops.plugins.module_utils._backup.metrics import write_metric
 from ansible_collections.trustroot.ops.plugins.module_utils._backup.remote import (
     apply_s3_retention, s3_store, upload_backup)

@@ -2,7 +2,7 @@
 # Copyright: (c) 2026, trustroot.ops contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """What every part of the backup code shares: the errors, the archive format constants, names and times, the
-checks of inputs, and the command runner of the host program.
+checks of inputs.
 
 Stdlib only (and other host-shared files of this collection): it runs in modules and in the host program."""
 
@@ -16,7 +16,6 @@ import json
 import os
 import re
 import signal
-import subprocess
 import tempfile
 import threading
 
@@ -42,15 +41,6 @@ class BackupError(TrustrootError):
 
 class Terminated(BaseException):
     """SIGTERM received while a backup file was being written (handled like KeyboardInterrupt)."""
-
-
-def subprocess_run(argv, data=None):
-    """Run ``argv`` (a list, no shell); return (rc, stdout bytes, stderr bytes). A missing program is rc 127."""
-    try:
-        proc = subprocess.run(argv, input=data, stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
-    except OSError as exc:
-        return 127, b'', ('%s: %s' % (argv[0], exc.strerror or exc)).encode('utf-8')
-    return proc.returncode, proc.stdout, proc.stderr
 
 
 @contextlib.contextmanager

@@ -16,9 +16,10 @@ import shutil
 import tempfile
 
 from ansible_collections.trustroot.ops.plugins.module_utils._files import sha256_and_size, sha256_file
+from ansible_collections.trustroot.ops.plugins.module_utils._runner import subprocess_run
 from ansible_collections.trustroot.ops.plugins.module_utils._backup.format import (
     BackupError, FORMAT, MAX_MANIFEST_SIZE, SHA256_RE, SYSTEM_RE, check_system, is_archive_name, parse_iso,
-    sidecar_path, sigterm_raises, subprocess_run, text_of)
+    sidecar_path, sigterm_raises, text_of)
 from ansible_collections.trustroot.ops.plugins.module_utils._backup.tar import check_tar
 
 

@@ -26,9 +26,10 @@ import tempfile
 # The role installs this program next to the collection's code (<lib>/ansible_collections/trustroot/ops/...).
 sys.path.insert(0, os.environ.get('TRUSTROOT_BACKUP_LIB') or os.path.dirname(os.path.abspath(__file__)))
 
+from ansible_collections.trustroot.ops.plugins.module_utils._runner import subprocess_run  # noqa: E402
 from ansible_collections.trustroot.ops.plugins.module_utils._backup.archive import write_archive  # noqa: E402
 from ansible_collections.trustroot.ops.plugins.module_utils._backup.finish import finish_backup  # noqa: E402
-from ansible_collections.trustroot.ops.plugins.module_utils._backup.format import BackupError, subprocess_run  # noqa: E402
+from ansible_collections.trustroot.ops.plugins.module_utils._backup.format import BackupError  # noqa: E402
 from ansible_collections.trustroot.ops.plugins.module_utils._spire_backup import (  # noqa: E402
     SpireBackupError, save_spire_backup)
 
