@@ -171,7 +171,7 @@ def api_paths(api, target):
     else:
         base = 'sys/rekey-recovery-key' if target == 'recovery' else 'sys/rekey'
         auth = False
-    return {'init': base + '/init', 'update': base + '/update', 'verify': base + '/verify',
+    return {'attempt': base + '/init', 'update': base + '/update', 'verify': base + '/verify',
             'backup': base + '/backup', 'auth': auth, 'base': base}
 
 
@@ -255,53 +255,52 @@ def shape_layout(shares, threshold):
     return {'shares': shares, 'threshold': threshold}
 
 
-class RekeyRun(object):
-    """One rekey attempt against a node: status, cancel, init, update with the old keys, verify with the new.
+class KeyShareAttempt(object):
+    """The protocol a rekey and a root token generation share: one attempt on the active node, read, cancelled,
+    started (it must answer a nonce), then fed key shares until it completes. Whatever fails after the start
+    cancels the attempt (``abort``), so a failed run never leaves one in progress.
 
-    ``node`` needs ``call(method, path, auth=..., json=...)`` and ``url``; ``register_secret`` is called with
-    every new key as soon as it arrives (the module masks them in its output).
-    """
+    ``node`` needs ``call(method, path, auth=..., json=...)`` and ``url``; ``paths`` maps 'attempt' (the
+    status/start/cancel endpoint), the step endpoints and 'auth'; ``register_secret`` is called with every secret
+    as soon as it arrives (the module masks them in its output). Subclasses say which steps answer a progress
+    (``CHECKED_STEPS``), what a cancel leaves valid (``CANCELLED``) and how a refusal reads (``explain``)."""
 
-    def __init__(self, node, api, target, version='', register_secret=None):
+    CHECKED_STEPS = ('update',)
+    CANCELLED = '; the attempt was cancelled'
+
+    def __init__(self, node, api, paths, register_secret=None):
         self.node = node
         self.api = api
-        self.target = target
-        self.version = version
-        self.paths = api_paths(api, target)
+        self.paths = paths
         self.register_secret = register_secret or (lambda value: None)
         self.nonce = None
 
     def _call(self, method, what, payload=None, expect=None):
         kwargs = {'json': payload} if payload is not None else {}
         answer = self.node.call(method, self.paths[what], auth=self.paths['auth'], expect=expect, **kwargs)
-        if what in ('update', 'verify'):
+        if what in self.CHECKED_STEPS:
             problem = step_answer_problem(answer)
             if problem:
                 raise VaultError(self.node.url, '%s %s answered %s' % (method, self.paths[what], problem))
         return answer
 
+    def explain(self, exc):
+        return clean_server_message(exc)
+
     def status(self):
-        """The current attempt (started, nonce, progress, required, t, n); raises OperationError."""
+        """The current attempt (started, nonce, progress, required); raises OperationError."""
         try:
-            return self._call('GET', 'init', expect=ATTEMPT_STATUS)
+            return self._call('GET', 'attempt', expect=ATTEMPT_STATUS)
         except VaultError as exc:
-            raise OperationError(self._explain(exc))
+            raise OperationError(self.explain(exc))
 
     def cancel(self):
         """Cancel the attempt in progress (no-op when there is none); returns an error message or None."""
         try:
-            self._call('DELETE', 'init')
+            self._call('DELETE', 'attempt')
         except VaultError as exc:
             return clean_server_message(exc)
         return None
-
-    def _explain(self, exc):
-        if is_unsupported(exc):
-            return unsupported_message(self.api, self.node.url, self.version or '?')
-        if is_permission_denied(exc) and self.paths['auth']:
-            return ('token: permission denied on %s (needs a token whose policy allows it, with sudo): %s'
-                    % (self.paths['init'], clean_server_message(exc)))
-        return clean_server_message(exc)
 
     def abort(self, message):
         """Cancel what this run started and raise with the outcome of the cancel in the message."""
@@ -309,36 +308,64 @@ class RekeyRun(object):
         if problem:
             message += '; cancelling the attempt failed too (%s): cancel it with cancel_stale=true' % problem
         else:
-            message += '; the attempt was cancelled, the current keys stay valid'
+            message += self.CANCELLED
         raise OperationError(message)
 
-    def start(self, payload):
+    def begin(self, payload):
+        """Start an attempt with ``payload``; its answer (with a nonce, kept in ``self.nonce``)."""
         try:
-            answer = self._call('PUT', 'init', payload)
+            answer = self._call('PUT', 'attempt', payload)
         except VaultError as exc:
-            raise OperationError(self._explain(exc))
+            raise OperationError(self.explain(exc))
         problem = shape_problem(answer, ATTEMPT_STARTED)
         if problem:
-            self.abort('%s: PUT %s answered %s' % (self.node.url, self.paths['init'], problem))
+            self.abort('%s: PUT %s answered %s' % (self.node.url, self.paths['attempt'], problem))
         self.nonce = answer['nonce']
         if not self.nonce:
             self.abort('%s: the server started no attempt (no nonce in its answer)' % self.node.url)
         return answer
 
-    def submit_current_keys(self, keys, required):
-        """Send ``required`` current keys; return the completion answer (new keys, verification nonce)."""
+    def send_keys(self, keys, required, refused, incomplete):
+        """Send ``required`` key shares on the update step until the attempt completes; its last answer.
+        ``refused`` and ``incomplete`` start the messages of a refused share and of shares that did not complete."""
         answer = {}
         for index, key in enumerate(keys[:required]):
             try:
                 answer = self._call('PUT', 'update', {'key': key.strip(), 'nonce': self.nonce})
             except VaultError as exc:
-                self.abort('keys: the server rejected the current keys (at key %d of %d): %s' % (
-                    index + 1, required, clean_server_message(exc)))
+                self.abort('%s (at key %d of %d): %s' % (refused, index + 1, required, clean_server_message(exc)))
             if answer.get('complete'):
-                break
-        if not answer.get('complete'):
-            self.abort('keys: %d key(s) sent but the server did not complete the rekey (progress %s/%s)' % (
-                min(len(keys), required), answer.get('progress'), answer.get('required')))
+                return answer
+        self.abort('keys: %d key(s) sent but the server did not complete %s (progress %s/%s)' % (
+            min(len(keys), required), incomplete, answer.get('progress'), answer.get('required')))
+
+
+class RekeyRun(KeyShareAttempt):
+    """One rekey attempt: status, cancel, init, update with the old keys, verify with the new."""
+
+    CHECKED_STEPS = ('update', 'verify')
+    CANCELLED = '; the attempt was cancelled, the current keys stay valid'
+
+    def __init__(self, node, api, target, version='', register_secret=None):
+        super(RekeyRun, self).__init__(node, api, api_paths(api, target), register_secret)
+        self.target = target
+        self.version = version
+
+    def start(self, payload):
+        """Start the rekey with the new layout (init_payload)."""
+        return self.begin(payload)
+
+    def explain(self, exc):
+        if is_unsupported(exc):
+            return unsupported_message(self.api, self.node.url, self.version or '?')
+        if is_permission_denied(exc) and self.paths['auth']:
+            return ('token: permission denied on %s (needs a token whose policy allows it, with sudo): %s'
+                    % (self.paths['attempt'], clean_server_message(exc)))
+        return clean_server_message(exc)
+
+    def submit_current_keys(self, keys, required):
+        """Send ``required`` current keys; return the completion answer (new keys, verification nonce)."""
+        answer = self.send_keys(keys, required, 'keys: the server rejected the current keys', 'the rekey')
         for value in list(answer.get('keys') or []) + list(answer.get('keys_base64') or []):
             self.register_secret(value)
         if not (answer.get('keys_base64') or answer.get('keys')):

@@ -32,10 +32,10 @@ from ansible_collections.trustroot.ops.plugins.module_utils._material import (
     FORMAT, MaterialError, check_material_output, load_key_shares, read_material, utc_now, validate_key_shares,
     write_material)
 from ansible_collections.trustroot.ops.plugins.module_utils._vault import (
-    VaultError, VaultNode, ensure_connection, shape_problem)
+    VaultError, VaultNode, ensure_connection)
 from ansible_collections.trustroot.ops.plugins.module_utils._vault_rekey import (
-    ATTEMPT_STARTED, ATTEMPT_STATUS, OperationError, clean_server_message, find_active_node, is_permission_denied,
-    is_unsupported, open_attempt, step_answer_problem)
+    KeyShareAttempt, OperationError, clean_server_message, find_active_node, is_permission_denied, is_unsupported,
+    open_attempt)
 
 # First OpenBao release with the token-authenticated sys/generate-root-token endpoints.
 OPENBAO_GENERATE_ROOT_TOKEN_SINCE = (2, 6, 0)
@@ -117,75 +117,28 @@ def stale_attempt_message(url, status):
                 url, status.get('nonce'), status.get('progress') or 0, status.get('required')))
 
 
-class GenerateRootRun(object):
-    """One generation attempt: status, cancel, start (OTP or PGP), update with the key shares.
-
-    ``node`` needs ``call(method, path, auth=..., json=...)`` and ``url``.
-    """
+class GenerateRootRun(KeyShareAttempt):
+    """One generation attempt: status, cancel, start (OTP or PGP), update with the key shares."""
 
     def __init__(self, node, api, flavour='openbao', version=(), version_string='', register_secret=None):
-        self.node = node
-        self.api = api
-        self.paths = api_paths(api)
+        super(GenerateRootRun, self).__init__(node, api, api_paths(api), register_secret)
         self.flavour = flavour
         self.version = version
         self.version_string = version_string
-        self.register_secret = register_secret or (lambda value: None)
-        self.nonce = None
         self.otp = None
 
-    def _call(self, method, what, payload=None, expect=None):
-        kwargs = {'json': payload} if payload is not None else {}
-        answer = self.node.call(method, self.paths[what], auth=self.paths['auth'], expect=expect, **kwargs)
-        if what == 'update':
-            problem = step_answer_problem(answer)
-            if problem:
-                raise VaultError(self.node.url, '%s %s answered %s' % (method, self.paths[what], problem))
-        return answer
-
-    def _explain(self, exc):
+    def explain(self, exc):
         if is_unsupported(exc):
             return unsupported_message(self.api, self.node.url, self.flavour, self.version, self.version_string)
         if is_permission_denied(exc) and self.paths['auth']:
             return 'token: permission denied on %s: %s' % (self.paths['attempt'], clean_server_message(exc))
         return clean_server_message(exc)
 
-    def status(self):
-        try:
-            return self._call('GET', 'attempt', expect=ATTEMPT_STATUS)
-        except VaultError as exc:
-            raise OperationError(self._explain(exc))
-
-    def cancel(self):
-        try:
-            self._call('DELETE', 'attempt')
-        except VaultError as exc:
-            return clean_server_message(exc)
-        return None
-
-    def abort(self, message):
-        problem = self.cancel()
-        if problem:
-            message += '; cancelling the attempt failed too (%s): cancel it with cancel_stale=true' % problem
-        else:
-            message += '; the attempt was cancelled'
-        raise OperationError(message)
-
     def start(self, pgp_key=None):
-        payload = {'pgp_key': pgp_key.strip()} if pgp_key else {}
-        try:
-            answer = self._call('PUT', 'attempt', payload)
-        except VaultError as exc:
-            raise OperationError(self._explain(exc))
-        problem = shape_problem(answer, ATTEMPT_STARTED)
-        if problem:
-            self.abort('%s: PUT %s answered %s' % (self.node.url, self.paths['attempt'], problem))
-        self.nonce = answer['nonce']
+        answer = self.begin({'pgp_key': pgp_key.strip()} if pgp_key else {})
         self.otp = answer.get('otp') or None
         if self.otp:
             self.register_secret(self.otp)
-        if not self.nonce:
-            self.abort('%s: the server started no attempt (no nonce in its answer)' % self.node.url)
         if not pgp_key and not self.otp:
             self.abort('%s: the server returned no OTP (servers that need a client OTP are not supported)'
                        % self.node.url)
@@ -193,18 +146,7 @@ class GenerateRootRun(object):
 
     def submit_keys(self, keys, required):
         """Send ``required`` key shares; return the encoded token (XOR'd with the OTP, or PGP-encrypted)."""
-        answer = {}
-        for index, key in enumerate(keys[:required]):
-            try:
-                answer = self._call('PUT', 'update', {'key': key.strip(), 'nonce': self.nonce})
-            except VaultError as exc:
-                self.abort('keys: the server rejected the key shares (at key %d of %d): %s' % (
-                    index + 1, required, clean_server_message(exc)))
-            if answer.get('complete'):
-                break
-        if not answer.get('complete'):
-            self.abort('keys: %d key(s) sent but the server did not complete the generation (progress %s/%s)'
-                       % (min(len(keys), required), answer.get('progress'), answer.get('required')))
+        answer = self.send_keys(keys, required, 'keys: the server rejected the key shares', 'the generation')
         encoded = answer.get('encoded_token') or answer.get('encoded_root_token')
         if not encoded:
             raise OperationError('%s: the generation completed without an encoded token' % self.node.url)

@@ -140,11 +140,11 @@ def test_choose_api(requested, flavour, version, expected):
 
 
 def test_api_paths():
-    assert api_paths('rotate_root', 'unseal')['init'] == 'sys/rotate/root/init'
+    assert api_paths('rotate_root', 'unseal')['attempt'] == 'sys/rotate/root/init'
     assert api_paths('rotate_root', 'recovery')['verify'] == 'sys/rotate/recovery/verify'
     assert api_paths('rotate_root', 'unseal')['auth'] is True
     assert api_paths('rekey', 'unseal')['update'] == 'sys/rekey/update'
-    assert api_paths('rekey', 'recovery')['init'] == 'sys/rekey-recovery-key/init'
+    assert api_paths('rekey', 'recovery')['attempt'] == 'sys/rekey-recovery-key/init'
     assert api_paths('rekey', 'recovery')['auth'] is False
 
 
