@@ -302,6 +302,15 @@ class KeyShareAttempt(object):
             return clean_server_message(exc)
         return None
 
+    def cancel_stale(self, result):
+        """Cancel the attempt found in progress (cancel_stale=true); OperationError with ``result`` unchanged when
+        the server refuses."""
+        problem = self.cancel()
+        if problem:
+            result['changed'] = False
+            raise OperationError('cancel_stale: the attempt in progress could not be cancelled: %s' % problem,
+                                 results=result)
+
     def abort(self, message):
         """Cancel what this run started and raise with the outcome of the cancel in the message."""
         problem = self.cancel()
@@ -489,11 +498,7 @@ def open_rekey(module, result, key_count):
 def start_rekey(module, run, result, keys, required, stale):
     """Cancel the stale attempt when asked, start one, send the current keys; the last update's answer."""
     if stale:
-        problem = run.cancel()
-        if problem:
-            result['changed'] = False
-            raise OperationError('cancel_stale: the attempt in progress could not be cancelled: %s' % problem,
-                                 results=result)
+        run.cancel_stale(result)
     params = module.params
     run.start(init_payload(result['shares'], result['threshold'], params['pgp_keys'] or [], params['backup'],
                            params['require_verification']))
@@ -503,11 +508,19 @@ def start_rekey(module, run, result, keys, required, stale):
     return answer
 
 
-def new_material(module, run, result, answer):
-    """The new key material from the last update's answer (AnswerError when it is not usable)."""
-    return material_from_rekey(answer, run.target, result['shares'], result['threshold'],
-                               bool(module.params['pgp_keys']), run.node.url, result['flavour'], result['version'],
-                               call='PUT %s' % run.paths['update'])
+def rekey_material(module, run, result, keys, required, stale):
+    """Run the attempt up to the new keys: (the last update's answer, the new key material). An answer without
+    usable material cancels the attempt when verifying (the current keys stay valid); without verification the
+    rekey took effect on the last key, and its AnswerError (with what the answer held) is for the caller to keep."""
+    answer = start_rekey(module, run, result, keys, required, stale)
+    try:
+        return answer, material_from_rekey(answer, run.target, result['shares'], result['threshold'],
+                                           bool(module.params['pgp_keys']), run.node.url, result['flavour'],
+                                           result['version'], call='PUT %s' % run.paths['update'])
+    except AnswerError as exc:
+        if module.params['require_verification']:
+            run.abort(str(exc))
+        raise
 
 
 def verification_nonce(run, answer):
@@ -523,12 +536,9 @@ def rekey_to_file(module, run, result, keys, required, stale, reservation):
     params = module.params
     node, verify = run.node, params['require_verification']
     try:
-        answer = start_rekey(module, run, result, keys, required, stale)
         try:
-            material = new_material(module, run, result, answer)
+            answer, material = rekey_material(module, run, result, keys, required, stale)
         except AnswerError as exc:
-            if verify:
-                run.abort(str(exc))
             # Without verification the rekey took effect on the last key: keep what the answer held.
             outcome = save_material(module, reservation, exc.partial, partial_path(params['output_path'], utc_stamp()),
                                     overwrite=False, age_recipients=params['age_recipients'])
@@ -567,12 +577,9 @@ def rekey_to_secret(module, run, result, keys, required, stale, store):
     node, ref, verify = run.node, store.ref, params['require_verification']
     staged = None
     try:
-        answer = start_rekey(module, run, result, keys, required, stale)
         try:
-            material = new_material(module, run, result, answer)
+            answer, material = rekey_material(module, run, result, keys, required, stale)
         except AnswerError as exc:
-            if verify:
-                run.abort(str(exc))
             # Without verification the rekey took effect on the last key: keep what the answer held.
             event, label = '%s; %s' % (exc, DONE % node.url), 'what the answer held (incomplete)'
             if not exc.partial:

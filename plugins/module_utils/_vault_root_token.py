@@ -306,11 +306,7 @@ def generate(module, run, keys, required, stale, result):
     root token when no PGP key encrypts it)."""
     node = run.node
     if stale:
-        problem = run.cancel()
-        if problem:
-            result['changed'] = False
-            raise OperationError('cancel_stale: the attempt in progress could not be cancelled: %s' % problem,
-                                 results=result)
+        run.cancel_stale(result)
     try:
         run.start(module.params['pgp_key'])
         result['nonce'] = run.nonce

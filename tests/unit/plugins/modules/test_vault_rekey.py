@@ -99,3 +99,30 @@ def test_a_bad_layout_fails_naming_the_field_before_any_call(run_main, vault, tm
     ended = run_main(vault_rekey.main, args(tmp_path, secret_threshold=5))
     assert ended.failed and 'secret_threshold' in ended.result['msg']
     assert vault.calls == []
+
+
+SHORT = dict(COMPLETED, keys=NEW_HEX[:2], keys_base64=NEW_B64[:2])
+
+
+def test_too_few_new_keys_with_verification_cancel_the_attempt_and_keep_the_current_keys(run_main, vault, tmp_path):
+    vault.routes = rekey_routes(vault, {('PUT', 'sys/rekey/update'): [(200, dict(STARTED, progress=1)), (200, SHORT)]})
+    ended = run_main(vault_rekey.main, args(tmp_path))
+    assert ended.failed and not ended.result['changed']
+    assert 'the attempt was cancelled, the current keys stay valid' in ended.result['msg']
+    assert vault.writes()[-1] == ('DELETE', 'sys/rekey/init')
+    assert 'sys/rekey/verify' not in vault.paths('PUT')
+    assert os.listdir(str(tmp_path)) == []
+    assert_no_secret(ended.result, *(CURRENT_KEYS + NEW_HEX + NEW_B64))
+
+
+def test_too_few_new_keys_without_verification_fail_saying_the_rekey_took_effect(run_main, vault, tmp_path):
+    unverified = dict(SHORT, verification_required=False, verification_nonce='')
+    vault.routes = rekey_routes(vault, {('PUT', 'sys/rekey/update'): [(200, dict(STARTED, progress=1)),
+                                                                      (200, unverified)]})
+    ended = run_main(vault_rekey.main, args(tmp_path, require_verification=False))
+    assert ended.failed and ended.result['changed']
+    assert 'the rekey completed on %s (the old keys no longer work)' % URL in ended.result['msg']
+    assert 'what the answer held (incomplete) could not be saved anywhere' in ended.result['msg']
+    assert ('DELETE', 'sys/rekey/init') not in vault.writes(), 'nothing is left to cancel'
+    assert os.listdir(str(tmp_path)) == []
+    assert_no_secret(ended.result, *(CURRENT_KEYS + NEW_HEX + NEW_B64))
