@@ -253,6 +253,15 @@ def cli_argv(binary, socket_path, args, output_json=True):
 BINARY_NOT_FOUND = 'spire-server was not found on PATH nor in %s: set spire_server_path' % ', '.join(BINARY_DIRS)
 
 
+def server_trust_domain(cli):
+    """The trust domain of the server ``cli`` talks to, from ``bundle show``; an answer without one is a SpireError
+    naming the call and the socket, never a name read as None."""
+    name = cli.run_json(['bundle', 'show']).get('trust_domain')
+    if not isinstance(name, str) or not name:
+        raise SpireError('spire-server bundle show answered no trust_domain (socket_path %s)' % cli.socket_path)
+    return name
+
+
 def find_spire_server(path=None, error=SpireError):
     """The spire-server binary: ``path`` when given, else PATH, then BINARY_DIRS; ``error`` names the option."""
     if path:

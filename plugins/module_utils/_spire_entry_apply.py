@@ -14,6 +14,7 @@ import itertools
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+from ansible_collections.trustroot.ops.plugins.module_utils._spire_cli import server_trust_domain
 from ansible_collections.trustroot.ops.plugins.module_utils._spire import (
     ALREADY_EXISTS, CODE_NAMES, MAX_DELETE_BATCH, NOT_FOUND, SpireError, SpireServerCLI, chunked, iter_json_array)
 from ansible_collections.trustroot.ops.plugins.module_utils._spire_entries import (
@@ -263,7 +264,7 @@ def converge_entries(module):
     # The raw input is no longer needed: drop it so only the normalised entries stay in memory.
     params['entries'] = None
 
-    trust_domain = cli.run_json(['bundle', 'show']).get('trust_domain')
+    trust_domain = server_trust_domain(cli)
     bind_trust_domain(desired, trust_domain)
     if prefetch is not None:
         current = prefetch.entries()

@@ -11,7 +11,8 @@ __metaclass__ = type
 
 import json
 
-from ansible_collections.trustroot.ops.plugins.module_utils._spire_cli import MAX_BATCH, SpireError, check_results, chunked
+from ansible_collections.trustroot.ops.plugins.module_utils._spire_cli import (
+    MAX_BATCH, SpireError, check_results, chunked, server_trust_domain)
 from ansible_collections.trustroot.ops.plugins.module_utils._errors import InputError
 from ansible_collections.trustroot.ops.plugins.module_utils._spire_federation import (
     authorities_from_proto, authorities_summary, bundle_pem, bundle_spiffe, bundle_view,
@@ -156,7 +157,7 @@ def converge_federation(cli, items, managed, prune=False, refresh=False, check_m
     a SpireError carries the result reached so far in ``results``."""
     result = dict(changed=False, created=[], updated=[], deleted=[], bootstrapped=[], refreshed=[])
     try:
-        own_td = cli.run_json(['bundle', 'show']).get('trust_domain')
+        own_td = server_trust_domain(cli)
         desired = desired_relationships(items, own_trust_domain=own_td)
         current = current_relationships(cli.run_json(['federation', 'list']))
         plan = plan_federation(desired, current, prune=prune, managed=managed)

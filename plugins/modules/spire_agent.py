@@ -104,6 +104,7 @@ purged:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.trustroot.ops.plugins.module_utils._spire_cli import server_trust_domain
 from ansible_collections.trustroot.ops.plugins.module_utils._spire import (
     SpireError, SpireServerCLI, server_argument_spec)
 from ansible_collections.trustroot.ops.plugins.module_utils._spire_agents import (
@@ -151,7 +152,7 @@ def run(module):
     cli = SpireServerCLI(module)
     if params['state'] == 'purged':
         return purge(module, cli)
-    trust_domain = cli.run_json(['bundle', 'show']).get('trust_domain')
+    trust_domain = server_trust_domain(cli)
     check_agent_id(params['spiffe_id'], trust_domain=trust_domain)
     current = read_agent(cli, params['spiffe_id'])
     action, after = plan_agent(params['state'], current, params['spiffe_id'])

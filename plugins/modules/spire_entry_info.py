@@ -127,6 +127,7 @@ trust_domain:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.trustroot.ops.plugins.module_utils._errors import run_module
+from ansible_collections.trustroot.ops.plugins.module_utils._spire_cli import server_trust_domain
 from ansible_collections.trustroot.ops.plugins.module_utils._spire import (
     SpireError, SpireServerCLI, server_argument_spec)
 from ansible_collections.trustroot.ops.plugins.module_utils._spire_entries import (
@@ -213,7 +214,7 @@ def run(module):
     params = module.params
     selectors, federates = validate(params)
     cli = SpireServerCLI(module)
-    trust_domain = cli.run_json(['bundle', 'show']).get('trust_domain')
+    trust_domain = server_trust_domain(cli)
     for name in ('spiffe_id', 'parent_id'):
         if params[name] is not None:
             check_spiffe_id(params[name], name, trust_domain=trust_domain)

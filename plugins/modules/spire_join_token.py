@@ -110,6 +110,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.trustroot.ops.plugins.module_utils._errors import TrustrootError, run_module
 from ansible_collections.trustroot.ops.plugins.module_utils._files import atomic_write, check_writable_target
+from ansible_collections.trustroot.ops.plugins.module_utils._spire_cli import server_trust_domain
 from ansible_collections.trustroot.ops.plugins.module_utils._spire import (
     SpireError, SpireServerCLI, server_argument_spec)
 from ansible_collections.trustroot.ops.plugins.module_utils._spire_agents import (
@@ -132,7 +133,7 @@ def run(module):
                   output_path=None)
     cli = SpireServerCLI(module)
     if params['spiffe_id']:
-        trust_domain = cli.run_json(['bundle', 'show']).get('trust_domain')
+        trust_domain = server_trust_domain(cli)
         check_token_spiffe_id(params['spiffe_id'], trust_domain)
     if module.check_mode:
         return result

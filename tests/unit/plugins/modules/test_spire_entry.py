@@ -224,3 +224,14 @@ def test_entries_from_a_file_are_applied(run_main, cli, tmp_path):
     ended = run_main(spire_entry.main, {'entries_file': str(path), 'entry_id_prefix': 'team'})
     assert not ended.failed, ended.result
     assert ended.result['counts']['created'] == 2
+
+
+@pytest.mark.parametrize('answer', [{}, {'trust_domain': ''}, {'trust_domain': 7}])
+def test_a_bundle_answer_without_a_trust_domain_fails_naming_the_call(run_main, cli, answer):
+    original = cli.answer
+    cli.answer = lambda args: answer if args[:2] == ['bundle', 'show'] else original(args)
+    ended = run_main(spire_entry.main, owned_args(desired('/web')))
+    assert ended.failed
+    assert ended.result['msg'] == ('spire-server bundle show answered no trust_domain (socket_path %s)'
+                                   % cli.socket_path)
+    assert not cli.commands('create')
