@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """Seal migration (Shamir <-> auto-unseal): what the cluster runs now, what to do, and the key material after.
 
-Pure functions: the role's `migrate_seal` entry point asks vault_status_info for the nodes, and these
+Pure functions: role vault_server_migrate's `seal` entry point asks vault_status_info for the nodes, and these
 decide. After a migration the same key shares change role: Shamir unseal keys become the recovery keys of
 an auto seal, and recovery keys become Shamir unseal keys. The material file follows (keys moved between
 the ``unseal_*`` and ``recovery_*`` fields; nothing else changes).
