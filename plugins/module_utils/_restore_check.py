@@ -16,6 +16,7 @@ import shutil
 import tempfile
 
 from ansible_collections.trustroot.ops.plugins.module_utils._errors import InputError, TrustrootError
+from ansible_collections.trustroot.ops.plugins.module_utils._files import write_new_file
 from ansible_collections.trustroot.ops.plugins.module_utils._runner import module_runner
 from ansible_collections.trustroot.ops.plugins.module_utils._backup.format import (
     BackupError, sigterm_raises, Terminated)
@@ -41,12 +42,6 @@ def private_dir(parent, name):
     path = os.path.join(parent, name)
     os.mkdir(path, 0o700)
     return path
-
-
-def write_private(path, text):
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, 'w') as handle:
-        handle.write(text)
 
 
 # --- Vault ---------------------------------------------------------------------------------------------
@@ -76,7 +71,7 @@ def vault_restore(module, ctx, manifest, extracted, material, token):
     data_dir = private_dir(base, 'data')
     api_port, cluster_port = free_port(), free_port()
     config = os.path.join(base, 'server.hcl')
-    write_private(config, vault_config(data_dir, api_port, cluster_port))
+    write_new_file(config, vault_config(data_dir, api_port, cluster_port).encode('utf-8'))
     env = dict(os.environ, HOME=base)
     proc = ScratchProcess('bao server', [ctx['bao'], 'server', '-config', config], os.path.join(base, 'server.log'),
                           env=env, cwd=base)
@@ -153,8 +148,9 @@ def spire_restore(module, ctx, manifest, extracted, datastore, part):
         with open(conf_part) as handle:
             settings = server_conf_settings(handle.read())
     config = os.path.join(base, 'server.conf')
-    write_private(config, spire_config(info['trust_domain'], data_dir, socket_path, free_port(),
-                                       os.path.join(extracted, SPIRE_KEYS_PART), datastore, connection, settings))
+    write_new_file(config, spire_config(info['trust_domain'], data_dir, socket_path, free_port(),
+                                        os.path.join(extracted, SPIRE_KEYS_PART), datastore, connection,
+                                        settings).encode('utf-8'))
     proc = ScratchProcess('spire-server', [ctx['spire'], 'run', '-config', config], os.path.join(base, 'server.log'),
                           cwd=base)
     ctx['processes'].append(proc)

@@ -25,6 +25,7 @@ from ansible_collections.trustroot.ops.plugins.module_utils._backup.archive impo
 from ansible_collections.trustroot.ops.plugins.module_utils._backup.finish import finish_backup
 from ansible_collections.trustroot.ops.plugins.module_utils._der import der_read
 from ansible_collections.trustroot.ops.plugins.module_utils._errors import TrustrootError
+from ansible_collections.trustroot.ops.plugins.module_utils._files import write_new_file
 from ansible_collections.trustroot.ops.plugins.module_utils import _spire_cli
 from ansible_collections.trustroot.ops.plugins.module_utils._spire_entry_model import canonical_entry
 from ansible_collections.trustroot.ops.plugins.module_utils._runner import subprocess_run
@@ -420,12 +421,6 @@ def _read(path):
         return handle.read()
 
 
-def _write_private(path, data):
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, 'wb') as handle:
-        handle.write(data)
-
-
 def _authorities(summary):
     return (summary['x509_authorities'], summary['jwt_key_ids'])
 
@@ -462,13 +457,13 @@ def collect_parts(workdir, datastore, sqlite_path, connection_string, keys_path,
     if os.path.getsize(store_path) == 0:
         raise SpireBackupError('the datastore copy is empty')
     keys_part = os.path.join(workdir, PART_KEYS)
-    _write_private(keys_part, keys)
+    write_new_file(keys_part, keys)
     bundle_part = os.path.join(workdir, PART_BUNDLE)
-    _write_private(bundle_part, json.dumps(bundle, indent=2, sort_keys=True).encode('utf-8'))
+    write_new_file(bundle_part, json.dumps(bundle, indent=2, sort_keys=True).encode('utf-8'))
     parts = [(DATASTORE_PART[datastore], store_path), (PART_KEYS, keys_part), (PART_BUNDLE, bundle_part)]
     if config_path and os.path.isfile(config_path) and os.path.getsize(config_path) > 0:
         config_part = os.path.join(workdir, PART_CONFIG)
-        _write_private(config_part, _read(config_path))
+        write_new_file(config_part, _read(config_path))
         parts.append((PART_CONFIG, config_part))
     info = server_info(bundle, spire_cli.json(['entry', 'show']), spire_cli.json(['agent', 'count']),
                        spire_cli.json(['bundle', 'list']), spire_cli.json(['federation', 'list']),

@@ -381,7 +381,10 @@ def test_collect_parts_retries_when_the_ca_rotates(tmp_path):
 
 
 def test_collect_parts_postgres_keeps_the_password_out_of_argv(tmp_path, monkeypatch):
+    # The keys live apart from the work directory, which a backup always creates empty (tempfile.mkdtemp).
     (tmp_path / 'keys.json').write_text('{}')
+    workdir = tmp_path / 'work'
+    workdir.mkdir()
     monkeypatch.setattr('shutil.which', lambda name: '/usr/bin/' + name)
     seen = {}
 
@@ -396,20 +399,20 @@ def test_collect_parts_postgres_keeps_the_password_out_of_argv(tmp_path, monkeyp
     answers = cli_answers(iter([SERVER_BUNDLE] * 4))
     answers[('pg_dump',)] = pg_dump
     run = Recorder(answers)
-    parts, info = collect_parts(str(tmp_path), 'postgres', None, 'host=db user=spire password=Sup3rSecret',
+    parts, info = collect_parts(str(workdir), 'postgres', None, 'host=db user=spire password=Sup3rSecret',
                                 str(tmp_path / 'keys.json'), None, SpireCLI('spire-server', '/s', run), run)
     dump_call = [c for c in run.calls if c[0] == '/usr/bin/pg_dump'][0]
     assert 'Sup3rSecret' not in ' '.join(dump_call)
     assert seen == {'pgpass': '*:*:*:*:Sup3rSecret\n', 'mode': 0o600}
-    assert not os.path.exists(str(tmp_path / '.pgpass'))
+    assert not os.path.exists(str(workdir / '.pgpass'))
     assert dict(parts)['datastore.pgdump'].endswith('datastore.pgdump') and info['datastore'] == 'postgres'
 
     answers[('pg_dump',)] = (1, b'', b'pg_dump: error: connection to server at "db" failed: FATAL:  password authentication failed')
     with pytest.raises(SpireBackupError, match='pg_dump of the datastore failed: .*password authentication failed'):
-        collect_parts(str(tmp_path), 'postgres', None, 'host=db password=Sup3rSecret', str(tmp_path / 'keys.json'),
+        collect_parts(str(workdir), 'postgres', None, 'host=db password=Sup3rSecret', str(tmp_path / 'keys.json'),
                       None, SpireCLI('spire-server', '/s', run), Recorder(answers))
     with pytest.raises(SpireBackupError, match='connection_string: .*libpq does not know: bogus'):
-        collect_parts(str(tmp_path), 'postgres', None, 'bogus=Sup3rSecret', str(tmp_path / 'keys.json'),
+        collect_parts(str(workdir), 'postgres', None, 'bogus=Sup3rSecret', str(tmp_path / 'keys.json'),
                       None, SpireCLI('spire-server', '/s', run), Recorder(answers))
 
 
