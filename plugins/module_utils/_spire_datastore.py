@@ -22,8 +22,6 @@ import json
 import os
 import re
 import shutil
-import signal
-import subprocess
 import tempfile
 import time
 
@@ -31,7 +29,8 @@ from ansible_collections.trustroot.ops.plugins.module_utils._spire_backup import
     SpireBackupError, _PgAccess, bundle_summary, entries_digest, one_line)
 from ansible_collections.trustroot.ops.plugins.module_utils._spire_entry_model import spiffe_id_text
 from ansible_collections.trustroot.ops.plugins.module_utils._errors import TrustrootError
-from ansible_collections.trustroot.ops.plugins.module_utils._scratch import free_port
+from ansible_collections.trustroot.ops.plugins.module_utils._files import write_new_file
+from ansible_collections.trustroot.ops.plugins.module_utils._scratch import ScratchError, ScratchProcess, free_port
 
 
 class DatastoreMigrationError(TrustrootError):
@@ -482,47 +481,40 @@ def create_schema(binary, trust_domain, connection_string, parent_dir, timeout, 
     socket, loopback port) until its health check passes, then stop it by its PID. SPIRE creates its schema
     and its migrations row; what else it wrote (its own CA) is emptied by the caller."""
     workdir = tempfile.mkdtemp(prefix='.spire-schema-', dir=parent_dir)
-    proc = None
+    server = None
     try:
         os.chmod(workdir, 0o700)
         os.mkdir(os.path.join(workdir, 'data'), 0o700)
         sock = os.path.join(workdir, 'api.sock')
         conf = os.path.join(workdir, 'server.conf')
-        fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, 'w') as handle:
-            handle.write(throwaway_config(trust_domain, os.path.join(workdir, 'data'), sock, free_port()))
-        log_path = os.path.join(workdir, 'server.log')
+        write_new_file(conf, throwaway_config(trust_domain, os.path.join(workdir, 'data'), sock,
+                                              free_port()).encode('utf-8'))
         env = dict(os.environ, SPIRE_MIGRATE_CONNECTION_STRING=connection_string)
-        with open(log_path, 'wb') as log:
-            proc = subprocess.Popen([binary, 'run', '-config', conf, '-expandEnv'], stdout=log, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, env=env, cwd=workdir, start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while True:
-            if proc.poll() is not None:
-                raise DatastoreMigrationError('the spire-server that creates the schema exited with %s: %s' % (
-                    proc.returncode, redact(_log_tail(log_path), secrets)))
-            rc, _out, _err = run([binary, 'healthcheck', '-socketPath', sock])
-            if rc == 0:
-                break
-            if time.monotonic() > deadline:
-                raise DatastoreMigrationError('the spire-server that creates the schema was not healthy after %ss: %s'
-                                              % (timeout, redact(_log_tail(log_path), secrets)))
-            time.sleep(1)
+        server = ScratchProcess('the spire-server that creates the schema',
+                                [binary, 'run', '-config', conf, '-expandEnv'], os.path.join(workdir, 'server.log'),
+                                env=env, cwd=workdir)
+        _wait_healthy(server, binary, sock, timeout, run, secrets)
     finally:
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
+        if server is not None:
+            server.stop(timeout=30)
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _log_tail(path):
+def _wait_healthy(server, binary, sock, timeout, run, secrets):
+    """Start ``server`` and poll its health check until it passes; its log (secrets redacted) on any failure."""
     try:
-        with open(path, 'rb') as handle:
-            text = handle.read().decode('utf-8', 'replace')
-    except OSError:
-        return '(no log)'
-    return one_line('\n'.join(text.strip().splitlines()[-5:]), 1000)
+        server.start()
+    except ScratchError as exc:
+        raise DatastoreMigrationError(redact(str(exc), secrets))
+    deadline = time.monotonic() + timeout
+    while True:
+        exited = server.exited_error()
+        if exited:
+            raise DatastoreMigrationError(redact(str(exited), secrets))
+        rc, _out, _err = run([binary, 'healthcheck', '-socketPath', sock])
+        if rc == 0:
+            return
+        if time.monotonic() > deadline:
+            raise DatastoreMigrationError('%s was not healthy after %ss: %s'
+                                          % (server.name, timeout, redact(server.log_tail(1000), secrets)))
+        time.sleep(1)

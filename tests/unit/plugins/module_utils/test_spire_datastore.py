@@ -6,13 +6,15 @@ import base64
 import datetime
 import hashlib
 import io
+import os
 import sqlite3
+import time
 
 import pytest
 
 from ansible_collections.trustroot.ops.plugins.module_utils._spire_datastore import (
-    SqliteSource, column_plan, copy_field, copy_line, count_problems, fingerprint, kept_name, parse_datastore_config,
-    parse_trust_domain, pg_timestamp, psql_argv, redact, server_summary, summary_problems, table_order,
+    DatastoreMigrationError, SqliteSource, column_plan, copy_field, copy_line, count_problems, create_schema,
+    fingerprint, kept_name, parse_datastore_config, parse_trust_domain, pg_timestamp, psql_argv, redact, server_summary, summary_problems, table_order,
     target_decision, throwaway_config, write_copy_script)
 
 CONF = '''server {
@@ -239,3 +241,48 @@ def test_sqlite_source_and_copy_script(sqlite_file):
     assert 'migrations' not in script
     assert fp['counts'] == {'bundles': 1, 'ca_journals': 0, 'registered_entries': 2}
     assert fp['bundles'] == {'spiffe://example.org': hashlib.sha256(b'\x00\x09\n').hexdigest()}
+
+
+# --- the throw-away server that creates the schema (a stand-in executable: what is tested is the process handling) ---
+
+def _fake_server(tmp_path, body):
+    path = tmp_path / 'fake-spire-server'
+    path.write_text('#!/bin/sh\n' + body)
+    path.chmod(0o755)
+    return str(path)
+
+
+def test_create_schema_stops_the_server_once_healthy_and_leaves_nothing(tmp_path):
+    pid_file = tmp_path / 'pid'
+    binary = _fake_server(tmp_path, 'echo $$ > %s\nexec sleep 60\n' % pid_file)
+    checks = []
+
+    def run(argv):
+        checks.append(argv)
+        return (0, '', '') if len(checks) >= 2 and pid_file.exists() else (1, '', 'not yet')
+    create_schema(binary, 'example.org', 'dbname=spire password=Sup3rSecret', str(tmp_path), 30, run)
+    assert checks[0][:2] == [binary, 'healthcheck'] and len(checks) >= 2
+    pid = int(pid_file.read_text())
+    assert not os.path.exists('/proc/%d' % pid)
+    assert [name for name in os.listdir(str(tmp_path)) if name.startswith('.spire-schema-')] == []
+
+
+def test_create_schema_names_the_exit_and_redacts_the_log(tmp_path):
+    binary = _fake_server(tmp_path, 'echo "cannot connect with password=$SPIRE_MIGRATE_CONNECTION_STRING"\nexit 3\n')
+    with pytest.raises(DatastoreMigrationError) as failure:
+        create_schema(binary, 'example.org', 'Sup3rSecret', str(tmp_path), 30, lambda argv: (1, '', ''),
+                      secrets=('Sup3rSecret',))
+    message = str(failure.value)
+    assert 'the spire-server that creates the schema exited with status 3' in message
+    assert 'cannot connect with password=********' in message and 'Sup3rSecret' not in message
+    assert [name for name in os.listdir(str(tmp_path)) if name.startswith('.spire-schema-')] == []
+
+
+def test_create_schema_gives_up_after_the_timeout(tmp_path):
+    binary = _fake_server(tmp_path, 'echo starting\nexec sleep 60\n')
+
+    def run(argv):
+        time.sleep(0.5)  # the stand-in has written its line by then
+        return 1, '', ''
+    with pytest.raises(DatastoreMigrationError, match='creates the schema was not healthy after 0s: starting'):
+        create_schema(binary, 'example.org', 'x', str(tmp_path), 0, run)
