@@ -24,10 +24,13 @@ finish() {
     wait "$molecule_pid" 2>/dev/null || true
     cat "$RUN_DIR/molecule.log" 2>/dev/null || true
   fi
-  python3 scripts/timing_report.py "$RUN_DIR" "$TIMING" || true
+  python3 scripts/timing_report.py "$RUN_DIR" "$TIMING" "$rc" || true
   exit "$rc"
 }
 trap finish EXIT
+# A stopped run is a failed one: without these the EXIT trap would see the status of the last command (0).
+trap 'exit 143' TERM
+trap 'exit 130' INT
 
 record() {  # name start end status
   printf '%s\t%s\t%s\t%s\n' "$@" >> "$RUN_DIR/phases.tsv"

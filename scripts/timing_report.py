@@ -1,10 +1,11 @@
 """The gate's timing table: where `make test` spent its time, printed and written as JSON.
 
-    python3 scripts/timing_report.py RUN_DIR OUT_DIR
+    python3 scripts/timing_report.py RUN_DIR OUT_DIR [EXIT_STATUS]
 
 RUN_DIR holds what the gate recorded while it ran: phases.tsv (name, start, end, exit status: one line a phase),
 integration.json (per test file, from tests/timing/pytest_files.py) and molecule/*.json (per scenario, from
-scripts/molecule.sh). OUT_DIR receives <UTC start time>.json and latest.json, so that any two runs can be compared.
+scripts/molecule.sh). EXIT_STATUS is the gate's own (default 0): a run stopped before its end (a signal, a step outside
+any phase) recorded no failed phase, and is a failure all the same. OUT_DIR receives <UTC start time>.json and latest.json, so that any two runs can be compared.
 Standard library only: it must run even when the bootstrap failed.
 """
 
@@ -35,15 +36,17 @@ def read_json(path):
         return None
 
 
-def build_report(phases, integration, molecule):
-    """The report as a dict (pure): phases in order, then the detail of the two long phases."""
+def build_report(phases, integration, molecule, exit_status=0):
+    """The report as a dict (pure): phases in order, then the detail of the two long phases. It passed only when
+    every phase passed and the gate itself exited with 0."""
     started = min((p['start'] for p in phases), default=time.time())
     ended = max((p['end'] for p in phases), default=started)
     return {
         'format': 'trustroot.ops/test-timing/v1',
         'started_at': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(started)),
         'total_s': round(ended - started, 1),
-        'passed': bool(phases) and all(p['status'] == 0 for p in phases),
+        'passed': bool(phases) and all(p['status'] == 0 for p in phases) and exit_status == 0,
+        'exit_status': exit_status,
         'phases': {p['name']: round(p['end'] - p['start'], 1) for p in phases},
         'failed_phases': [p['name'] for p in phases if p['status'] != 0],
         'integration_files': (integration or {}).get('files', {}),
@@ -52,7 +55,12 @@ def build_report(phases, integration, molecule):
 
 
 def render_table(report):
-    verdict = 'passed' if report['passed'] else 'FAILED: ' + ', '.join(report['failed_phases'])
+    if report['passed']:
+        verdict = 'passed'
+    elif report['failed_phases']:
+        verdict = 'FAILED: ' + ', '.join(report['failed_phases'])
+    else:
+        verdict = 'FAILED: stopped with exit status %s, no phase failed' % report.get('exit_status')
     lines = ['', 'make test timing (%s, %s)' % (report['started_at'], verdict)]
     lines.append('  %-58s %8s' % ('phase', 'seconds'))
     for name, seconds in report['phases'].items():
@@ -75,13 +83,14 @@ def render_table(report):
 
 def main(argv):
     run_dir, out_dir = argv[1], argv[2]
+    exit_status = int(argv[3]) if len(argv) > 3 else 0
     molecule = {}
     for path in sorted(glob.glob(os.path.join(run_dir, 'molecule', '*.json'))):
         entry = read_json(path)
         if entry:
             molecule[os.path.basename(path)[:-5]] = entry
     report = build_report(read_phases(os.path.join(run_dir, 'phases.tsv')),
-                          read_json(os.path.join(run_dir, 'integration.json')), molecule)
+                          read_json(os.path.join(run_dir, 'integration.json')), molecule, exit_status)
     os.makedirs(out_dir, exist_ok=True)
     name = os.path.join(out_dir, report['started_at'].replace(':', '') + '.json')
     for path in (name, os.path.join(out_dir, 'latest.json')):

@@ -49,3 +49,13 @@ def test_a_failed_phase_is_named(tmp_path, capsys):
     report = json.loads((tmp_path / 'out' / 'latest.json').read_text())
     assert report['passed'] is False and report['failed_phases'] == ['ansible-lint']
     assert 'FAILED: ansible-lint' in capsys.readouterr().out
+
+
+def test_a_run_stopped_before_its_end_is_not_passed(tmp_path, capsys):
+    run = tmp_path / 'run'
+    run.mkdir()
+    write_run(str(run), [('bootstrap', 0.0, 5.0, 0), ('collection build', 5.0, 9.0, 0)])
+    timing_report.main(['timing_report.py', str(run), str(tmp_path / 'out'), '143'])
+    report = json.loads((tmp_path / 'out' / 'latest.json').read_text())
+    assert report['passed'] is False and report['exit_status'] == 143 and report['failed_phases'] == []
+    assert 'FAILED: stopped with exit status 143, no phase failed' in capsys.readouterr().out
