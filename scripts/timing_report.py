@@ -5,7 +5,8 @@
 RUN_DIR holds what the gate recorded while it ran: phases.tsv (name, start, end, exit status: one line a phase),
 integration.json (per test file, from tests/timing/pytest_files.py) and molecule/*.json (per scenario, from
 scripts/molecule.sh). EXIT_STATUS is the gate's own (default 0): a run stopped before its end (a signal, a step outside
-any phase) recorded no failed phase, and is a failure all the same. OUT_DIR receives <UTC start time>.json and latest.json, so that any two runs can be compared.
+any phase) recorded no failed phase, and is a failure all the same. OUT_DIR receives <UTC start time>.json and
+latest.json, so that any two runs can be compared.
 Standard library only: it must run even when the bootstrap failed.
 """
 
