@@ -23,14 +23,13 @@ import os
 import re
 import shutil
 import tempfile
-import time
 
 from ansible_collections.trustroot.ops.plugins.module_utils._spire_backup import (
     SpireBackupError, _PgAccess, bundle_summary, entries_digest, one_line)
 from ansible_collections.trustroot.ops.plugins.module_utils._spire_entry_model import spiffe_id_text
 from ansible_collections.trustroot.ops.plugins.module_utils._errors import TrustrootError
 from ansible_collections.trustroot.ops.plugins.module_utils._files import write_new_file
-from ansible_collections.trustroot.ops.plugins.module_utils._scratch import ScratchError, ScratchProcess, free_port
+from ansible_collections.trustroot.ops.plugins.module_utils._scratch import ScratchError, ScratchProcess, free_port, wait_until
 
 
 class DatastoreMigrationError(TrustrootError):
@@ -502,19 +501,16 @@ def create_schema(binary, trust_domain, connection_string, parent_dir, timeout, 
 
 def _wait_healthy(server, binary, sock, timeout, run, secrets):
     """Start ``server`` and poll its health check until it passes; its log (secrets redacted) on any failure."""
-    try:
-        server.start()
-    except ScratchError as exc:
-        raise DatastoreMigrationError(redact(str(exc), secrets))
-    deadline = time.monotonic() + timeout
-    while True:
+    def healthy():
         exited = server.exited_error()
         if exited:
-            raise DatastoreMigrationError(redact(str(exited), secrets))
-        rc, _out, _err = run([binary, 'healthcheck', '-socketPath', sock])
-        if rc == 0:
-            return
-        if time.monotonic() > deadline:
+            raise exited
+        return run([binary, 'healthcheck', '-socketPath', sock])[0] == 0
+    try:
+        server.start()
+        wait_until(healthy, timeout, '%s to be healthy' % server.name, interval=1)
+    except ScratchError as exc:
+        if server.running():
             raise DatastoreMigrationError('%s was not healthy after %ss: %s'
                                           % (server.name, timeout, redact(server.log_tail(1000), secrets)))
-        time.sleep(1)
+        raise DatastoreMigrationError(redact(str(exc), secrets))
